@@ -1,0 +1,11 @@
+#!/bin/bash
+# Installs what building and testing Berth needs on Debian (idempotent; needs root).
+set -euo pipefail
+pkgs=(busybox-static libseccomp-dev pkg-config iproute2 procps)
+missing=()
+for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup) first" >&2; exit 1; }
