@@ -11,6 +11,7 @@ use rustix::fs::{Mode, OFlags};
 
 use crate::error::{Error, IoContext, Result};
 use crate::launch::{self, Launch, Namespaces, Role};
+use crate::security::CapSets;
 use crate::spec::{self, Bundle};
 use crate::state::{self, EXEC_FIFO, OciState, Record, StateRoot, Status};
 use crate::{console, hooks, seccomp, sys};
@@ -124,10 +125,8 @@ pub fn create(
         .as_ref()
         .expect("validated: process is present");
     let namespaces = Namespaces::for_init(spec);
-    if namespaces.unshare & libc::CLONE_NEWNS == 0 {
-        return Err(Error::InvalidConfig(
-            "linux.namespaces: a mount namespace is required".into(),
-        ));
+    if namespaces.user == launch::UserNs::Inherit {
+        CapSets::from_spec(process.capabilities().as_ref()).check_grantable()?;
     }
     let terminal = process.terminal().unwrap_or(false);
     if terminal && opts.console_socket.is_none() {
@@ -242,6 +241,9 @@ fn make_exec_fifo(state_dir: &Path) -> Result<OwnedFd> {
         0,
     )
     .ctx(|| format!("create {}", path.display()))?;
+    // The umask narrowed the mode; init may run as a mapped root that is "other" here.
+    rustix::fs::chmod(&path, Mode::from_raw_mode(0o622))
+        .ctx(|| format!("chmod {}", path.display()))?;
     rustix::fs::open(&path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
         .ctx(|| format!("open {}", path.display()))
 }

@@ -155,8 +155,14 @@ impl Namespaces {
         })
     }
 
-    fn has_new_mount_ns(&self) -> bool {
+    /// Whether the process gets a mount namespace of its own (new, or joined by path, as
+    /// runc treats both), where the rootfs is built. Without one the runtime only chroots.
+    fn has_mount_ns(&self) -> bool {
         self.unshare & libc::CLONE_NEWNS != 0
+            || self
+                .joins
+                .iter()
+                .any(|(flag, _)| *flag == libc::CLONE_NEWNS)
     }
 }
 
@@ -364,7 +370,7 @@ fn init_setup(l: &Launch<'_>, chan: &Channel, host_pid: i32) -> Result<Infallibl
     rustix::process::umask(Mode::empty());
     let linux = l.spec.linux().as_ref();
     let user_ns = l.namespaces.user != UserNs::Inherit;
-    let new_mnt = l.namespaces.has_new_mount_ns();
+    let new_mnt = l.namespaces.has_mount_ns();
     if new_mnt {
         let builder = RootfsBuilder {
             spec: l.spec,
@@ -396,16 +402,6 @@ fn init_setup(l: &Launch<'_>, chan: &Channel, host_pid: i32) -> Result<Infallibl
         } else {
             rootfs::pivot(rootfs)?
         }
-        rootfs::mask_paths(
-            linux
-                .and_then(|l| l.masked_paths().as_deref())
-                .unwrap_or_default(),
-        )?;
-        rootfs::readonly_paths(
-            linux
-                .and_then(|l| l.readonly_paths().as_deref())
-                .unwrap_or_default(),
-        )?;
     } else {
         rustix::process::chroot(rootfs.as_path())
             .ctx(|| format!("chroot to {}", rootfs.display()))?;
@@ -424,6 +420,14 @@ fn init_setup(l: &Launch<'_>, chan: &Channel, host_pid: i32) -> Result<Infallibl
     }
     if let Some(d) = l.spec.domainname().as_deref().filter(|d| !d.is_empty()) {
         rustix::system::setdomainname(d.as_bytes()).ctx(|| format!("domainname: set {d:?}"))?;
+    }
+    // After sysctls: /proc/sys is usually among the read-only paths.
+    if new_mnt {
+        let paths = |f: fn(&oci_spec::runtime::Linux) -> &Option<Vec<String>>| {
+            linux.and_then(|l| f(l).as_deref()).unwrap_or_default()
+        };
+        rootfs::readonly_paths(paths(|l| l.readonly_paths()))?;
+        rootfs::mask_paths(paths(|l| l.masked_paths()))?;
     }
     if l.process.terminal().unwrap_or(false) {
         let slave = setup_terminal(l)?;
@@ -499,6 +503,20 @@ fn finish(
         security::set_no_new_privs()?;
     }
     chan.send(&Msg::Ready)?;
+    // Nobody reads the sync socket after Ready: report on the container's stderr instead.
+    let Err(e) = after_ready(l, init, &exe, &env);
+    eprintln!("berth-runtime: {e}");
+    sys::exit_now(127)
+}
+
+/// From `start` to exec: the exec FIFO, startContainer hooks, a late seccomp filter.
+fn after_ready(
+    l: &Launch<'_>,
+    init: Option<(&OwnedFd, &OciState)>,
+    exe: &Path,
+    env: &[String],
+) -> Result<Infallible> {
+    let p = l.process;
     if let Some((fifo, state)) = init {
         wait_for_start(fifo)?;
         let mut state = state.clone();
@@ -510,7 +528,9 @@ fn finish(
             .and_then(|h| h.start_container().as_ref());
         hooks::run_all("startContainer", hooks, &state)?;
     }
-    if nnp && let Some(f) = &l.seccomp {
+    if p.no_new_privileges().unwrap_or(false)
+        && let Some(f) = &l.seccomp
+    {
         f.load()?;
     }
     let argv: Vec<CString> = p

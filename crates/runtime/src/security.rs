@@ -53,6 +53,30 @@ impl CapSets {
         }
     }
 
+    /// Fails, naming the capability, when the config asks for one the runtime itself does
+    /// not hold (e.g. CAP_SYS_RESOURCE in a restricted sandbox): capset would refuse it
+    /// half-way through setup otherwise. Not for user-namespaced containers, whose
+    /// capabilities live in their own namespace.
+    pub fn check_grantable(&self) -> Result<()> {
+        let own = caps::read(None, CapSet::Permitted).unwrap_or_default();
+        let sets = [
+            ("permitted", &self.permitted),
+            ("effective", &self.effective),
+            ("inheritable", &self.inheritable),
+            ("ambient", &self.ambient),
+        ];
+        for (name, set) in sets {
+            let mut missing: Vec<String> = set.difference(&own).map(|c| c.to_string()).collect();
+            missing.sort();
+            if let Some(first) = missing.first() {
+                return Err(Error::InvalidConfig(format!(
+                    "process.capabilities.{name}: {first} cannot be granted: berth-runtime does not hold it itself"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Drops every capability outside the bounding set. Needs CAP_SETPCAP, so it runs
     /// before the user switch.
     pub fn drop_bounding(&self) -> Result<()> {
