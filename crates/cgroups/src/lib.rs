@@ -132,10 +132,25 @@ impl Manager {
             Version::V1 => Backend::V1(v1::V1::discover(root, &cgroup_path)?),
             Version::V2 => Backend::V2(v2::V2::discover(root, &cgroup_path)?),
         };
-        Ok(Manager {
+        let manager = Manager {
             backend,
             created: Arc::default(),
-        })
+        };
+        // The default parent (`/berth`) belongs to the runtime: count it as made by us in
+        // every process, so the last container's destroy removes it once it is empty.
+        if cgroups_path.is_none_or(str::is_empty) {
+            let parents: Vec<PathBuf> = manager
+                .paths()
+                .values()
+                .filter_map(|p| p.parent().map(Path::to_path_buf))
+                .collect();
+            manager
+                .created
+                .lock()
+                .expect("not poisoned")
+                .extend(parents);
+        }
+        Ok(manager)
     }
 
     /// The cgroup version this manager drives.

@@ -103,3 +103,11 @@ fn invalid_id_is_refused() {
         stderr(&out)
     );
 }
+
+#[test]
+fn readonly_root_without_mount_namespace() {
+    let mut b = TestBundle::new(&["true"]);
+    b.config["root"]["readonly"] = json!(true);
+    b.config["linux"]["namespaces"] = json!([{"type": "pid"}]);
+    assert_refused(&b, "root.readonly");
+}

@@ -229,3 +229,21 @@ fn rlimits_and_sysctls_apply() {
     b.config["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"});
     assert_eq!(run_ok(&b), "256\n1\n");
 }
+
+#[test]
+fn without_namespaces_the_process_shares_the_hosts_and_is_chrooted() {
+    let mut b = TestBundle::new(&["sleep", "100"]);
+    b.config["linux"]["namespaces"] = json!([]);
+    b.config["mounts"] = json!([]);
+    b.config.as_object_mut().unwrap().remove("hostname");
+    let out = b.create();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pid = b.state()["pid"].as_i64().unwrap();
+    for ns in ["net", "pid", "mnt", "uts"] {
+        let host = std::fs::read_link(format!("/proc/self/ns/{ns}")).unwrap();
+        let theirs = std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).unwrap();
+        assert_eq!(host, theirs, "{ns} namespace differs");
+    }
+    let root = std::fs::read_link(format!("/proc/{pid}/root")).unwrap();
+    assert_eq!(root, b.rootfs().canonicalize().unwrap());
+}

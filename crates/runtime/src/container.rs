@@ -231,6 +231,8 @@ fn annotations(spec: &Spec) -> std::collections::BTreeMap<String, String> {
         .collect()
 }
 
+/// Creates the exec FIFO; returns an O_PATH handle on the state dir, through which init
+/// opens the FIFO after pivot_root (without needing /proc in the container).
 fn make_exec_fifo(state_dir: &Path) -> Result<OwnedFd> {
     let path = state_dir.join(EXEC_FIFO);
     rustix::fs::mknodat(
@@ -244,8 +246,12 @@ fn make_exec_fifo(state_dir: &Path) -> Result<OwnedFd> {
     // The umask narrowed the mode; init may run as a mapped root that is "other" here.
     rustix::fs::chmod(&path, Mode::from_raw_mode(0o622))
         .ctx(|| format!("chmod {}", path.display()))?;
-    rustix::fs::open(&path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
-        .ctx(|| format!("open {}", path.display()))
+    rustix::fs::open(
+        state_dir,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| format!("open {}", state_dir.display()))
 }
 
 fn write_pid_file(path: Option<&Path>, pid: i32) -> Result<()> {

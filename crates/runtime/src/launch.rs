@@ -13,7 +13,7 @@
 
 use std::convert::Infallible;
 use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -32,7 +32,7 @@ use crate::{console, hooks, seccomp, sys};
 pub enum Role {
     /// The container's init: builds the rootfs and waits on the exec FIFO for `start`.
     Init {
-        /// O_PATH handle on the state dir's exec.fifo.
+        /// O_PATH handle on the state dir, which holds exec.fifo.
         fifo: OwnedFd,
         /// Bundle directory (relative bind sources resolve against it).
         bundle: PathBuf,
@@ -436,15 +436,11 @@ fn init_setup(l: &Launch<'_>, chan: &Channel, host_pid: i32) -> Result<Infallibl
     if let Some(p) = linux.and_then(|l| l.personality().as_ref()) {
         security::set_personality(p)?;
     }
-    if l.spec
-        .root()
-        .as_ref()
-        .and_then(|r| r.readonly())
-        .unwrap_or(false)
-    {
-        rootfs::readonly_root()?;
-    }
+    // Without a mount namespace "/" is the host's root mount: never remount it.
     if new_mnt {
+        if l.spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
+            rootfs::readonly_root()?;
+        }
         rootfs::set_root_propagation(l.spec)?;
     }
     finish(l, chan, Some((fifo, &state)))
@@ -486,6 +482,8 @@ fn finish(
     security::set_rlimits(p.rlimits().as_deref().unwrap_or_default())?;
     let env = environment(p);
     let exe = find_executable(p, &env)?;
+    // Checked before a seccomp filter exists: the profile may deny getcwd.
+    enter_cwd(p.cwd())?;
     let nnp = p.no_new_privileges().unwrap_or(false);
     if !nnp {
         // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while we have it.
@@ -497,7 +495,14 @@ fn finish(
     caps.drop_bounding()?;
     security::switch_user(p)?;
     caps.apply()?;
-    enter_cwd(p.cwd())?;
+    // Again as the user, so a directory the user may not enter is refused as it would be
+    // for any process of theirs. The path resolves the same way as the checked one above.
+    std::env::set_current_dir(p.cwd()).ctx(|| {
+        format!(
+            "process.cwd: chdir to {} as the process user",
+            p.cwd().display()
+        )
+    })?;
     rustix::process::umask(Mode::from_raw_mode(p.user().umask().unwrap_or(0o022)));
     if nnp {
         security::set_no_new_privs()?;
@@ -554,10 +559,10 @@ fn after_ready(
 }
 
 /// Blocks until `start` opens the exec FIFO, then tells it we are about to exec.
-fn wait_for_start(fifo: &OwnedFd) -> Result<()> {
-    let path = format!("/proc/self/fd/{}", fifo.as_raw_fd());
-    let fd = rustix::fs::open(
-        path.as_str(),
+fn wait_for_start(state_dir: &OwnedFd) -> Result<()> {
+    let fd = rustix::fs::openat(
+        state_dir,
+        crate::state::EXEC_FIFO,
         OFlags::WRONLY | OFlags::CLOEXEC,
         Mode::empty(),
     )

@@ -126,6 +126,13 @@ fn validate_namespaces(spec: &Spec) -> Result<()> {
             )));
         }
     }
+    if !seen.contains(&LinuxNamespaceType::Mount)
+        && spec.root().as_ref().and_then(|r| r.readonly()) == Some(true)
+    {
+        return Err(Error::InvalidConfig(
+            "root.readonly: a read-only root needs a mount namespace in linux.namespaces".into(),
+        ));
+    }
     let has_uts = seen.contains(&LinuxNamespaceType::Uts);
     if spec.hostname().as_ref().is_some_and(|h| !h.is_empty()) && !has_uts {
         return Err(Error::InvalidConfig(
