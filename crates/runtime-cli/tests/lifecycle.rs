@@ -240,3 +240,74 @@ fn spec_writes_a_usable_config_and_refuses_to_overwrite() {
         .unwrap();
     assert!(!again.status.success());
 }
+
+#[test]
+fn container_hooks_run_in_the_right_namespaces() {
+    let mut b = TestBundle::new(&["true"]);
+    let log = b.dir.path().join("create-container.log");
+    // createContainer runs in the container's namespaces before pivot_root: host paths
+    // still resolve, the mount namespace is already the container's.
+    b.config["hooks"] = json!({
+        "createContainer": [{"path": "/bin/sh", "args": ["sh", "-c", format!("readlink /proc/self/ns/mnt > {}", log.display())]}],
+        // startContainer runs after pivot_root: its path resolves inside the container.
+        "startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "hostname > /start-hook.out"]}]
+    });
+    let out = b.run();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let hook_ns = std::fs::read_to_string(&log).unwrap();
+    let host_ns = std::fs::read_link("/proc/self/ns/mnt").unwrap();
+    assert_ne!(
+        hook_ns.trim(),
+        host_ns.to_str().unwrap(),
+        "createContainer ran in the host's mount namespace"
+    );
+    assert_eq!(
+        std::fs::read_to_string(b.rootfs().join("start-hook.out")).unwrap(),
+        "berth-test\n"
+    );
+}
+
+#[test]
+fn foreground_terminal_without_console_socket_is_proxied() {
+    let mut b = TestBundle::new(&["sh", "-c", "tty"]);
+    b.config["process"]["terminal"] = json!(true);
+    let out = b.run();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("/dev/pts/0"), "{:?}", stdout(&out));
+}
+
+#[test]
+fn no_pivot_runs_the_container() {
+    let b = TestBundle::new(&["sh", "-c", "cat /marker"]);
+    std::fs::write(b.rootfs().join("marker"), "moved\n").unwrap();
+    b.write_config();
+    let out = b
+        .rt(&["run", "--no-pivot", &b.id])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "moved\n");
+}
+
+#[test]
+fn errors_go_to_the_json_log_for_containerd() {
+    let b = TestBundle::new(&["true"]);
+    let log = b.dir.path().join("log.json");
+    let out = b.cmd(&[
+        "--log",
+        log.to_str().unwrap(),
+        "--log-format",
+        "json",
+        "start",
+        "no-such-container",
+    ]);
+    assert!(!out.status.success());
+    let line: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&log).unwrap().trim()).unwrap();
+    assert_eq!(line["level"], "error");
+    assert!(
+        line["msg"].as_str().unwrap().contains("no-such-container"),
+        "{line}"
+    );
+}
