@@ -216,8 +216,21 @@ impl V1 {
         if memory.disable_oom_killer() == Some(true) {
             fs::write(dir, "memory.oom_control", "1")?;
         }
-        // memory.kernel / kernelTCP are deliberately ignored: kernel memory
-        // limits are deprecated and gone from recent kernels.
+        // Kernel memory limits are deprecated: set them where the kernel still has
+        // the files (on 6.x kmem.limit_in_bytes accepts and ignores writes), skip
+        // them where it does not, like runc.
+        #[allow(deprecated)]
+        let kernel_limits = [
+            ("memory.kmem.limit_in_bytes", memory.kernel()),
+            ("memory.kmem.tcp.limit_in_bytes", memory.kernel_tcp()),
+        ];
+        for (file, value) in kernel_limits {
+            if let Some(v) = value.filter(|v| *v != 0)
+                && fs::exists(dir, file)
+            {
+                fs::write(dir, file, &v.to_string())?;
+            }
+        }
         Ok(())
     }
 

@@ -163,7 +163,8 @@ pub fn create(
         oci_version: spec.version().clone(),
         id: id.to_string(),
         pid: 0,
-        status: Status::Creating,
+        // runtime-tools expects "created" in the state that creation-time hooks read.
+        status: Status::Created,
         bundle: dir.clone(),
         rootfs: rootfs.clone(),
         created: created.clone(),
