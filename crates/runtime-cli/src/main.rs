@@ -107,14 +107,16 @@ fn main() {
         eprintln!("berth-runtime: no command given; see --help");
         std::process::exit(1);
     };
-    if matches!(
+    let spawns_containers = matches!(
         command,
         Command::Create(_) | Command::Run(_) | Command::Exec(_)
-    ) && !berth_runtime::selfexe::is_sealed()
-    {
+    );
+    if spawns_containers && !berth_runtime::selfexe::is_protected() {
         // Never let container code see a writable host binary behind /proc/self/exe.
-        let err = berth_runtime::selfexe::reexec_sealed();
-        logger.error(&format!("re-execute from a sealed copy: {err}"));
+        let err = berth_runtime::selfexe::reexec_protected(&cli.root.join(".exe-layer"));
+        logger.error(&format!(
+            "re-execute from a write-protected view of berth-runtime: {err}"
+        ));
         std::process::exit(1);
     }
     if cli.systemd_cgroup {
