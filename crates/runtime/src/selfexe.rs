@@ -54,7 +54,12 @@ fn readonly_overlay_view(empty_dir: &Path) -> io::Result<OwnedFd> {
     rustix::mount::fsconfig_create(&fs)?;
     let attrs = MountAttrFlags::MOUNT_ATTR_RDONLY | MountAttrFlags::MOUNT_ATTR_NODEV;
     let mnt = rustix::mount::fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, attrs)?;
-    Ok(rustix::fs::openat(&mnt, name, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?)
+    Ok(rustix::fs::openat(
+        &mnt,
+        name,
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
 }
 
 /// A sealed memfd copy of the running binary.

@@ -28,6 +28,8 @@ pub struct TestBundle {
     pub state_root: tempfile::TempDir,
     pub id: String,
     pub config: Value,
+    /// A shell script every runtime command runs under (in a private mount namespace).
+    pub wrapper: Option<PathBuf>,
 }
 
 /// The capabilities Docker gives a container by default.
@@ -83,6 +85,7 @@ impl TestBundle {
             state_root,
             id,
             config,
+            wrapper: None,
         }
     }
 
@@ -115,9 +118,17 @@ impl TestBundle {
         .unwrap();
     }
 
-    /// `berth-runtime --root <state> ARGS...`.
+    /// `berth-runtime --root <state> ARGS...`, under the wrapper script if there is one.
     pub fn rt(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(runtime_bin());
+        let mut c = match &self.wrapper {
+            Some(script) => {
+                let mut c = Command::new("unshare");
+                c.args(["--mount", "--propagation", "private", "--", "sh"]);
+                c.arg(script).arg(runtime_bin());
+                c
+            }
+            None => Command::new(runtime_bin()),
+        };
         c.arg("--root")
             .arg(self.state_root.path())
             .args(args)
