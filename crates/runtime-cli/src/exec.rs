@@ -140,17 +140,7 @@ pub fn exec(root: &StateRoot, a: ExecArgs) -> Result<i32> {
         pid_file: a.pid_file.clone(),
         preserve_fds: a.preserve_fds,
     };
-    let listener = if terminal && opts.console_socket.is_none() {
-        anyhow::ensure!(
-            !a.detach,
-            "cannot detach a process with a terminal without --console-socket"
-        );
-        let l = tty::ConsoleListener::new()?;
-        opts.console_socket = Some(l.path());
-        Some(l)
-    } else {
-        None
-    };
+    let listener = tty::listener_if_needed(terminal, &mut opts.console_socket, a.detach)?;
     let pid = container.exec(&process, &opts)?;
     if a.detach {
         return Ok(0);

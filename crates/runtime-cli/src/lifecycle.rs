@@ -74,17 +74,7 @@ pub fn run(root: &StateRoot, a: RunArgs) -> Result<i32> {
         .and_then(|p| p.terminal())
         .unwrap_or(false);
     let mut opts = options(&a.create);
-    let listener = if terminal && opts.console_socket.is_none() {
-        anyhow::ensure!(
-            !a.detach,
-            "cannot detach a container with a terminal without --console-socket"
-        );
-        let l = tty::ConsoleListener::new()?;
-        opts.console_socket = Some(l.path());
-        Some(l)
-    } else {
-        None
-    };
+    let listener = tty::listener_if_needed(terminal, &mut opts.console_socket, a.detach)?;
     let container = berth_runtime::create(root, &a.create.id, &a.create.bundle, &opts)?;
     let master = listener.as_ref().map(|l| l.receive_master()).transpose()?;
     if let Err(e) = container.start() {

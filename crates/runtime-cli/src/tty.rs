@@ -42,6 +42,25 @@ impl ConsoleListener {
     }
 }
 
+/// When a process wants a terminal and the caller gave no console socket, makes one here
+/// (the CLI then proxies the terminal itself) and points `console_socket` at it.
+pub fn listener_if_needed(
+    terminal: bool,
+    console_socket: &mut Option<PathBuf>,
+    detach: bool,
+) -> Result<Option<ConsoleListener>> {
+    if !terminal || console_socket.is_some() {
+        return Ok(None);
+    }
+    anyhow::ensure!(
+        !detach,
+        "cannot detach from a terminal without --console-socket to hand it to"
+    );
+    let l = ConsoleListener::new()?;
+    *console_socket = Some(l.path());
+    Ok(Some(l))
+}
+
 /// Puts our terminal in raw mode while alive.
 struct RawMode {
     saved: Option<rustix::termios::Termios>,
