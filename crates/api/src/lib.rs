@@ -1,0 +1,54 @@
+//! # berth-api
+//!
+//! The Docker Engine API as Berth serves it, over HTTP/1.1: the route table, the `/v1.NN`
+//! version prefix and its negotiation, and Docker's error shape (`{"message": ...}` with
+//! Docker's status codes).
+//!
+//! **Owns:** HTTP details only. Handlers call backend traits ([`SystemBackend`], and more as
+//! the engine grows); this crate knows nothing of containers, images or storage.
+//! **Called by:** `berthd`, which implements the backends and serves [`app`] on its sockets.
+
+pub mod error;
+pub mod system;
+pub mod version;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::routing::get;
+
+pub use error::ApiError;
+pub use system::{SystemBackend, VersionInfo};
+pub use version::{ApiVersion, MAX_API_VERSION, MIN_API_VERSION};
+
+/// Everything the handlers need, shared by all requests.
+#[derive(Clone)]
+pub struct Backends {
+    /// Version and host information.
+    pub system: Arc<dyn SystemBackend>,
+}
+
+/// The route table, without the version layer (see [`app`]).
+pub fn router(backends: Backends) -> Router {
+    Router::new()
+        .route("/_ping", get(system::ping).head(system::ping_head))
+        .route("/version", get(system::version))
+        .route("/info", get(system::info))
+        .fallback(error::not_found)
+        .with_state(backends)
+}
+
+/// The version layer's function type.
+type StripFn = fn(Request, axum::middleware::Next) -> version::StripFuture;
+
+/// The complete API service: [`router`] behind the version layer.
+pub type App = axum::middleware::FromFn<StripFn, (), Router, (Request,)>;
+
+/// The complete service: the version prefix is stripped and checked before routing, so
+/// every route answers with and without `/v1.NN`.
+pub fn app(backends: Backends) -> App {
+    use tower::Layer;
+    let strip: StripFn = version::strip_prefix;
+    axum::middleware::from_fn(strip).layer(router(backends))
+}

@@ -1,0 +1,183 @@
+//! The daemon's settings: command-line flags over the JSON config file (daemon.json keys
+//! where Docker has them) over defaults.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+
+/// berthd's flags (the fixed contract of DESIGN.md).
+#[derive(clap::Parser, Debug)]
+#[command(name = "berthd", version, about = "The Berth container engine daemon")]
+pub struct Flags {
+    /// Socket to listen on, unix:///path (repeatable)
+    #[arg(short = 'H', long = "host")]
+    pub hosts: Vec<String>,
+    /// Root of persistent state
+    #[arg(long = "data-root")]
+    pub data_root: Option<PathBuf>,
+    /// Root of runtime state (sockets, shims)
+    #[arg(long = "exec-root")]
+    pub exec_root: Option<PathBuf>,
+    /// File to write the daemon's pid to
+    #[arg(long)]
+    pub pidfile: Option<PathBuf>,
+    /// JSON config file (daemon.json keys)
+    #[arg(long = "config-file")]
+    pub config_file: Option<PathBuf>,
+    /// Log level: error, warn, info, debug, trace
+    #[arg(short = 'l', long = "log-level")]
+    pub log_level: Option<String>,
+}
+
+/// The config file's keys, named as in Docker's daemon.json.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct FileConfig {
+    hosts: Option<Vec<String>>,
+    data_root: Option<PathBuf>,
+    exec_root: Option<PathBuf>,
+    pidfile: Option<PathBuf>,
+    log_level: Option<String>,
+}
+
+/// The resolved settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Sockets to serve, as unix socket paths.
+    pub hosts: Vec<PathBuf>,
+    /// Persistent state.
+    pub data_root: PathBuf,
+    /// Runtime state.
+    pub exec_root: PathBuf,
+    /// Pid file.
+    pub pidfile: PathBuf,
+    /// tracing filter.
+    pub log_level: String,
+}
+
+const DEFAULT_CONFIG_FILE: &str = "/etc/berth/daemon.json";
+
+impl Config {
+    /// Flags win over the file, the file over defaults. A missing default config file is
+    /// fine; a missing file named with --config-file is not.
+    pub fn load(flags: Flags) -> Result<Self> {
+        let file = match &flags.config_file {
+            Some(p) => read_file(p)?,
+            None if std::path::Path::new(DEFAULT_CONFIG_FILE).exists() => {
+                read_file(std::path::Path::new(DEFAULT_CONFIG_FILE))?
+            }
+            None => FileConfig::default(),
+        };
+        let exec_root = flags
+            .exec_root
+            .or(file.exec_root)
+            .unwrap_or_else(|| "/run/berth".into());
+        let hosts = if !flags.hosts.is_empty() {
+            flags.hosts
+        } else {
+            file.hosts.unwrap_or_default()
+        };
+        let hosts = if hosts.is_empty() {
+            vec![exec_root.join("berth.sock")]
+        } else {
+            hosts.iter().map(|h| parse_host(h)).collect::<Result<_>>()?
+        };
+        Ok(Config {
+            hosts,
+            data_root: flags
+                .data_root
+                .or(file.data_root)
+                .unwrap_or_else(|| "/var/lib/berth".into()),
+            pidfile: flags
+                .pidfile
+                .or(file.pidfile)
+                .unwrap_or_else(|| exec_root.join("berthd.pid")),
+            exec_root,
+            log_level: flags
+                .log_level
+                .or(file.log_level)
+                .unwrap_or_else(|| "info".into()),
+        })
+    }
+}
+
+fn read_file(path: &std::path::Path) -> Result<FileConfig> {
+    let text =
+        std::fs::read(path).with_context(|| format!("read config file {}", path.display()))?;
+    let de = &mut serde_json::Deserializer::from_slice(&text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = e.path().to_string();
+        anyhow::anyhow!("config file {}: {key}: {}", path.display(), e.into_inner())
+    })
+}
+
+/// Accepts `unix:///path` (and a bare absolute path); TCP needs TLS, which is not there yet.
+fn parse_host(h: &str) -> Result<PathBuf> {
+    if let Some(p) = h.strip_prefix("unix://") {
+        if p.starts_with('/') {
+            return Ok(PathBuf::from(p));
+        }
+        bail!("-H {h}: a unix socket needs an absolute path, e.g. unix:///run/berth/berth.sock");
+    }
+    if h.starts_with('/') {
+        return Ok(PathBuf::from(h));
+    }
+    if h.starts_with("tcp://") {
+        bail!("-H {h}: tcp:// listeners need TLS, which berthd does not support yet; use unix://");
+    }
+    bail!("-H {h}: use unix:///path/to/socket")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts() {
+        assert_eq!(
+            parse_host("unix:///run/x.sock").unwrap(),
+            PathBuf::from("/run/x.sock")
+        );
+        assert!(parse_host("unix://rel.sock").is_err());
+        assert!(
+            parse_host("tcp://0.0.0.0:2375")
+                .unwrap_err()
+                .to_string()
+                .contains("TLS")
+        );
+    }
+
+    #[test]
+    fn file_keys_and_precedence() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("daemon.json");
+        std::fs::write(
+            &f,
+            r#"{"data-root": "/d", "log-level": "debug", "hosts": ["unix:///s.sock"]}"#,
+        )
+        .unwrap();
+        let flags = Flags {
+            hosts: vec![],
+            data_root: Some("/flag".into()),
+            exec_root: None,
+            pidfile: None,
+            config_file: Some(f.clone()),
+            log_level: None,
+        };
+        let c = Config::load(flags).unwrap();
+        assert_eq!(c.data_root, PathBuf::from("/flag"));
+        assert_eq!(c.log_level, "debug");
+        assert_eq!(c.hosts, vec![PathBuf::from("/s.sock")]);
+        std::fs::write(&f, r#"{"no-such-key": 1}"#).unwrap();
+        let flags = Flags {
+            hosts: vec![],
+            data_root: None,
+            exec_root: None,
+            pidfile: None,
+            config_file: Some(f),
+            log_level: None,
+        };
+        assert!(format!("{:#}", Config::load(flags).unwrap_err()).contains("no-such-key"));
+    }
+}

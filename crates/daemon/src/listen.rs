@@ -1,0 +1,45 @@
+//! API sockets: unix sockets, mode 0660, replacing a stale file but never a live socket.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use tokio::net::UnixListener;
+
+/// A bound API socket.
+pub struct Listener {
+    /// Socket path.
+    pub path: PathBuf,
+    /// The listening socket.
+    pub listener: UnixListener,
+}
+
+/// Binds `path`. An existing socket that still answers belongs to another daemon: refuse.
+pub async fn bind(path: &Path) -> Result<Listener> {
+    if path.exists() {
+        if tokio::net::UnixStream::connect(path).await.is_ok() {
+            bail!(
+                "{} is in use by another daemon: stop it or choose another -H",
+                path.display()
+            );
+        }
+        std::fs::remove_file(path)
+            .with_context(|| format!("remove stale socket {}", path.display()))?;
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    }
+    let listener =
+        UnixListener::bind(path).with_context(|| format!("listen on {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+        .with_context(|| format!("chmod 0660 {}", path.display()))?;
+    Ok(Listener {
+        path: path.to_path_buf(),
+        listener,
+    })
+}
+
+/// Removes a socket file at shutdown.
+pub fn remove_socket(path: &Path) {
+    let _ = std::fs::remove_file(path);
+}

@@ -1,0 +1,103 @@
+#![recursion_limit = "256"]
+//! `berthd`: the Berth daemon. It reads its flags and config file, builds the engine's
+//! services, and serves the Docker Engine API on its sockets until SIGINT or SIGTERM.
+//! All wiring of the engine's parts happens in [`build_backends`], in one place.
+
+mod config;
+mod listen;
+mod pidfile;
+mod system;
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+
+use crate::config::{Config, Flags};
+
+fn main() {
+    let flags = Flags::parse();
+    let config = match Config::load(flags) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("berthd: {e:#}");
+            std::process::exit(1);
+        }
+    };
+    init_logging(&config.log_level);
+    if let Err(e) = run(config) {
+        tracing::error!("{e:#}");
+        eprintln!("berthd: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Builds every service the API needs from the configuration.
+fn build_backends(config: &Config) -> berth_api::Backends {
+    berth_api::Backends {
+        system: Arc::new(system::HostSystem::new(config)),
+    }
+}
+
+fn run(config: Config) -> Result<()> {
+    for dir in [&config.data_root, &config.exec_root] {
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    }
+    let _pid = pidfile::PidFile::claim(&config.pidfile)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("start async runtime")?;
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: Config) -> Result<()> {
+    // Installed before the sockets exist: a client that sees the socket may signal us.
+    let shutdown = shutdown_signal()?;
+    let backends = build_backends(&config);
+    let mut listeners = Vec::new();
+    for host in &config.hosts {
+        listeners.push(listen::bind(host).await?);
+    }
+    let mut servers = tokio::task::JoinSet::new();
+    for l in listeners {
+        let app = berth_api::app(backends.clone());
+        tracing::info!(socket = %l.path.display(), "API listening");
+        servers.spawn(async move {
+            let service = axum::ServiceExt::<axum::extract::Request>::into_make_service(app);
+            axum::serve(l.listener, service).await
+        });
+    }
+    shutdown.await;
+    tracing::info!("shutting down");
+    servers.abort_all();
+    for host in &config.hosts {
+        listen::remove_socket(host);
+    }
+    Ok(())
+}
+
+/// Resolves at the first SIGTERM or SIGINT; the handlers are in place when this returns.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("install SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("install SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
+}

@@ -1,0 +1,240 @@
+//! berthd as a process: its socket, pid file, API versions and errors, and the real docker
+//! CLI talking to it.
+
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A private berthd: own socket, data root, exec root and pid file; stopped and removed on
+/// drop, even when the test fails.
+struct Daemon {
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl Daemon {
+    fn start() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("berthd-test")
+            .tempdir()
+            .unwrap();
+        let mut d = Daemon { dir, child: None };
+        d.child = Some(d.spawn().spawn().unwrap());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while UnixStream::connect(d.socket()).is_err() {
+            assert!(Instant::now() < deadline, "berthd did not start");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        d
+    }
+
+    fn spawn(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_berthd"));
+        c.arg("-H")
+            .arg(format!("unix://{}", self.socket().display()))
+            .arg("--data-root")
+            .arg(self.dir.path().join("data"))
+            .arg("--exec-root")
+            .arg(self.dir.path().join("exec"))
+            .arg("--pidfile")
+            .arg(self.pidfile())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        c
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("berth.sock")
+    }
+
+    fn pidfile(&self) -> PathBuf {
+        self.dir.path().join("berthd.pid")
+    }
+
+    /// One HTTP/1.1 request over the socket; returns (status, headers, body).
+    fn request(&self, method: &str, path: &str) -> (u16, String, String) {
+        let mut s = UnixStream::connect(self.socket()).unwrap();
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: berth\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).unwrap();
+        let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+        let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+        (status, head.to_ascii_lowercase(), body.to_string())
+    }
+
+    fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().unwrap();
+        // SAFETY: kill(2) on the pid of the child this test started.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        child.wait().unwrap()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn docker(d: &Daemon, args: &[&str]) -> Option<std::process::Output> {
+    if Command::new("docker").arg("--version").output().is_err() {
+        eprintln!("skipped: the docker CLI is not installed");
+        return None;
+    }
+    let out = Command::new("docker")
+        .env("DOCKER_HOST", format!("unix://{}", d.socket().display()))
+        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
+        .args(args)
+        .output()
+        .unwrap();
+    Some(out)
+}
+
+#[test]
+fn ping_has_dockers_headers() {
+    let d = Daemon::start();
+    let (status, head, body) = d.request("GET", "/_ping");
+    assert_eq!(status, 200);
+    assert_eq!(body, "OK");
+    for h in ["api-version: 1.47", "ostype: linux", "builder-version: 1"] {
+        assert!(head.contains(h), "missing {h} in\n{head}");
+    }
+    let (status, head, body) = d.request("HEAD", "/_ping");
+    assert_eq!((status, body.as_str()), (200, ""));
+    assert!(head.contains("api-version: 1.47"));
+    let (status, _, _) = d.request("GET", "/v1.24/_ping");
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn api_versions_are_checked_like_dockerd() {
+    let d = Daemon::start();
+    let (status, _, body) = d.request("GET", "/v1.50/version");
+    assert_eq!(status, 400);
+    let msg: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        msg["message"],
+        "client version 1.50 is too new. Maximum supported API version is 1.47"
+    );
+    let (status, _, body) = d.request("GET", "/v1.12/version");
+    assert_eq!(status, 400);
+    assert!(body.contains("too old"), "{body}");
+    let (status, _, body) = d.request("GET", "/v1.41/version");
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["ApiVersion"], "1.47");
+    assert_eq!(v["MinAPIVersion"], "1.24");
+    assert_eq!(v["Os"], "linux");
+}
+
+#[test]
+fn unknown_paths_are_404_json() {
+    let d = Daemon::start();
+    let (status, head, body) = d.request("GET", "/v1.47/no/such/thing");
+    assert_eq!(status, 404);
+    assert!(head.contains("content-type: application/json"));
+    let msg: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(msg["message"], "page not found");
+}
+
+#[test]
+fn socket_is_0660_and_removed_with_the_pid_file_on_sigterm() {
+    let mut d = Daemon::start();
+    let mode = std::fs::metadata(d.socket()).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o660);
+    let pid: u32 = std::fs::read_to_string(d.pidfile())
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(pid, d.child.as_ref().unwrap().id());
+    assert!(d.stop().success());
+    assert!(!d.socket().exists(), "socket left behind");
+    assert!(!d.pidfile().exists(), "pid file left behind");
+}
+
+#[test]
+fn a_second_daemon_on_the_same_pid_file_refuses_to_start() {
+    let d = Daemon::start();
+    let out = d.spawn().output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("another berthd"), "{err}");
+    // The first one still serves.
+    assert_eq!(d.request("GET", "/_ping").0, 200);
+}
+
+#[test]
+fn bad_config_file_is_one_line_and_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("daemon.json");
+    std::fs::write(&cfg, r#"{"data-root": 5}"#).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_berthd"))
+        .arg("--config-file")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("daemon.json") && err.contains("data-root"),
+        "{err}"
+    );
+}
+
+#[test]
+fn docker_cli_negotiates_and_reads_version_and_info() {
+    let d = Daemon::start();
+    let Some(out) = docker(
+        &d,
+        &[
+            "version",
+            "--format",
+            "{{.Server.APIVersion}} {{.Server.Os}}",
+        ],
+    ) else {
+        return;
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1.47 linux");
+    let out = docker(
+        &d,
+        &[
+            "info",
+            "--format",
+            "{{.CgroupVersion}} {{.Driver}} {{.DockerRootDir}}",
+        ],
+    )
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected_cgroup = if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        "2"
+    } else {
+        "1"
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    assert_eq!(fields[0], expected_cgroup);
+    assert_eq!(fields[1], "overlay2");
+    assert_eq!(fields[2], d.dir.path().join("data").to_str().unwrap());
+}
