@@ -62,7 +62,9 @@ pub struct Digest {
 impl Digest {
     /// The digest of `data`.
     pub fn of(data: &[u8]) -> Self {
-        Digest { hex: to_hex(&Sha256::digest(data)) }
+        Digest {
+            hex: to_hex(&Sha256::digest(data)),
+        }
     }
 
     /// The 64 hex digits, without the algorithm.
@@ -95,9 +97,20 @@ impl fmt::Debug for Digest {
 impl FromStr for Digest {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        let hex = s.strip_prefix("sha256:").ok_or_else(|| Error::InvalidDigest(s.into()))?;
-        let ok = hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        if ok { Ok(Digest { hex: hex.to_string() }) } else { Err(Error::InvalidDigest(s.into())) }
+        let hex = s
+            .strip_prefix("sha256:")
+            .ok_or_else(|| Error::InvalidDigest(s.into()))?;
+        let ok = hex.len() == 64
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if ok {
+            Ok(Digest {
+                hex: hex.to_string(),
+            })
+        } else {
+            Err(Error::InvalidDigest(s.into()))
+        }
     }
 }
 
@@ -135,20 +148,30 @@ impl Store {
     /// Opens a blob for reading.
     pub fn open_blob(&self, d: &Digest) -> Result<File> {
         File::open(self.path(d)).map_err(|e| {
-            if e.kind() == io::ErrorKind::NotFound { Error::NotFound(d.clone()) } else { io_err(format!("open blob {d}"))(e) }
+            if e.kind() == io::ErrorKind::NotFound {
+                Error::NotFound(d.clone())
+            } else {
+                io_err(format!("open blob {d}"))(e)
+            }
         })
     }
 
     /// Reads a whole (small) blob.
     pub fn read(&self, d: &Digest) -> Result<Vec<u8>> {
         fs::read(self.path(d)).map_err(|e| {
-            if e.kind() == io::ErrorKind::NotFound { Error::NotFound(d.clone()) } else { io_err(format!("read blob {d}"))(e) }
+            if e.kind() == io::ErrorKind::NotFound {
+                Error::NotFound(d.clone())
+            } else {
+                io_err(format!("read blob {d}"))(e)
+            }
         })
     }
 
     /// Size of a blob in bytes.
     pub fn size(&self, d: &Digest) -> Result<u64> {
-        fs::metadata(self.path(d)).map(|m| m.len()).map_err(|_| Error::NotFound(d.clone()))
+        fs::metadata(self.path(d))
+            .map(|m| m.len())
+            .map_err(|_| Error::NotFound(d.clone()))
     }
 
     /// Stores bytes held in memory; returns their digest.
@@ -161,13 +184,20 @@ impl Store {
     /// Starts streaming a new blob.
     pub fn writer(&self) -> Result<Writer> {
         let file = tempfile_in(&self.root.join("ingest"))?;
-        Ok(Writer { store: self.clone(), file: Some(file), hasher: Sha256::new(), size: 0 })
+        Ok(Writer {
+            store: self.clone(),
+            file: Some(file),
+            hasher: Sha256::new(),
+            size: 0,
+        })
     }
 
     /// Removes a blob; a missing one is fine.
     pub fn delete(&self, d: &Digest) -> Result<()> {
         match fs::remove_file(self.path(d)) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err(format!("delete blob {d}"))(e)),
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                Err(io_err(format!("delete blob {d}"))(e))
+            }
             _ => Ok(()),
         }
     }
@@ -178,7 +208,11 @@ impl Store {
         let entries = fs::read_dir(&dir).map_err(io_err(format!("read {}", dir.display())))?;
         Ok(entries
             .flatten()
-            .filter_map(|e| format!("sha256:{}", e.file_name().to_string_lossy()).parse().ok())
+            .filter_map(|e| {
+                format!("sha256:{}", e.file_name().to_string_lossy())
+                    .parse()
+                    .ok()
+            })
             .collect())
     }
 }
@@ -192,19 +226,28 @@ fn tempfile_in(dir: &Path) -> Result<TempFile> {
     for attempt in 0..100u32 {
         let name = format!(".tmp-{}-{}-{attempt}", std::process::id(), unique());
         let path = dir.join(name);
-        match fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+        match fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
             Ok(file) => return Ok(TempFile { path, file }),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(io_err(format!("create temp file in {}", dir.display()))(e)),
         }
     }
-    Err(Error::Io { context: "create temp file".into(), source: io::Error::other("no free name") })
+    Err(Error::Io {
+        context: "create temp file".into(),
+        source: io::Error::other("no free name"),
+    })
 }
 
 fn unique() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     t.as_nanos() as u64 ^ N.fetch_add(1, Ordering::Relaxed)
 }
 
@@ -226,17 +269,23 @@ impl Writer {
     /// place, fsync the directory. Returns the digest.
     pub fn commit(mut self, expected: Option<&Digest>) -> Result<Digest> {
         let tmp = self.file.take().expect("commit runs once");
-        let actual = Digest { hex: to_hex(&self.hasher.clone().finalize()) };
+        let actual = Digest {
+            hex: to_hex(&self.hasher.clone().finalize()),
+        };
         if let Some(exp) = expected
             && exp != &actual
         {
             let _ = fs::remove_file(&tmp.path);
-            return Err(Error::DigestMismatch { expected: exp.clone(), actual });
+            return Err(Error::DigestMismatch {
+                expected: exp.clone(),
+                actual,
+            });
         }
         tmp.file.sync_all().map_err(io_err("fsync blob"))?;
         let dest = self.store.path(&actual);
         fs::rename(&tmp.path, &dest).map_err(io_err(format!("store blob {actual}")))?;
-        let dir = File::open(dest.parent().expect("blob paths have a parent")).map_err(io_err("open blob dir"))?;
+        let dir = File::open(dest.parent().expect("blob paths have a parent"))
+            .map_err(io_err("open blob dir"))?;
         dir.sync_all().map_err(io_err("fsync blob dir"))?;
         Ok(actual)
     }
@@ -273,7 +322,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path()).unwrap();
         let d = s.put(b"hello").unwrap();
-        assert_eq!(d.to_string(), "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
+        assert_eq!(
+            d.to_string(),
+            "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+        );
         assert_eq!(s.read(&d).unwrap(), b"hello");
         assert_eq!(s.size(&d).unwrap(), 5);
         assert_eq!(s.list().unwrap(), vec![d.clone()]);
@@ -288,7 +340,10 @@ mod tests {
         let wrong = Digest::of(b"other");
         let mut w = s.writer().unwrap();
         w.write_all(b"hello").unwrap();
-        assert!(matches!(w.commit(Some(&wrong)), Err(Error::DigestMismatch { .. })));
+        assert!(matches!(
+            w.commit(Some(&wrong)),
+            Err(Error::DigestMismatch { .. })
+        ));
         assert!(s.list().unwrap().is_empty());
         assert_eq!(fs::read_dir(dir.path().join("ingest")).unwrap().count(), 0);
         // An abandoned writer leaves nothing either.
@@ -301,7 +356,11 @@ mod tests {
     #[test]
     fn digests_parse_strictly() {
         assert!("sha256:abc".parse::<Digest>().is_err());
-        assert!(format!("sha256:{}", "A".repeat(64)).parse::<Digest>().is_err());
+        assert!(
+            format!("sha256:{}", "A".repeat(64))
+                .parse::<Digest>()
+                .is_err()
+        );
         let d: Digest = format!("sha256:{}", "a".repeat(64)).parse().unwrap();
         assert_eq!(d.short(), "aaaaaaaaaaaa");
     }

@@ -1,1 +1,397 @@
-//! Image store (being written).
+//! # berth-images
+//!
+//! The image store: images as Docker sees them (an id that is the digest of the image
+//! config, layers by digest, tags), kept in the content store (config and layer blobs) and
+//! the metadata store (image records and the tag → id table, changed in one transaction).
+//!
+//! **Owns:** import from a tar stream, tag, untag/remove with Docker's conflict rules,
+//! listing with filters, and Docker's inspect shape.
+//! **Does not:** unpack layers into snapshots, talk to registries, or know HTTP.
+
+mod changes;
+pub mod error;
+mod filters;
+pub mod reference;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::sync::Arc;
+
+use berth_content::{Digest, Store};
+use berth_metadata::{Db, Table};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+pub use error::{Error, Result};
+pub use filters::Filters;
+use reference::Reference;
+
+/// What the metadata store keeps per image.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ImageRecord {
+    /// `sha256:` digest of the config blob.
+    pub id: String,
+    /// Creation time (RFC 3339).
+    pub created: String,
+    /// Total uncompressed size of the layers.
+    pub size: u64,
+    /// Layer blob digests, bottom first (uncompressed tars: digest = diff id).
+    pub layers: Vec<String>,
+    /// When a tag last pointed here.
+    pub last_tag_time: Option<String>,
+}
+
+const IMAGES: Table<ImageRecord> = Table::new("images");
+/// Normalized reference → image id.
+const REFS: Table<String> = Table::new("image_refs");
+
+/// Options of [`ImageStore::import`].
+#[derive(Debug, Default, Clone)]
+pub struct ImportOptions {
+    /// `repo[:tag]` to tag the new image with.
+    pub reference: Option<String>,
+    /// `--change` lines.
+    pub changes: Vec<String>,
+    /// Commit message (the config's comment).
+    pub message: Option<String>,
+    /// Where the archive came from, for the history entry (`-` for the request body).
+    pub source: String,
+}
+
+/// The image store.
+#[derive(Clone)]
+pub struct ImageStore {
+    content: Store,
+    db: Arc<Db>,
+}
+
+impl ImageStore {
+    /// A store over shared content and metadata stores.
+    pub fn new(content: Store, db: Arc<Db>) -> Self {
+        ImageStore { content, db }
+    }
+
+    /// Imports a root filesystem tar (plain, gzip or zstd) as a one-layer image and tags it
+    /// if asked. Everything is validated before the image becomes visible.
+    pub fn import(&self, input: impl Read, opts: &ImportOptions) -> Result<String> {
+        let reference = opts
+            .reference
+            .as_deref()
+            .filter(|r| !r.is_empty())
+            .map(|r| Reference::parse(r).map(Reference::with_default_tag))
+            .transpose()?;
+        let mut config_obj = Map::new();
+        changes::apply(&mut config_obj, &opts.changes)?;
+        let (layer, size) = self.store_layer(input)?;
+        let now = berth_types::time::now_rfc3339();
+        let comment = opts
+            .message
+            .clone()
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| format!("Imported from {}", opts.source));
+        let config = json!({
+            "architecture": go_arch(),
+            "os": "linux",
+            "created": now,
+            "comment": comment,
+            "config": config_obj,
+            "rootfs": {"type": "layers", "diff_ids": [layer.to_string()]},
+            "history": [{"created": now, "comment": comment}]
+        });
+        let config_bytes = serde_json::to_vec(&config).expect("json values serialize");
+        let id = self.content.put(&config_bytes)?;
+        let record = ImageRecord {
+            id: id.to_string(),
+            created: now.clone(),
+            size,
+            layers: vec![layer.to_string()],
+            last_tag_time: reference.as_ref().map(|_| now),
+        };
+        self.db.write(|tx| -> Result<()> {
+            tx.put(&IMAGES, id.hex(), &record)?;
+            if let Some(r) = &reference {
+                tx.put(&REFS, &r.normalized(), &id.to_string())?;
+            }
+            Ok(())
+        })?;
+        Ok(id.to_string())
+    }
+
+    fn store_layer(&self, input: impl Read) -> Result<(Digest, u64)> {
+        let mut reader = decompressed(input)?;
+        let mut w = self.content.writer()?;
+        let mut first_block = Vec::with_capacity(512);
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = reader
+                .read(&mut buf)
+                .map_err(|e| Error::Io(format!("read archive: {e}")))?;
+            if n == 0 {
+                break;
+            }
+            if first_block.len() < 512 {
+                let take = (512 - first_block.len()).min(n);
+                first_block.extend_from_slice(&buf[..take]);
+            }
+            w.write_all(&buf[..n])
+                .map_err(|e| Error::Io(format!("store layer: {e}")))?;
+        }
+        if !looks_like_tar(&first_block) {
+            return Err(Error::InvalidInput(
+                "the archive is not a tar file (plain, gzip or zstd)".into(),
+            ));
+        }
+        let size = w.size();
+        Ok((w.commit(None)?, size))
+    }
+
+    /// Finds an image by reference, full id, or unique id prefix.
+    pub fn resolve(&self, name: &str) -> Result<ImageRecord> {
+        self.db.read(|tx| -> Result<ImageRecord> {
+            if let Ok(r) = Reference::parse(name)
+                && let Some(id) = tx.get(&REFS, &r.with_default_tag().normalized())?
+            {
+                let digest: Digest = id.parse()?;
+                return tx
+                    .get(&IMAGES, digest.hex())?
+                    .ok_or_else(|| Error::NotFound(name.into()));
+            }
+            let prefix = name.strip_prefix("sha256:").unwrap_or(name);
+            if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(Error::NotFound(name.into()));
+            }
+            let mut matches = tx
+                .list(&IMAGES)?
+                .into_iter()
+                .filter(|(hex, _)| hex.starts_with(prefix));
+            match (matches.next(), matches.next()) {
+                (Some((_, rec)), None) => Ok(rec),
+                (Some(_), Some(_)) => Err(Error::NotFound(format!(
+                    "{name} (ambiguous: give more of the id)"
+                ))),
+                (None, _) => Err(Error::NotFound(name.into())),
+            }
+        })
+    }
+
+    fn refs_of(refs: &[(String, String)], id: &str) -> Vec<String> {
+        refs.iter()
+            .filter(|(_, v)| v == id)
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// Number of images.
+    pub fn count(&self) -> Result<usize> {
+        Ok(self.db.read(|tx| tx.list(&IMAGES))?.len())
+    }
+
+    /// `GET /images/json`: summaries in Docker's shape, newest first.
+    pub fn list(&self, filters: &Filters) -> Result<Vec<Value>> {
+        let (images, refs) = self
+            .db
+            .read(|tx| -> Result<_> { Ok((tx.list(&IMAGES)?, tx.list(&REFS)?)) })?;
+        let lookup_created = |name: &str| self.resolve(name).map(|r| r.created);
+        let before = filters.single("before").map(&lookup_created).transpose()?;
+        let since = filters.single("since").map(&lookup_created).transpose()?;
+        let mut out: Vec<(String, Value)> = Vec::new();
+        for (_, rec) in images {
+            let tags: Vec<String> = Self::refs_of(&refs, &rec.id)
+                .iter()
+                .map(|r| reference::familiar(r))
+                .collect();
+            let config = self.config(&rec)?;
+            let labels = config["config"]["Labels"].clone();
+            if !filters.matches_image(&tags, &labels) {
+                continue;
+            }
+            if before.as_ref().is_some_and(|b| rec.created >= *b)
+                || since.as_ref().is_some_and(|s| rec.created <= *s)
+            {
+                continue;
+            }
+            let created = berth_types::time::parse_rfc3339_seconds(&rec.created).unwrap_or(0);
+            out.push((
+                rec.created.clone(),
+                json!({
+                    "Containers": -1,
+                    "Created": created,
+                    "Id": rec.id,
+                    "Labels": if labels.is_null() { json!({}) } else { labels },
+                    "ParentId": "",
+                    "RepoDigests": [],
+                    "RepoTags": tags,
+                    "SharedSize": -1,
+                    "Size": rec.size,
+                }),
+            ));
+        }
+        out.sort_by(|a, b| b.0.cmp(&a.0));
+        Ok(out.into_iter().map(|(_, v)| v).collect())
+    }
+
+    fn config(&self, rec: &ImageRecord) -> Result<Value> {
+        let digest: Digest = rec.id.parse()?;
+        serde_json::from_slice(&self.content.read(&digest)?)
+            .map_err(|e| Error::Io(format!("image config {}: {e}", rec.id)))
+    }
+
+    /// The image's config object (`config` of the image config), for creating containers.
+    pub fn container_config(&self, name: &str) -> Result<Value> {
+        let rec = self.resolve(name)?;
+        Ok(self.config(&rec)?["config"].clone())
+    }
+
+    /// `GET /images/{name}/json` in Docker's shape.
+    pub fn inspect(&self, name: &str) -> Result<Value> {
+        let rec = self.resolve(name)?;
+        let refs = self.db.read(|tx| tx.list(&REFS))?;
+        let tags: Vec<String> = Self::refs_of(&refs, &rec.id)
+            .iter()
+            .map(|r| reference::familiar(r))
+            .collect();
+        let image = self.config(&rec)?;
+        Ok(json!({
+            "Id": rec.id,
+            "RepoTags": tags,
+            "RepoDigests": [],
+            "Parent": "",
+            "Comment": image["comment"].as_str().unwrap_or(""),
+            "Created": rec.created,
+            "DockerVersion": "",
+            "Author": image["author"].as_str().unwrap_or(""),
+            "Config": docker_container_config(&image["config"]),
+            "Architecture": image["architecture"],
+            "Os": image["os"],
+            "Size": rec.size,
+            "GraphDriver": {"Data": null, "Name": "overlay2"},
+            "RootFS": {"Type": "layers", "Layers": image["rootfs"]["diff_ids"]},
+            "Metadata": {"LastTagTime": rec.last_tag_time.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into())}
+        }))
+    }
+
+    /// Points `target` (`repo[:tag]`) at the image `name`.
+    pub fn tag(&self, name: &str, target: &str) -> Result<()> {
+        let rec = self.resolve(name)?;
+        let r = Reference::parse(target)?.with_default_tag();
+        if r.digest.is_some() {
+            return Err(Error::InvalidReference(
+                "refusing to create a tag with a digest reference".into(),
+            ));
+        }
+        let mut rec2 = rec.clone();
+        rec2.last_tag_time = Some(berth_types::time::now_rfc3339());
+        let digest: Digest = rec.id.parse()?;
+        self.db.write(|tx| -> Result<()> {
+            tx.put(&REFS, &r.normalized(), &rec.id)?;
+            tx.put(&IMAGES, digest.hex(), &rec2)?;
+            Ok(())
+        })
+    }
+
+    /// `docker rmi`: untags a reference, or removes an image by id; deletes the image once
+    /// no tag is left. Returns Docker's `[{"Untagged": ...}, {"Deleted": ...}]` items.
+    pub fn remove(&self, name: &str, force: bool) -> Result<Vec<Value>> {
+        let rec = self.resolve(name)?;
+        let by_ref = Reference::parse(name)
+            .ok()
+            .map(|r| r.with_default_tag().normalized())
+            .filter(|r| {
+                self.db
+                    .read(|tx| tx.get(&REFS, r))
+                    .ok()
+                    .flatten()
+                    .as_deref()
+                    == Some(rec.id.as_str())
+            });
+        let digest: Digest = rec.id.parse()?;
+        let (report, freed) = self.db.write(|tx| -> Result<(Vec<Value>, Vec<String>)> {
+            let refs = tx.list(&REFS)?;
+            let mine = Self::refs_of(&refs, &rec.id);
+            let untag: Vec<String> = match &by_ref {
+                Some(r) => vec![r.clone()],
+                None if mine.len() > 1 && !force => {
+                    return Err(Error::Conflict(format!(
+                        "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
+                        digest.short()
+                    )));
+                }
+                None => mine.clone(),
+            };
+            let mut report = Vec::new();
+            for r in &untag {
+                tx.delete(&REFS, r)?;
+                report.push(json!({"Untagged": reference::familiar(r)}));
+            }
+            if mine.len() > untag.len() {
+                return Ok((report, Vec::new()));
+            }
+            tx.delete(&IMAGES, digest.hex())?;
+            report.push(json!({"Deleted": rec.id}));
+            let still_used: Vec<String> = tx.list(&IMAGES)?.into_iter().flat_map(|(_, r)| r.layers).collect();
+            let freed = rec.layers.iter().filter(|l| !still_used.contains(l)).cloned().collect();
+            Ok((report, freed))
+        })?;
+        // Blobs go after the commit: a crash in between leaves unreferenced blobs for
+        // garbage collection, never a record whose blobs are gone.
+        if report.iter().any(|r| r.get("Deleted").is_some()) {
+            self.content.delete(&digest)?;
+            for l in freed {
+                if let Ok(d) = l.parse::<Digest>() {
+                    self.content.delete(&d)?;
+                }
+            }
+        }
+        Ok(report)
+    }
+}
+
+/// Docker always sends every field of a container config; missing ones get Docker's zero
+/// values so clients that index into them do not fail.
+fn docker_container_config(c: &Value) -> Value {
+    let mut out = json!({
+        "Hostname": "", "Domainname": "", "User": "", "AttachStdin": false, "AttachStdout": false,
+        "AttachStderr": false, "Tty": false, "OpenStdin": false, "StdinOnce": false, "Env": null,
+        "Cmd": null, "Image": "", "Volumes": null, "WorkingDir": "", "Entrypoint": null,
+        "OnBuild": null, "Labels": null
+    });
+    if let (Some(o), Some(c)) = (out.as_object_mut(), c.as_object()) {
+        for (k, v) in c {
+            o.insert(k.clone(), v.clone());
+        }
+    }
+    out
+}
+
+fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+/// A tar header block carries "ustar" at offset 257; an empty archive is all zeros.
+fn looks_like_tar(first: &[u8]) -> bool {
+    first.len() == 512 && (&first[257..262] == b"ustar" || first.iter().all(|b| *b == 0))
+}
+
+/// Undoes gzip or zstd compression, recognized by magic bytes.
+fn decompressed<'a>(input: impl Read + 'a) -> Result<Box<dyn Read + 'a>> {
+    let mut r = BufReader::with_capacity(64 * 1024, input);
+    let head = r
+        .fill_buf()
+        .map_err(|e| Error::Io(format!("read archive: {e}")))?;
+    if head.starts_with(&[0x1f, 0x8b]) {
+        Ok(Box::new(flate2::bufread::MultiGzDecoder::new(r)))
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        let d = zstd::stream::read::Decoder::with_buffer(r)
+            .map_err(|e| Error::Io(format!("zstd: {e}")))?;
+        Ok(Box::new(d))
+    } else if head.starts_with(b"BZh") || head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        Err(Error::InvalidInput(
+            "bzip2 and xz archives are not supported: use plain, gzip or zstd".into(),
+        ))
+    } else {
+        Ok(Box::new(r))
+    }
+}

@@ -49,7 +49,10 @@ pub struct Table<V> {
 impl<V> Table<V> {
     /// Declares a table; it is created on first write.
     pub const fn new(name: &'static str) -> Self {
-        Table { name, _value: PhantomData }
+        Table {
+            name,
+            _value: PhantomData,
+        }
     }
 
     fn def(&self) -> TableDefinition<'static, &'static str, &'static [u8]> {
@@ -58,7 +61,11 @@ impl<V> Table<V> {
 }
 
 fn decode<V: DeserializeOwned>(table: &'static str, key: &str, bytes: &[u8]) -> Result<V> {
-    serde_json::from_slice(bytes).map_err(|e| Error::Decode { table, key: key.to_string(), message: e.to_string() })
+    serde_json::from_slice(bytes).map_err(|e| Error::Decode {
+        table,
+        key: key.to_string(),
+        message: e.to_string(),
+    })
 }
 
 /// The database.
@@ -69,13 +76,17 @@ pub struct Db {
 impl Db {
     /// Opens (creating) the database file.
     pub fn open(path: &Path) -> Result<Self> {
-        let db = redb::Database::create(path).map_err(|e| Error::Db(format!("open {}: {e}", path.display())))?;
+        let db = redb::Database::create(path)
+            .map_err(|e| Error::Db(format!("open {}: {e}", path.display())))?;
         Ok(Db { db })
     }
 
     /// Runs `f` in a write transaction: committed (durably) if it returns Ok, aborted if it
     /// returns Err.
-    pub fn write<T, E: From<Error>>(&self, f: impl FnOnce(&mut WriteTx) -> std::result::Result<T, E>) -> std::result::Result<T, E> {
+    pub fn write<T, E: From<Error>>(
+        &self,
+        f: impl FnOnce(&mut WriteTx) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
         let txn = self.db.begin_write().map_err(db_err)?;
         let mut tx = WriteTx { txn };
         let out = f(&mut tx)?;
@@ -84,7 +95,10 @@ impl Db {
     }
 
     /// Runs `f` on a consistent snapshot.
-    pub fn read<T, E: From<Error>>(&self, f: impl FnOnce(&ReadTx) -> std::result::Result<T, E>) -> std::result::Result<T, E> {
+    pub fn read<T, E: From<Error>>(
+        &self,
+        f: impl FnOnce(&ReadTx) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
         let txn = self.db.begin_read().map_err(db_err)?;
         f(&ReadTx { txn })
     }
@@ -189,8 +203,14 @@ mod tests {
             Err(Error::Db("caller gave up".into()))
         });
         assert!(failed.is_err());
-        assert_eq!(db.read(|tx| tx.list(&NAMES)).unwrap(), vec![("a".to_string(), 1)]);
-        assert_eq!(db.read(|tx| tx.get(&OTHER, "x")).unwrap(), Some("y".to_string()));
+        assert_eq!(
+            db.read(|tx| tx.list(&NAMES)).unwrap(),
+            vec![("a".to_string(), 1)]
+        );
+        assert_eq!(
+            db.read(|tx| tx.get(&OTHER, "x")).unwrap(),
+            Some("y".to_string())
+        );
         drop(db);
         // Durable across reopen.
         let db = Db::open(&dir.path().join("meta.redb")).unwrap();

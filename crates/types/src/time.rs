@@ -1,0 +1,94 @@
+//! Times as Docker writes them: RFC 3339 in UTC with nanoseconds.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The current time as RFC 3339 with nanoseconds, in UTC, as runc writes `created`.
+pub fn now_rfc3339() -> String {
+    rfc3339(SystemTime::now())
+}
+
+/// Seconds since the epoch of a time (negative before 1970).
+pub fn unix_seconds(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_secs() as i64,
+        Err(e) => -(e.duration().as_secs() as i64),
+    }
+}
+
+/// A time as RFC 3339 with nanoseconds, in UTC.
+pub fn rfc3339(t: SystemTime) -> String {
+    let now = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = now.as_secs() as i64;
+    let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:09}Z",
+        sod / 3600,
+        sod % 3600 / 60,
+        sod % 60,
+        now.subsec_nanos()
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// Parses the RFC 3339 UTC form [`rfc3339`] writes (fraction optional) back to seconds
+/// since the epoch.
+pub fn parse_rfc3339_seconds(s: &str) -> Option<i64> {
+    let (date, time) = s.split_once('T')?;
+    let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let time = time.trim_end_matches('Z');
+    let time = time.split('.').next()?;
+    let mut t = time.split(':').map(|p| p.parse::<i64>().ok());
+    let (h, min, sec) = (t.next()??, t.next()??, t.next()??);
+    Some(days_from_civil(y, m, day) * 86_400 + h * 3600 + min * 60 + sec)
+}
+
+/// Proleptic Gregorian date to days since 1970-01-01 (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
+        assert_eq!(civil_from_days(20_513), (2026, 3, 1));
+        for days in [0, 19_723, 20_513, -1, 40_000] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m as i64, d as i64), days);
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let t = UNIX_EPOCH + std::time::Duration::from_secs(1_764_597_600);
+        let s = rfc3339(t);
+        assert_eq!(s, "2025-12-01T14:00:00.000000000Z");
+        assert_eq!(parse_rfc3339_seconds(&s), Some(1_764_597_600));
+        assert_eq!(unix_seconds(t), 1_764_597_600);
+    }
+}
