@@ -9,6 +9,7 @@
 //! **Called by:** `berthd`, which implements the backends and serves [`app`] on its sockets.
 
 pub mod error;
+pub mod images;
 pub mod system;
 pub mod version;
 
@@ -16,9 +17,10 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::Request;
-use axum::routing::get;
+use axum::routing::{get, post};
 
 pub use error::ApiError;
+pub use images::{ImageBackend, ImportRequest};
 pub use system::{SystemBackend, VersionInfo};
 pub use version::{ApiVersion, MAX_API_VERSION, MIN_API_VERSION};
 
@@ -27,6 +29,17 @@ pub use version::{ApiVersion, MAX_API_VERSION, MIN_API_VERSION};
 pub struct Backends {
     /// Version and host information.
     pub system: Arc<dyn SystemBackend>,
+    /// The image store.
+    pub images: Arc<dyn ImageBackend>,
+}
+
+/// Runs blocking backend work off the async threads.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal(format!("backend task failed: {e}")))?
 }
 
 /// The route table, without the version layer (see [`app`]).
@@ -35,6 +48,14 @@ pub fn router(backends: Backends) -> Router {
         .route("/_ping", get(system::ping).head(system::ping_head))
         .route("/version", get(system::version))
         .route("/info", get(system::info))
+        .route("/images/create", post(images::create))
+        .route("/images/json", get(images::list))
+        .route(
+            "/images/{*rest}",
+            get(images::dispatch)
+                .post(images::dispatch)
+                .delete(images::dispatch),
+        )
         .fallback(error::not_found)
         .with_state(backends)
 }

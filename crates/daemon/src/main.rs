@@ -4,6 +4,7 @@
 //! All wiring of the engine's parts happens in [`build_backends`], in one place.
 
 mod config;
+mod images;
 mod listen;
 mod pidfile;
 mod system;
@@ -43,11 +44,17 @@ fn init_logging(level: &str) {
         .init();
 }
 
-/// Builds every service the API needs from the configuration.
-fn build_backends(config: &Config) -> berth_api::Backends {
-    berth_api::Backends {
-        system: Arc::new(system::HostSystem::new(config)),
-    }
+/// Builds every service the API needs from the configuration: the one place where the
+/// engine's parts are wired together.
+fn build_backends(config: &Config) -> Result<berth_api::Backends> {
+    let content = berth_content::Store::open(config.data_root.join("content"))?;
+    let db_path = config.data_root.join("metadata.redb");
+    let db = Arc::new(berth_metadata::Db::open(&db_path)?);
+    let images = berth_images::ImageStore::new(content, db);
+    Ok(berth_api::Backends {
+        system: Arc::new(system::HostSystem::new(config, images.clone())),
+        images: Arc::new(images::ImageService(images)),
+    })
 }
 
 fn run(config: Config) -> Result<()> {
@@ -66,7 +73,7 @@ fn run(config: Config) -> Result<()> {
 async fn serve(config: Config) -> Result<()> {
     // Installed before the sockets exist: a client that sees the socket may signal us.
     let shutdown = shutdown_signal()?;
-    let backends = build_backends(&config);
+    let backends = build_backends(&config)?;
     let mut listeners = Vec::new();
     for host in &config.hosts {
         listeners.push(listen::bind(host).await?);

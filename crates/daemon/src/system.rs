@@ -7,6 +7,7 @@ use crate::config::Config;
 
 /// The system backend of a running daemon.
 pub struct HostSystem {
+    images: berth_images::ImageStore,
     data_root: String,
     kernel: String,
     hostname: String,
@@ -14,9 +15,10 @@ pub struct HostSystem {
 
 impl HostSystem {
     /// Reads the facts that do not change while the daemon runs.
-    pub fn new(config: &Config) -> Self {
+    pub fn new(config: &Config, images: berth_images::ImageStore) -> Self {
         let uname = rustix::system::uname();
         HostSystem {
+            images,
             data_root: config.data_root.display().to_string(),
             kernel: uname.release().to_string_lossy().into_owned(),
             hostname: uname.nodename().to_string_lossy().into_owned(),
@@ -66,7 +68,7 @@ impl SystemBackend for HostSystem {
         json!({
             "ID": "",
             "Containers": 0, "ContainersRunning": 0, "ContainersPaused": 0, "ContainersStopped": 0,
-            "Images": 0,
+            "Images": self.images.count().unwrap_or(0),
             "Driver": "overlay2",
             "DriverStatus": [["Backing Filesystem", ""]],
             "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "none"], "Authorization": null,

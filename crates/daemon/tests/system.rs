@@ -1,105 +1,13 @@
 //! berthd as a process: its socket, pid file, API versions and errors, and the real docker
 //! CLI talking to it.
 
-use std::io::{Read, Write};
+mod common;
+
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
 
-/// A private berthd: own socket, data root, exec root and pid file; stopped and removed on
-/// drop, even when the test fails.
-struct Daemon {
-    dir: tempfile::TempDir,
-    child: Option<Child>,
-}
-
-impl Daemon {
-    fn start() -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("berthd-test")
-            .tempdir()
-            .unwrap();
-        let mut d = Daemon { dir, child: None };
-        d.child = Some(d.spawn().spawn().unwrap());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while UnixStream::connect(d.socket()).is_err() {
-            assert!(Instant::now() < deadline, "berthd did not start");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        d
-    }
-
-    fn spawn(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_berthd"));
-        c.arg("-H")
-            .arg(format!("unix://{}", self.socket().display()))
-            .arg("--data-root")
-            .arg(self.dir.path().join("data"))
-            .arg("--exec-root")
-            .arg(self.dir.path().join("exec"))
-            .arg("--pidfile")
-            .arg(self.pidfile())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        c
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.dir.path().join("berth.sock")
-    }
-
-    fn pidfile(&self) -> PathBuf {
-        self.dir.path().join("berthd.pid")
-    }
-
-    /// One HTTP/1.1 request over the socket; returns (status, headers, body).
-    fn request(&self, method: &str, path: &str) -> (u16, String, String) {
-        let mut s = UnixStream::connect(self.socket()).unwrap();
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: berth\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut raw = String::new();
-        s.read_to_string(&mut raw).unwrap();
-        let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-        let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-        (status, head.to_ascii_lowercase(), body.to_string())
-    }
-
-    fn stop(&mut self) -> std::process::ExitStatus {
-        let mut child = self.child.take().unwrap();
-        // SAFETY: kill(2) on the pid of the child this test started.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        child.wait().unwrap()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn docker(d: &Daemon, args: &[&str]) -> Option<std::process::Output> {
-    if Command::new("docker").arg("--version").output().is_err() {
-        eprintln!("skipped: the docker CLI is not installed");
-        return None;
-    }
-    let out = Command::new("docker")
-        .env("DOCKER_HOST", format!("unix://{}", d.socket().display()))
-        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
-        .args(args)
-        .output()
-        .unwrap();
-    Some(out)
-}
+use common::{Daemon, docker};
 
 #[test]
 fn ping_has_dockers_headers() {

@@ -1,0 +1,159 @@
+//! Image endpoints: import (`POST /images/create?fromSrc=-`), list, inspect, tag, remove.
+//! Image names may contain `/` and `:`, so `/images/...` paths are dispatched here by
+//! their last segment rather than by the router.
+
+use std::io::Read;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{RawQuery, State};
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use futures_util::TryStreamExt;
+
+use crate::error::ApiError;
+use crate::{Backends, blocking};
+
+/// How an import was asked for.
+#[derive(Debug, Default, Clone)]
+pub struct ImportRequest {
+    /// `repo` parameter (may carry a tag).
+    pub repo: Option<String>,
+    /// `tag` parameter.
+    pub tag: Option<String>,
+    /// `changes` parameters, in order.
+    pub changes: Vec<String>,
+    /// `message` parameter.
+    pub message: Option<String>,
+}
+
+/// What the image endpoints need. Methods block; the API runs them off the async threads.
+pub trait ImageBackend: Send + Sync {
+    /// Imports a root filesystem archive; returns the image id.
+    fn import(&self, archive: Box<dyn Read + Send>, req: ImportRequest)
+    -> Result<String, ApiError>;
+    /// `GET /images/json`.
+    fn list(&self, all: bool, filters: &str) -> Result<serde_json::Value, ApiError>;
+    /// `GET /images/{name}/json`.
+    fn inspect(&self, name: &str) -> Result<serde_json::Value, ApiError>;
+    /// `POST /images/{name}/tag`.
+    fn tag(&self, name: &str, repo: &str, tag: Option<&str>) -> Result<(), ApiError>;
+    /// `DELETE /images/{name}`.
+    fn remove(&self, name: &str, force: bool) -> Result<serde_json::Value, ApiError>;
+}
+
+/// The query as ordered pairs (repeated keys such as `changes` kept).
+pub fn query_pairs(q: Option<&str>) -> Vec<(String, String)> {
+    form_urlencoded::parse(q.unwrap_or("").as_bytes())
+        .into_owned()
+        .collect()
+}
+
+fn param<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+fn flag(pairs: &[(String, String)], key: &str) -> bool {
+    matches!(param(pairs, key), Some("1" | "true" | "True"))
+}
+
+/// `POST /images/create`: only `fromSrc=-` (the request body) for now.
+pub async fn create(
+    State(b): State<Backends>,
+    RawQuery(q): RawQuery,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let pairs = query_pairs(q.as_deref());
+    if param(&pairs, "fromImage").is_some() {
+        return Err(ApiError::bad_request(
+            "berthd cannot pull from registries yet: load the image with docker import (or docker load, later)",
+        ));
+    }
+    match param(&pairs, "fromSrc") {
+        Some("-") => {}
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "importing from {other} is not supported yet: pipe the archive in with docker import -"
+            )));
+        }
+        None => return Err(ApiError::bad_request("fromImage or fromSrc is required")),
+    }
+    let req = ImportRequest {
+        repo: param(&pairs, "repo")
+            .map(str::to_string)
+            .filter(|s| !s.is_empty()),
+        tag: param(&pairs, "tag")
+            .map(str::to_string)
+            .filter(|s| !s.is_empty()),
+        changes: pairs
+            .iter()
+            .filter(|(k, _)| k == "changes")
+            .map(|(_, v)| v.clone())
+            .collect(),
+        message: param(&pairs, "message").map(str::to_string),
+    };
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
+    let images = b.images.clone();
+    let id = blocking(move || images.import(Box::new(reader), req)).await?;
+    let line = serde_json::json!({ "status": id }).to_string() + "\r\n";
+    Ok(([("content-type", "application/json")], line).into_response())
+}
+
+/// `GET /images/json`.
+pub async fn list(
+    State(b): State<Backends>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let pairs = query_pairs(q.as_deref());
+    let all = flag(&pairs, "all");
+    let filters = param(&pairs, "filters").unwrap_or("").to_string();
+    let images = b.images.clone();
+    Ok(Json(blocking(move || images.list(all, &filters)).await?))
+}
+
+/// Every other `/images/...` path, by method and last segment.
+pub async fn dispatch(
+    State(b): State<Backends>,
+    method: Method,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let rest = uri
+        .path()
+        .strip_prefix("/images/")
+        .unwrap_or("")
+        .to_string();
+    let pairs = query_pairs(uri.query());
+    let images = b.images.clone();
+    if method == Method::DELETE {
+        let force = flag(&pairs, "force");
+        let out = blocking(move || images.remove(&rest, force)).await?;
+        return Ok(Json(out).into_response());
+    }
+    let (name, action) = rest
+        .rsplit_once('/')
+        .ok_or_else(|| ApiError::not_found("page not found"))?;
+    let name = name.to_string();
+    match (method, action) {
+        (Method::GET, "json") => {
+            Ok(Json(blocking(move || images.inspect(&name)).await?).into_response())
+        }
+        (Method::POST, "tag") => {
+            let repo = param(&pairs, "repo").unwrap_or("").to_string();
+            let tag = param(&pairs, "tag")
+                .filter(|t| !t.is_empty())
+                .map(str::to_string);
+            if repo.is_empty() {
+                return Err(ApiError::bad_request(
+                    "repository name must have at least one component",
+                ));
+            }
+            blocking(move || images.tag(&name, &repo, tag.as_deref())).await?;
+            Ok(StatusCode::CREATED.into_response())
+        }
+        _ => Err(ApiError::not_found("page not found")),
+    }
+}
