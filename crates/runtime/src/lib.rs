@@ -19,7 +19,6 @@ pub mod console;
 pub mod container;
 pub mod error;
 pub mod hooks;
-mod inroot;
 mod launch;
 pub mod rootfs;
 pub mod seccomp;

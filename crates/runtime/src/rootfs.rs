@@ -12,8 +12,8 @@ use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Mount, Spec};
 use rustix::fs::{Mode, OFlags};
 
 use crate::error::{Error, IoContext, Result};
-use crate::inroot;
 use crate::sys;
+use berth_sys::inroot;
 
 /// Mount flags, propagation and fs data parsed from a mount's `options`.
 #[derive(Debug, Default, PartialEq, Eq)]
