@@ -8,6 +8,7 @@
 //! the engine grows); this crate knows nothing of containers, images or storage.
 //! **Called by:** `berthd`, which implements the backends and serves [`app`] on its sockets.
 
+pub mod containers;
 pub mod error;
 pub mod images;
 pub mod system;
@@ -19,6 +20,7 @@ use axum::Router;
 use axum::extract::Request;
 use axum::routing::{get, post};
 
+pub use containers::{ContainerBackend, LogsRequest};
 pub use error::ApiError;
 pub use images::{ImageBackend, ImportRequest};
 pub use system::{SystemBackend, VersionInfo};
@@ -31,6 +33,8 @@ pub struct Backends {
     pub system: Arc<dyn SystemBackend>,
     /// The image store.
     pub images: Arc<dyn ImageBackend>,
+    /// Containers.
+    pub containers: Arc<dyn ContainerBackend>,
 }
 
 /// Runs blocking backend work off the async threads.
@@ -48,6 +52,17 @@ pub fn router(backends: Backends) -> Router {
         .route("/_ping", get(system::ping).head(system::ping_head))
         .route("/version", get(system::version))
         .route("/info", get(system::info))
+        .route("/containers/create", post(containers::create))
+        .route("/containers/json", get(containers::list))
+        .route("/containers/{id}/json", get(containers::inspect))
+        .route(
+            "/containers/{id}",
+            axum::routing::delete(containers::remove),
+        )
+        .route(
+            "/containers/{id}/{action}",
+            post(containers::action).get(containers::action),
+        )
         .route("/images/create", post(images::create))
         .route("/images/json", get(images::list))
         .route(

@@ -4,6 +4,7 @@
 //! All wiring of the engine's parts happens in [`build_backends`], in one place.
 
 mod config;
+mod containers;
 mod images;
 mod listen;
 mod pidfile;
@@ -50,10 +51,26 @@ fn build_backends(config: &Config) -> Result<berth_api::Backends> {
     let content = berth_content::Store::open(config.data_root.join("content"))?;
     let db_path = config.data_root.join("metadata.redb");
     let db = Arc::new(berth_metadata::Db::open(&db_path)?);
-    let images = berth_images::ImageStore::new(content, db);
+    let images = berth_images::ImageStore::new(content.clone(), db.clone());
+    let shim = std::env::current_exe()
+        .context("locate berthd")?
+        .with_file_name("berth-shim");
+    let containers = berth_containers::ContainerService::new(
+        db,
+        images.clone(),
+        content,
+        &config.data_root,
+        &config.exec_root,
+        shim,
+    )?;
     Ok(berth_api::Backends {
-        system: Arc::new(system::HostSystem::new(config, images.clone())),
+        system: Arc::new(system::HostSystem::new(
+            config,
+            images.clone(),
+            containers.clone(),
+        )),
         images: Arc::new(images::ImageService(images)),
+        containers: Arc::new(containers::Containers(containers)),
     })
 }
 

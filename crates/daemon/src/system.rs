@@ -8,6 +8,7 @@ use crate::config::Config;
 /// The system backend of a running daemon.
 pub struct HostSystem {
     images: berth_images::ImageStore,
+    containers: berth_containers::ContainerService,
     data_root: String,
     kernel: String,
     hostname: String,
@@ -15,10 +16,15 @@ pub struct HostSystem {
 
 impl HostSystem {
     /// Reads the facts that do not change while the daemon runs.
-    pub fn new(config: &Config, images: berth_images::ImageStore) -> Self {
+    pub fn new(
+        config: &Config,
+        images: berth_images::ImageStore,
+        containers: berth_containers::ContainerService,
+    ) -> Self {
         let uname = rustix::system::uname();
         HostSystem {
             images,
+            containers,
             data_root: config.data_root.display().to_string(),
             kernel: uname.release().to_string_lossy().into_owned(),
             hostname: uname.nodename().to_string_lossy().into_owned(),
@@ -65,9 +71,10 @@ impl SystemBackend for HostSystem {
             berth_cgroups::Version::V2 => "2",
         };
         let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let (total, running, paused, stopped) = self.containers.counts();
         json!({
             "ID": "",
-            "Containers": 0, "ContainersRunning": 0, "ContainersPaused": 0, "ContainersStopped": 0,
+            "Containers": total, "ContainersRunning": running, "ContainersPaused": paused, "ContainersStopped": stopped,
             "Images": self.images.count().unwrap_or(0),
             "Driver": "overlay2",
             "DriverStatus": [["Backing Filesystem", ""]],

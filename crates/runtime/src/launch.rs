@@ -615,7 +615,7 @@ fn find_executable(p: &Process, env: &[String]) -> Result<PathBuf> {
             Ok(path)
         } else {
             Err(Error::InvalidConfig(format!(
-                "exec: {name:?}: no such executable file in the container"
+                "exec: {name:?}: stat {name}: no such file or directory"
             )))
         };
     }

@@ -74,10 +74,13 @@ impl Streams {
         state_dir: &Path,
         tty: bool,
     ) -> std::io::Result<(Self, ContainerStdio)> {
+        // Socket paths are limited to 108 bytes and state dirs carry 64-digit ids: bind
+        // relative to the state dir, which is our working directory from here on.
+        std::env::set_current_dir(state_dir)?;
         let attach_path = state_dir.join("attach.sock");
-        let listener = unix_listener(&attach_path)?;
+        let listener = unix_listener(Path::new("attach.sock"))?;
         let (sources, stdio) = if tty {
-            let console_path = state_dir.join("console.sock");
+            let console_path = PathBuf::from("console.sock");
             let console = unix_listener(&console_path)?;
             let stdio = ContainerStdio {
                 stdin: dev_null()?,

@@ -1,0 +1,160 @@
+//! Container endpoints: create, list, inspect, start, stop, kill, wait, logs, remove.
+
+use axum::Json;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::error::ApiError;
+use crate::images::query_pairs;
+use crate::{Backends, blocking};
+
+/// `docker logs` parameters.
+#[derive(Debug, Clone, Default)]
+pub struct LogsRequest {
+    /// Include stdout.
+    pub stdout: bool,
+    /// Include stderr.
+    pub stderr: bool,
+    /// `tail`: a number of lines, or all.
+    pub tail: Option<usize>,
+    /// Prefix lines with their time.
+    pub timestamps: bool,
+}
+
+/// What the container endpoints need. Methods block; the API runs them off the async
+/// threads.
+pub trait ContainerBackend: Send + Sync {
+    /// Creates a container from Docker's create body; returns its id.
+    fn create(&self, name: Option<&str>, body: &serde_json::Value) -> Result<String, ApiError>;
+    /// Starts a container.
+    fn start(&self, id: &str) -> Result<(), ApiError>;
+    /// Stops a container; false if it was not running.
+    fn stop(&self, id: &str, timeout: Option<u64>) -> Result<bool, ApiError>;
+    /// Sends a signal (name or number; SIGKILL when empty).
+    fn kill(&self, id: &str, signal: &str) -> Result<(), ApiError>;
+    /// Waits for the container to stop; returns its exit code.
+    fn wait(&self, id: &str) -> Result<i32, ApiError>;
+    /// Removes a container.
+    fn remove(&self, id: &str, force: bool) -> Result<(), ApiError>;
+    /// `GET /containers/json`.
+    fn list(&self, all: bool, limit: Option<usize>) -> Result<serde_json::Value, ApiError>;
+    /// `GET /containers/{id}/json`.
+    fn inspect(&self, id: &str) -> Result<serde_json::Value, ApiError>;
+    /// Log frames, and whether the container has a terminal (raw stream).
+    fn logs(&self, id: &str, req: LogsRequest) -> Result<(Vec<u8>, bool), ApiError>;
+}
+
+fn param(pairs: &[(String, String)], key: &str) -> Option<String> {
+    pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+}
+
+fn flag(pairs: &[(String, String)], key: &str) -> bool {
+    matches!(param(pairs, key).as_deref(), Some("1" | "true" | "True"))
+}
+
+/// `POST /containers/create`.
+pub async fn create(
+    State(b): State<Backends>,
+    RawQuery(q): RawQuery,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let pairs = query_pairs(q.as_deref());
+    let name = param(&pairs, "name");
+    let body: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    let c = b.containers.clone();
+    let id = blocking(move || c.create(name.as_deref(), &body)).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({"Id": id, "Warnings": []})),
+    )
+        .into_response())
+}
+
+/// `GET /containers/json`.
+pub async fn list(
+    State(b): State<Backends>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let pairs = query_pairs(q.as_deref());
+    let all = flag(&pairs, "all");
+    let limit = param(&pairs, "limit")
+        .and_then(|l| l.parse::<i64>().ok())
+        .filter(|l| *l > 0)
+        .map(|l| l as usize);
+    let c = b.containers.clone();
+    Ok(Json(blocking(move || c.list(all, limit)).await?))
+}
+
+/// `GET /containers/{id}/json`.
+pub async fn inspect(
+    State(b): State<Backends>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let c = b.containers.clone();
+    Ok(Json(blocking(move || c.inspect(&id)).await?))
+}
+
+/// `DELETE /containers/{id}`.
+pub async fn remove(
+    State(b): State<Backends>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<StatusCode, ApiError> {
+    let force = flag(&query_pairs(q.as_deref()), "force");
+    let c = b.containers.clone();
+    blocking(move || c.remove(&id, force)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /containers/{id}/{action}` and `GET /containers/{id}/logs`.
+pub async fn action(
+    State(b): State<Backends>,
+    Path((id, action)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let pairs = query_pairs(q.as_deref());
+    let c = b.containers.clone();
+    match action.as_str() {
+        "start" => {
+            blocking(move || c.start(&id)).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        "stop" => {
+            let t = param(&pairs, "t").and_then(|t| t.parse().ok());
+            let stopped = blocking(move || c.stop(&id, t)).await?;
+            Ok(if stopped {
+                StatusCode::NO_CONTENT
+            } else {
+                StatusCode::NOT_MODIFIED
+            }
+            .into_response())
+        }
+        "kill" => {
+            let signal = param(&pairs, "signal").unwrap_or_default();
+            blocking(move || c.kill(&id, &signal)).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        "wait" => {
+            let code = blocking(move || c.wait(&id)).await?;
+            Ok(Json(serde_json::json!({"StatusCode": code, "Error": null})).into_response())
+        }
+        "logs" => {
+            let req = LogsRequest {
+                stdout: flag(&pairs, "stdout"),
+                stderr: flag(&pairs, "stderr"),
+                tail: param(&pairs, "tail").and_then(|t| t.parse().ok()),
+                timestamps: flag(&pairs, "timestamps"),
+            };
+            let (data, tty) = blocking(move || c.logs(&id, req)).await?;
+            let ct = if tty {
+                "application/vnd.docker.raw-stream"
+            } else {
+                "application/vnd.docker.multiplexed-stream"
+            };
+            Ok(([("content-type", ct)], data).into_response())
+        }
+        _ => Err(ApiError::not_found("page not found")),
+    }
+}

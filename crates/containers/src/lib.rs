@@ -1,0 +1,699 @@
+//! # berth-containers
+//!
+//! Containers as Docker sees them: a record (config, host config, state) in the metadata
+//! store, a name, a writable overlay over the image's snapshots, an OCI bundle generated
+//! from image and request, and a `berth-shim` that runs it.
+//!
+//! **Owns:** `data-root/containers/<id>/` (upper and work dirs, hostname, hosts,
+//! resolv.conf, log) and `exec-root/containers/<id>/` (bundle, rootfs mount point, shim
+//! sockets, exit record); the `containers` and `container_names` tables.
+//! **Does not:** know HTTP, pull images, or set up networks beyond the namespace.
+
+pub mod error;
+mod logs;
+mod names;
+pub mod spec;
+mod view;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use berth_content::Store;
+use berth_images::ImageStore;
+use berth_metadata::{Db, Table};
+use berth_snapshots::Snapshotter;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+pub use error::{Error, Result};
+pub use logs::LogOptions;
+
+/// A container's lifecycle state, in Docker's words.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct State {
+    /// created, running, paused, exited.
+    pub status: String,
+    /// Host pid of the container's init while it runs.
+    pub pid: i32,
+    /// Exit code once exited.
+    pub exit_code: i32,
+    /// RFC 3339, empty before the first start.
+    pub started_at: String,
+    /// RFC 3339, empty before the first exit.
+    pub finished_at: String,
+    /// Why the last start failed.
+    pub error: String,
+    /// The shim's pid while the container runs.
+    #[serde(default)]
+    pub shim_pid: i32,
+}
+
+/// What is stored per container.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerRecord {
+    /// 64 hex digits.
+    pub id: String,
+    /// Name without the leading slash.
+    pub name: String,
+    /// RFC 3339 creation time.
+    pub created: String,
+    /// The image as the user named it.
+    pub image: String,
+    /// The image's id.
+    pub image_id: String,
+    /// Docker's Config, merged with the image's defaults.
+    pub config: Value,
+    /// Docker's HostConfig as sent.
+    pub host_config: Value,
+    /// Chain ids of the image's layers, bottom first.
+    pub chain: Vec<String>,
+    /// Lifecycle state.
+    pub state: State,
+}
+
+const CONTAINERS: Table<ContainerRecord> = Table::new("containers");
+const NAMES: Table<String> = Table::new("container_names");
+
+/// The container service.
+#[derive(Clone)]
+pub struct ContainerService {
+    db: Arc<Db>,
+    images: ImageStore,
+    content: Store,
+    snapshots: Snapshotter,
+    data_root: PathBuf,
+    exec_root: PathBuf,
+    shim: PathBuf,
+}
+
+fn random_hex(bytes: usize) -> Result<String> {
+    let mut buf = vec![0u8; bytes];
+    std::io::Read::read_exact(
+        &mut std::fs::File::open("/dev/urandom").map_err(internal)?,
+        &mut buf,
+    )
+    .map_err(internal)?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn internal(e: impl std::fmt::Display) -> Error {
+    Error::Internal(e.to_string())
+}
+
+impl ContainerService {
+    /// A service over the shared stores; `shim` is the path of the `berth-shim` binary.
+    pub fn new(
+        db: Arc<Db>,
+        images: ImageStore,
+        content: Store,
+        data_root: &Path,
+        exec_root: &Path,
+        shim: PathBuf,
+    ) -> Result<Self> {
+        let snapshots = Snapshotter::open(data_root.join("snapshots")).map_err(internal)?;
+        Ok(ContainerService {
+            db,
+            images,
+            content,
+            snapshots,
+            data_root: data_root.into(),
+            exec_root: exec_root.into(),
+            shim,
+        })
+    }
+
+    fn data_dir(&self, id: &str) -> PathBuf {
+        self.data_root.join("containers").join(id)
+    }
+
+    fn run_dir(&self, id: &str) -> PathBuf {
+        self.exec_root.join("containers").join(id)
+    }
+
+    fn runtime_root(&self) -> PathBuf {
+        self.exec_root.join("runtime")
+    }
+
+    /// The shim's attach socket of a running container.
+    pub fn attach_socket(&self, id: &str) -> PathBuf {
+        self.run_dir(id).join("attach.sock")
+    }
+
+    /// Finds a container by full id, name, or unique id prefix, with its state refreshed.
+    pub fn get(&self, name: &str) -> Result<ContainerRecord> {
+        let rec = self.lookup(name)?;
+        self.refresh(rec)
+    }
+
+    fn lookup(&self, name: &str) -> Result<ContainerRecord> {
+        let key = name.strip_prefix('/').unwrap_or(name);
+        self.db.read(|tx| -> Result<ContainerRecord> {
+            if let Some(rec) = tx.get(&CONTAINERS, key)? {
+                return Ok(rec);
+            }
+            if let Some(id) = tx.get(&NAMES, key)?
+                && let Some(rec) = tx.get(&CONTAINERS, &id)?
+            {
+                return Ok(rec);
+            }
+            if key.is_empty() || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(Error::NotFound(name.into()));
+            }
+            let mut found = tx
+                .list(&CONTAINERS)?
+                .into_iter()
+                .filter(|(id, _)| id.starts_with(key));
+            match (found.next(), found.next()) {
+                (Some((_, rec)), None) => Ok(rec),
+                (Some(_), Some(_)) => Err(Error::NotFound(format!(
+                    "{name} (ambiguous: give more of the id)"
+                ))),
+                (None, _) => Err(Error::NotFound(name.into())),
+            }
+        })
+    }
+
+    fn save(&self, rec: &ContainerRecord) -> Result<()> {
+        self.db
+            .write(|tx| -> Result<()> { Ok(tx.put(&CONTAINERS, &rec.id, rec)?) })
+    }
+
+    /// Brings a running record up to date with the shim's exit record and the runtime.
+    fn refresh(&self, mut rec: ContainerRecord) -> Result<ContainerRecord> {
+        if rec.state.status != "running" && rec.state.status != "paused" {
+            return Ok(rec);
+        }
+        let exit_file = self.run_dir(&rec.id).join("exit.json");
+        let exited: Option<Value> = std::fs::read(&exit_file)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        let runtime = berth_runtime::StateRoot::open(self.runtime_root()).map_err(internal)?;
+        let live = berth_runtime::Container::load(&runtime, &rec.id).map(|c| c.status());
+        match (exited, live) {
+            (Some(e), _) => {
+                rec.state.status = "exited".into();
+                rec.state.exit_code = e["ExitCode"].as_i64().unwrap_or(255) as i32;
+                rec.state.finished_at = e["FinishedAt"].as_str().unwrap_or("").to_string();
+            }
+            (None, Ok(berth_runtime::Status::Paused)) => {
+                rec.state.status = "paused".into();
+                return Ok(rec);
+            }
+            (None, Ok(berth_runtime::Status::Running | berth_runtime::Status::Created)) => {
+                rec.state.status = "running".into();
+                return Ok(rec);
+            }
+            // The container is gone but its shim is still writing the exit record.
+            (None, _) if rec.state.shim_pid > 0 && shim_alive(rec.state.shim_pid) => {
+                return Ok(rec);
+            }
+            // Neither an exit record nor a live container or shim: the shim died with it.
+            (None, _) => {
+                rec.state.status = "exited".into();
+                rec.state.exit_code = 255;
+                rec.state.finished_at = berth_types::time::now_rfc3339();
+            }
+        }
+        rec.state.pid = 0;
+        self.unmount_rootfs(&rec.id);
+        self.save(&rec)?;
+        Ok(rec)
+    }
+
+    /// `POST /containers/create`: validates, resolves the image, reserves the name and
+    /// stores the record; nothing runs yet.
+    pub fn create(&self, name: Option<&str>, body: &Value) -> Result<String> {
+        let image_name = body["Image"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| Error::InvalidInput("config.Image: an image is required".into()))?;
+        if let Some(n) = name.filter(|n| !n.is_empty())
+            && !names::valid(n)
+        {
+            return Err(Error::InvalidInput(format!(
+                "Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            )));
+        }
+        let image = self.images.inspect(image_name)?;
+        let image_id = image["Id"].as_str().unwrap_or_default().to_string();
+        let id = random_hex(32)?;
+        let config = merge_config(&image["Config"], body, &id, image_name);
+        spec::argv(&config)?;
+        spec::capabilities(&body["HostConfig"])?;
+        let diff_ids: Vec<String> = image["RootFS"]["Layers"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let chain = berth_snapshots::chain_ids(&diff_ids);
+        self.ensure_snapshots(&diff_ids, &chain)?;
+        let rec = ContainerRecord {
+            id: id.clone(),
+            name: String::new(),
+            created: berth_types::time::now_rfc3339(),
+            image: image_name.to_string(),
+            image_id,
+            config,
+            host_config: body["HostConfig"].clone(),
+            chain,
+            state: State {
+                status: "created".into(),
+                ..Default::default()
+            },
+        };
+        let wanted = name
+            .filter(|n| !n.is_empty())
+            .map(|n| n.trim_start_matches('/').to_string());
+        self.db.write(|tx| -> Result<()> {
+            let name = match &wanted {
+                Some(n) => {
+                    if let Some(other) = tx.get(&NAMES, n)? {
+                        return Err(Error::Conflict(format!(
+                            "Conflict. The container name \"/{n}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
+                        )));
+                    }
+                    n.clone()
+                }
+                None => {
+                    let mut n = names::generate(id.as_bytes());
+                    let mut salt = 0u8;
+                    while tx.get(&NAMES, &n)?.is_some() {
+                        salt = salt.wrapping_add(1);
+                        n = names::generate(&[id.as_bytes()[0].wrapping_add(salt), id.as_bytes()[1].wrapping_mul(salt | 1)]);
+                        if salt == 255 {
+                            n = format!("{n}_{}", &id[..6]);
+                        }
+                    }
+                    n
+                }
+            };
+            let mut rec = rec.clone();
+            rec.name = name.clone();
+            tx.put(&NAMES, &name, &id)?;
+            tx.put(&CONTAINERS, &id, &rec)?;
+            Ok(())
+        })?;
+        std::fs::create_dir_all(self.data_dir(&id).join("diff")).map_err(internal)?;
+        std::fs::create_dir_all(self.data_dir(&id).join("work")).map_err(internal)?;
+        Ok(id)
+    }
+
+    fn ensure_snapshots(&self, diff_ids: &[String], chain: &[String]) -> Result<()> {
+        for (diff, chain_id) in diff_ids.iter().zip(chain) {
+            if self.snapshots.exists(chain_id) {
+                continue;
+            }
+            let digest: berth_content::Digest = diff.parse().map_err(internal)?;
+            let blob = self.content.open_blob(&digest).map_err(internal)?;
+            self.snapshots.unpack(chain_id, blob).map_err(internal)?;
+        }
+        Ok(())
+    }
+
+    fn rootfs(&self, id: &str) -> PathBuf {
+        self.run_dir(id).join("rootfs")
+    }
+
+    fn mount_rootfs(&self, rec: &ContainerRecord) -> Result<PathBuf> {
+        let target = self.rootfs(&rec.id);
+        self.unmount_rootfs(&rec.id);
+        std::fs::create_dir_all(&target).map_err(internal)?;
+        let lower: Vec<String> = self
+            .snapshots
+            .lowerdirs(&rec.chain)
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        let data = self.data_dir(&rec.id);
+        let opts = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            lower.join(":"),
+            data.join("diff").display(),
+            data.join("work").display()
+        );
+        berth_runtime::sys::mount(
+            Some(Path::new("overlay")),
+            &target,
+            Some("overlay"),
+            0,
+            Some(&opts),
+        )
+        .map_err(|e| Error::Internal(format!("mount the container's rootfs: {e}")))?;
+        Ok(target)
+    }
+
+    fn unmount_rootfs(&self, id: &str) {
+        let target = self.rootfs(id);
+        let _ = berth_runtime::sys::umount2(&target, libc::MNT_DETACH);
+    }
+
+    fn write_etc_files(&self, rec: &ContainerRecord) -> Result<()> {
+        let dir = self.data_dir(&rec.id);
+        let hostname = rec.config["Hostname"].as_str().unwrap_or("");
+        std::fs::write(dir.join("hostname"), format!("{hostname}\n")).map_err(internal)?;
+        let hosts = format!(
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
+        );
+        std::fs::write(dir.join("hosts"), hosts).map_err(internal)?;
+        let resolv = std::fs::read("/etc/resolv.conf").unwrap_or_default();
+        std::fs::write(dir.join("resolv.conf"), resolv).map_err(internal)?;
+        Ok(())
+    }
+
+    /// `POST /containers/{id}/start`: rootfs, bundle, shim, then the runtime's start.
+    /// `before_start` runs once the container exists but before its process does (attach
+    /// clients connect there so they miss no output).
+    pub fn start(&self, name: &str, before_start: &mut dyn FnMut(&str)) -> Result<()> {
+        let mut rec = self.get(name)?;
+        if rec.state.status == "running" || rec.state.status == "paused" {
+            return Ok(());
+        }
+        let id = rec.id.clone();
+        let result = self.launch(&mut rec, before_start);
+        if let Err(e) = &result {
+            self.unmount_rootfs(&id);
+            rec.state.error = e.to_string();
+            let _ = self.save(&rec);
+        }
+        result
+    }
+
+    fn launch(&self, rec: &mut ContainerRecord, before_start: &mut dyn FnMut(&str)) -> Result<()> {
+        let id = rec.id.clone();
+        let run = self.run_dir(&id);
+        let _ = std::fs::remove_file(run.join("exit.json"));
+        std::fs::create_dir_all(&run).map_err(internal)?;
+        self.write_etc_files(rec)?;
+        let rootfs = self.mount_rootfs(rec)?;
+        let data = self.data_dir(&id);
+        let paths = spec::Paths {
+            rootfs: &rootfs,
+            hostname: &data.join("hostname"),
+            hosts: &data.join("hosts"),
+            resolv: &data.join("resolv.conf"),
+        };
+        let oci = spec::generate(&rec.config, &rec.host_config, &paths)?;
+        std::fs::write(
+            run.join("config.json"),
+            serde_json::to_vec_pretty(&oci).map_err(internal)?,
+        )
+        .map_err(internal)?;
+        let (pid, shim_pid) = self.spawn_shim(&id, rec.config["Tty"].as_bool().unwrap_or(false))?;
+        before_start(&id);
+        let runtime = berth_runtime::StateRoot::open(self.runtime_root()).map_err(internal)?;
+        berth_runtime::Container::load(&runtime, &id)
+            .and_then(|c| c.start())
+            .map_err(internal)?;
+        rec.state = State {
+            status: "running".into(),
+            pid,
+            shim_pid,
+            started_at: berth_types::time::now_rfc3339(),
+            ..Default::default()
+        };
+        self.save(rec)
+    }
+
+    /// Starts the shim; returns (container pid, shim pid).
+    fn spawn_shim(&self, id: &str, tty: bool) -> Result<(i32, i32)> {
+        let run = self.run_dir(id);
+        let mut child = Command::new(&self.shim)
+            .args(["--id", id, "--bundle"])
+            .arg(&run)
+            .arg("--runtime-root")
+            .arg(self.runtime_root())
+            .arg("--state-dir")
+            .arg(&run)
+            .arg("--log")
+            .arg(self.log_path(id))
+            .args(["--tty", if tty { "true" } else { "false" }])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| Error::Internal(format!("start {}: {e}", self.shim.display())))?;
+        let shim_pid = child.id() as i32;
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("piped");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .map_err(internal)?;
+        // The shim lives on in its own session; reap it whenever it exits.
+        std::thread::spawn(move || {
+            let _ = child.wait();
+        });
+        let report: Value = serde_json::from_str(&line)
+            .map_err(|_| Error::Internal("berth-shim exited without reporting".into()))?;
+        if let Some(pid) = report["pid"].as_i64() {
+            return Ok((pid as i32, shim_pid));
+        }
+        let msg = report["error"]
+            .as_str()
+            .unwrap_or("unknown shim failure")
+            .to_string();
+        if msg.contains("executable file not found") || msg.contains("no such file or directory") {
+            return Err(Error::InvalidInput(format!(
+                "failed to create task for container: {msg}"
+            )));
+        }
+        Err(Error::Internal(format!(
+            "failed to create task for container: {msg}"
+        )))
+    }
+
+    /// Where the container's json-file log is.
+    pub fn log_path(&self, id: &str) -> PathBuf {
+        self.data_dir(id).join(format!("{id}-json.log"))
+    }
+
+    /// `POST /containers/{id}/kill`.
+    pub fn kill(&self, name: &str, signal: i32) -> Result<()> {
+        let rec = self.get(name)?;
+        if rec.state.status != "running" && rec.state.status != "paused" {
+            return Err(Error::Conflict(format!(
+                "Container {} is not running",
+                rec.id
+            )));
+        }
+        let runtime = berth_runtime::StateRoot::open(self.runtime_root()).map_err(internal)?;
+        berth_runtime::Container::load(&runtime, &rec.id)
+            .and_then(|c| c.kill(signal, false))
+            .map_err(internal)
+    }
+
+    /// Waits until the container is not running; returns its exit code.
+    pub fn wait(&self, name: &str, timeout: Option<Duration>) -> Result<i32> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            let rec = self.get(name)?;
+            if rec.state.status != "running" && rec.state.status != "paused" {
+                return Ok(rec.state.exit_code);
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(Error::Conflict(
+                    "timed out waiting for the container to stop".into(),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// `POST /containers/{id}/stop`: the stop signal, then SIGKILL after the timeout.
+    pub fn stop(&self, name: &str, timeout: Option<u64>) -> Result<bool> {
+        let rec = self.get(name)?;
+        if rec.state.status != "running" && rec.state.status != "paused" {
+            return Ok(false);
+        }
+        let signal = rec.config["StopSignal"]
+            .as_str()
+            .and_then(signal_number)
+            .unwrap_or(libc::SIGTERM);
+        let secs = timeout.or(rec.config["StopTimeout"].as_u64()).unwrap_or(10);
+        let _ = self.kill(&rec.id, signal);
+        if self.wait(&rec.id, Some(Duration::from_secs(secs))).is_err() {
+            let _ = self.kill(&rec.id, libc::SIGKILL);
+            self.wait(&rec.id, Some(Duration::from_secs(10)))?;
+        }
+        Ok(true)
+    }
+
+    /// `DELETE /containers/{id}`.
+    pub fn remove(&self, name: &str, force: bool) -> Result<()> {
+        let rec = self.get(name)?;
+        if rec.state.status == "running" || rec.state.status == "paused" {
+            if !force {
+                return Err(Error::Conflict(format!(
+                    "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
+                    rec.name
+                )));
+            }
+            let _ = self.kill(&rec.id, libc::SIGKILL);
+            self.wait(&rec.id, Some(Duration::from_secs(10)))?;
+        }
+        self.unmount_rootfs(&rec.id);
+        let _ = std::fs::remove_dir_all(self.run_dir(&rec.id));
+        let _ = std::fs::remove_dir_all(self.data_dir(&rec.id));
+        self.db.write(|tx| -> Result<()> {
+            tx.delete(&CONTAINERS, &rec.id)?;
+            tx.delete(&NAMES, &rec.name)?;
+            Ok(())
+        })
+    }
+
+    /// Every container, refreshed, newest first.
+    pub fn all(&self) -> Result<Vec<ContainerRecord>> {
+        let recs = self.db.read(|tx| tx.list(&CONTAINERS))?;
+        let mut out: Vec<ContainerRecord> = recs
+            .into_iter()
+            .map(|(_, r)| self.refresh(r))
+            .collect::<Result<_>>()?;
+        out.sort_by(|a, b| b.created.cmp(&a.created));
+        Ok(out)
+    }
+
+    /// `GET /containers/json`.
+    pub fn list(&self, all: bool, limit: Option<usize>) -> Result<Vec<Value>> {
+        let recs = self.all()?;
+        let shown = recs.iter().filter(|r| {
+            all || limit.is_some() || r.state.status == "running" || r.state.status == "paused"
+        });
+        let shown: Vec<&ContainerRecord> = match limit {
+            Some(n) => shown.take(n).collect(),
+            None => shown.collect(),
+        };
+        Ok(shown.into_iter().map(view::summary).collect())
+    }
+
+    /// `GET /containers/{id}/json`.
+    pub fn inspect(&self, name: &str) -> Result<Value> {
+        let rec = self.get(name)?;
+        Ok(view::inspect(
+            &rec,
+            &self.log_path(&rec.id),
+            &self.data_dir(&rec.id),
+        ))
+    }
+
+    /// `GET /containers/{id}/logs` as one buffer of Docker stream frames.
+    pub fn logs(&self, name: &str, opts: &LogOptions) -> Result<(Vec<u8>, bool)> {
+        let rec = self.get(name)?;
+        let tty = rec.config["Tty"].as_bool().unwrap_or(false);
+        Ok((logs::read(&self.log_path(&rec.id), opts, tty)?, tty))
+    }
+
+    /// Counts for `/info`: (total, running, paused, stopped).
+    pub fn counts(&self) -> (usize, usize, usize, usize) {
+        let all = self.all().unwrap_or_default();
+        let n = |s: &str| all.iter().filter(|r| r.state.status == s).count();
+        (
+            all.len(),
+            n("running"),
+            n("paused"),
+            all.len() - n("running") - n("paused"),
+        )
+    }
+}
+
+/// Whether a shim process still runs (a zombie does not count).
+fn shim_alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with(['Z', 'X']))
+        })
+        == Some(false)
+}
+
+/// Docker's Config for the container: the request over the image's defaults.
+fn merge_config(image: &Value, body: &Value, id: &str, image_name: &str) -> Value {
+    let mut c = json!({
+        "Hostname": &id[..12], "Domainname": "", "User": "", "AttachStdin": false, "AttachStdout": false,
+        "AttachStderr": false, "Tty": false, "OpenStdin": false, "StdinOnce": false, "Env": [],
+        "Cmd": null, "Image": image_name, "Volumes": null, "WorkingDir": "", "Entrypoint": null,
+        "OnBuild": null, "Labels": {}
+    });
+    for key in [
+        "User",
+        "Env",
+        "Cmd",
+        "WorkingDir",
+        "Entrypoint",
+        "Labels",
+        "StopSignal",
+        "Volumes",
+    ] {
+        if !image[key].is_null() {
+            c[key] = image[key].clone();
+        }
+    }
+    let present = |k: &str| !body[k].is_null() && body[k] != json!("") && body[k] != json!([]);
+    // A request that sets an entrypoint resets the image's cmd, as docker does.
+    if present("Entrypoint") && !present("Cmd") {
+        c["Cmd"] = Value::Null;
+    }
+    for key in [
+        "Hostname",
+        "Domainname",
+        "User",
+        "AttachStdin",
+        "AttachStdout",
+        "AttachStderr",
+        "Tty",
+        "OpenStdin",
+        "StdinOnce",
+        "Cmd",
+        "WorkingDir",
+        "Entrypoint",
+        "StopSignal",
+        "StopTimeout",
+    ] {
+        if present(key) {
+            c[key] = body[key].clone();
+        }
+    }
+    if let Some(env) = body["Env"].as_array() {
+        let mut merged: Vec<Value> = c["Env"].as_array().cloned().unwrap_or_default();
+        for e in env {
+            let k = e.as_str().and_then(|s| s.split('=').next()).unwrap_or("");
+            merged.retain(|m| m.as_str().and_then(|s| s.split('=').next()) != Some(k));
+            merged.push(e.clone());
+        }
+        c["Env"] = Value::Array(merged);
+    }
+    if let Some(labels) = body["Labels"].as_object() {
+        for (k, v) in labels {
+            c["Labels"][k] = v.clone();
+        }
+    }
+    c
+}
+
+/// Signal names as Docker accepts them (`SIGTERM`, `TERM`, `15`).
+pub fn signal_number(s: &str) -> Option<i32> {
+    if let Ok(n) = s.parse() {
+        return Some(n);
+    }
+    let up = s.to_ascii_uppercase();
+    let name = up.strip_prefix("SIG").unwrap_or(&up);
+    Some(match name {
+        "HUP" => libc::SIGHUP,
+        "INT" => libc::SIGINT,
+        "QUIT" => libc::SIGQUIT,
+        "KILL" => libc::SIGKILL,
+        "USR1" => libc::SIGUSR1,
+        "USR2" => libc::SIGUSR2,
+        "TERM" => libc::SIGTERM,
+        "STOP" => libc::SIGSTOP,
+        "CONT" => libc::SIGCONT,
+        "WINCH" => libc::SIGWINCH,
+        "ALRM" => libc::SIGALRM,
+        _ => return None,
+    })
+}

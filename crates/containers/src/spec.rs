@@ -1,0 +1,411 @@
+//! The OCI runtime spec of a container, from its Docker Config and HostConfig as docker
+//! sends them, on Docker's defaults (capabilities, masked paths, mounts).
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::error::{Error, Result};
+
+/// Docker's default capability set.
+pub const DEFAULT_CAPS: [&str; 14] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+const ALL_CAPS: [&str; 41] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+/// Paths the container gets besides its rootfs.
+pub struct Paths<'a> {
+    /// The mounted rootfs (overlay), where user and group names are looked up.
+    pub rootfs: &'a Path,
+    /// File bind-mounted as /etc/hostname.
+    pub hostname: &'a Path,
+    /// File bind-mounted as /etc/hosts.
+    pub hosts: &'a Path,
+    /// File bind-mounted as /etc/resolv.conf.
+    pub resolv: &'a Path,
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The command line: entrypoint followed by cmd.
+pub fn argv(config: &Value) -> Result<Vec<String>> {
+    let mut args = strings(&config["Entrypoint"]);
+    args.extend(strings(&config["Cmd"]));
+    if args.is_empty() {
+        return Err(Error::InvalidInput("no command specified".into()));
+    }
+    Ok(args)
+}
+
+fn cap_name(c: &str) -> String {
+    let up = c.to_ascii_uppercase();
+    if up.starts_with("CAP_") {
+        up
+    } else {
+        format!("CAP_{up}")
+    }
+}
+
+/// The capability set after --privileged, --cap-add and --cap-drop.
+pub fn capabilities(host: &Value) -> Result<Vec<String>> {
+    if host["Privileged"].as_bool() == Some(true) {
+        return Ok(ALL_CAPS.iter().map(|s| s.to_string()).collect());
+    }
+    let mut caps: Vec<String> = DEFAULT_CAPS.iter().map(|s| s.to_string()).collect();
+    for d in strings(&host["CapDrop"]) {
+        let d = cap_name(&d);
+        if d == "CAP_ALL" {
+            caps.clear();
+        } else if !ALL_CAPS.contains(&d.as_str()) {
+            return Err(Error::InvalidInput(format!(
+                "unknown capability to drop: {d:?}"
+            )));
+        } else {
+            caps.retain(|c| *c != d);
+        }
+    }
+    for a in strings(&host["CapAdd"]) {
+        let a = cap_name(&a);
+        if a == "CAP_ALL" {
+            caps = ALL_CAPS.iter().map(|s| s.to_string()).collect();
+        } else if !ALL_CAPS.contains(&a.as_str()) {
+            return Err(Error::InvalidInput(format!(
+                "unknown capability to add: {a:?}"
+            )));
+        } else if !caps.contains(&a) {
+            caps.push(a);
+        }
+    }
+    Ok(caps)
+}
+
+/// Resolves `user[:group]` (names or numbers) against the rootfs's /etc/passwd and
+/// /etc/group; returns (uid, gid, supplementary gids).
+pub fn resolve_user(rootfs: &Path, spec: &str) -> Result<(u32, u32, Vec<u32>)> {
+    let read = |f: &str| std::fs::read_to_string(rootfs.join(f)).unwrap_or_default();
+    let passwd = read("etc/passwd");
+    let group = read("etc/group");
+    let (user, grp) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let user = if user.is_empty() { "0" } else { user };
+    let entry = passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() >= 4 && (f[0] == user || f[2] == user));
+    let (uid, mut gid, name) = match (user.parse::<u32>(), &entry) {
+        (_, Some(f)) => (
+            f[2].parse().unwrap_or(0),
+            f[3].parse().unwrap_or(0),
+            f[0].to_string(),
+        ),
+        (Ok(n), None) => (n, 0, String::new()),
+        (Err(_), None) => {
+            return Err(Error::InvalidInput(format!(
+                "unable to find user {user}: no matching entries in passwd file"
+            )));
+        }
+    };
+    if let Some(g) = grp {
+        gid = match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => group
+                .lines()
+                .map(|l| l.split(':').collect::<Vec<_>>())
+                .find(|f| f.len() >= 3 && f[0] == g)
+                .and_then(|f| f[2].parse().ok())
+                .ok_or_else(|| {
+                    Error::InvalidInput(format!(
+                        "unable to find group {g}: no matching entries in group file"
+                    ))
+                })?,
+        };
+    }
+    let extra: Vec<u32> = if name.is_empty() {
+        Vec::new()
+    } else {
+        group
+            .lines()
+            .map(|l| l.split(':').collect::<Vec<_>>())
+            .filter(|f| f.len() >= 4 && f[3].split(',').any(|m| m == name))
+            .filter_map(|f| f[2].parse().ok())
+            .collect()
+    };
+    Ok((uid, gid, extra))
+}
+
+/// The environment: the config's, with PATH, HOSTNAME (and TERM for a terminal) as Docker
+/// adds them when missing.
+fn environment(config: &Value, hostname: &str) -> Vec<String> {
+    let mut env = strings(&config["Env"]);
+    let has = |env: &[String], k: &str| env.iter().any(|e| e.split('=').next() == Some(k));
+    if !has(&env, "PATH") {
+        env.insert(
+            0,
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+        );
+    }
+    if !has(&env, "HOSTNAME") {
+        env.push(format!("HOSTNAME={hostname}"));
+    }
+    if config["Tty"].as_bool() == Some(true) && !has(&env, "TERM") {
+        env.push("TERM=xterm".into());
+    }
+    env
+}
+
+fn resources(host: &Value) -> Value {
+    let mut r = json!({"devices": [{"allow": false, "access": "rwm"}]});
+    let pos = |k: &str| host[k].as_i64().filter(|v| *v > 0);
+    if let Some(m) = pos("Memory") {
+        r["memory"] = json!({"limit": m});
+        if let Some(s) = host["MemorySwap"].as_i64().filter(|v| *v != 0) {
+            r["memory"]["swap"] = json!(s);
+        }
+    }
+    if let Some(p) = host["PidsLimit"].as_i64().filter(|v| *v != 0) {
+        r["pids"] = json!({"limit": p});
+    }
+    let mut cpu = serde_json::Map::new();
+    if let Some(s) = pos("CpuShares") {
+        cpu.insert("shares".into(), json!(s));
+    }
+    if let Some(n) = pos("NanoCpus") {
+        cpu.insert("period".into(), json!(100_000));
+        cpu.insert("quota".into(), json!(n / 10_000));
+    }
+    if let Some(q) = pos("CpuQuota") {
+        cpu.insert("quota".into(), json!(q));
+    }
+    if let Some(p) = pos("CpuPeriod") {
+        cpu.insert("period".into(), json!(p));
+    }
+    if let Some(c) = host["CpusetCpus"].as_str().filter(|s| !s.is_empty()) {
+        cpu.insert("cpus".into(), json!(c));
+    }
+    if !cpu.is_empty() {
+        r["cpu"] = Value::Object(cpu);
+    }
+    r
+}
+
+/// The complete config.json for the container.
+pub fn generate(config: &Value, host: &Value, paths: &Paths<'_>) -> Result<Value> {
+    let args = argv(config)?;
+    let hostname = config["Hostname"].as_str().unwrap_or("").to_string();
+    let (uid, gid, groups) = resolve_user(paths.rootfs, config["User"].as_str().unwrap_or(""))?;
+    let caps = capabilities(host)?;
+    let privileged = host["Privileged"].as_bool() == Some(true);
+    let cwd = config["WorkingDir"]
+        .as_str()
+        .filter(|w| !w.is_empty())
+        .unwrap_or("/");
+    if !cwd.starts_with('/') {
+        return Err(Error::InvalidInput(format!(
+            "the working directory '{cwd}' is invalid, it needs to be an absolute path"
+        )));
+    }
+    let bind = |dest: &str, src: &Path| json!({"destination": dest, "type": "bind", "source": src, "options": ["rbind", "rprivate"]});
+    let mut namespaces = vec![
+        json!({"type": "pid"}),
+        json!({"type": "ipc"}),
+        json!({"type": "uts"}),
+        json!({"type": "mount"}),
+        json!({"type": "network"}),
+    ];
+    if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        namespaces.push(json!({"type": "cgroup"}));
+    }
+    let mut spec = json!({
+        "ociVersion": "1.2.0",
+        "process": {
+            "terminal": config["Tty"].as_bool().unwrap_or(false),
+            "user": {"uid": uid, "gid": gid, "additionalGids": groups},
+            "args": args,
+            "env": environment(config, &hostname),
+            "cwd": cwd,
+            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+            "noNewPrivileges": false,
+            "oomScoreAdj": 0
+        },
+        "root": {"path": paths.rootfs, "readonly": host["ReadonlyRootfs"].as_bool().unwrap_or(false)},
+        "hostname": hostname,
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", if privileged { "rw" } else { "ro" }]},
+            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", if privileged { "rw" } else { "ro" }]},
+            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=67108864"]},
+            bind("/etc/resolv.conf", paths.resolv),
+            bind("/etc/hostname", paths.hostname),
+            bind("/etc/hosts", paths.hosts)
+        ],
+        "linux": {
+            "resources": resources(host),
+            "namespaces": namespaces
+        }
+    });
+    if !privileged {
+        spec["linux"]["maskedPaths"] = json!([
+            "/proc/asound",
+            "/proc/acpi",
+            "/proc/kcore",
+            "/proc/keys",
+            "/proc/latency_stats",
+            "/proc/timer_list",
+            "/proc/timer_stats",
+            "/proc/sched_debug",
+            "/proc/scsi",
+            "/sys/firmware",
+            "/sys/devices/virtual/powercap"
+        ]);
+        spec["linux"]["readonlyPaths"] = json!([
+            "/proc/bus",
+            "/proc/fs",
+            "/proc/irq",
+            "/proc/sys",
+            "/proc/sysrq-trigger"
+        ]);
+    }
+    Ok(spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caps_follow_add_drop_and_privileged() {
+        let c = capabilities(&json!({"CapAdd": ["NET_ADMIN"], "CapDrop": ["chown"]})).unwrap();
+        assert!(c.contains(&"CAP_NET_ADMIN".to_string()) && !c.contains(&"CAP_CHOWN".to_string()));
+        assert_eq!(
+            capabilities(&json!({"CapDrop": ["ALL"]})).unwrap(),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            capabilities(&json!({"Privileged": true})).unwrap().len(),
+            ALL_CAPS.len()
+        );
+        assert!(
+            capabilities(&json!({"CapAdd": ["NOPE"]}))
+                .unwrap_err()
+                .to_string()
+                .contains("NOPE")
+        );
+    }
+
+    #[test]
+    fn users_resolve_in_the_rootfs() {
+        let root = tempfile_dir();
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::write(
+            root.join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(
+            root.join("etc/group"),
+            "root:x:0:\napp:x:1000:\nwheel:x:10:app\n",
+        )
+        .unwrap();
+        assert_eq!(resolve_user(&root, "").unwrap(), (0, 0, vec![]));
+        assert_eq!(resolve_user(&root, "app").unwrap(), (1000, 1000, vec![10]));
+        assert_eq!(
+            resolve_user(&root, "app:wheel").unwrap(),
+            (1000, 10, vec![10])
+        );
+        assert_eq!(
+            resolve_user(&root, "4242:4343").unwrap(),
+            (4242, 4343, vec![])
+        );
+        assert!(
+            resolve_user(&root, "ghost")
+                .unwrap_err()
+                .to_string()
+                .contains("unable to find user ghost")
+        );
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    fn tempfile_dir() -> std::path::PathBuf {
+        let p = std::env::temp_dir().join(format!("berth-spec-test-{}", std::process::id()));
+        std::fs::create_dir_all(&p).unwrap();
+        p
+    }
+
+    #[test]
+    fn argv_is_entrypoint_then_cmd() {
+        assert_eq!(
+            argv(&json!({"Entrypoint": ["/e"], "Cmd": ["a", "b"]})).unwrap(),
+            ["/e", "a", "b"]
+        );
+        assert!(argv(&json!({})).is_err());
+    }
+}

@@ -1,0 +1,134 @@
+//! Docker's JSON views of a container: the `ps` summary and `inspect`.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::ContainerRecord;
+
+/// Docker's human durations ("Less than a second", "About a minute", "3 hours").
+pub fn human_duration(secs: i64) -> String {
+    let s = secs.max(0);
+    match s {
+        0 => "Less than a second".into(),
+        1 => "1 second".into(),
+        2..60 => format!("{s} seconds"),
+        60..120 => "About a minute".into(),
+        120..3600 => format!("{} minutes", s / 60),
+        3600..7200 => "About an hour".into(),
+        7200..172_800 => format!("{} hours", s / 3600),
+        172_800..1_209_600 => format!("{} days", s / 86_400),
+        1_209_600..7_776_000 => format!("{} weeks", s / 604_800),
+        7_776_000..63_072_000 => format!("{} months", s / 2_592_000),
+        _ => format!("{} years", s / 31_536_000),
+    }
+}
+
+fn ago(rfc: &str) -> i64 {
+    let now = berth_types::time::unix_seconds(std::time::SystemTime::now());
+    now - berth_types::time::parse_rfc3339_seconds(rfc).unwrap_or(now)
+}
+
+fn status_text(rec: &ContainerRecord) -> String {
+    match rec.state.status.as_str() {
+        "running" => format!("Up {}", human_duration(ago(&rec.state.started_at))),
+        "paused" => format!("Up {} (Paused)", human_duration(ago(&rec.state.started_at))),
+        "exited" => format!(
+            "Exited ({}) {} ago",
+            rec.state.exit_code,
+            human_duration(ago(&rec.state.finished_at))
+        ),
+        "created" => "Created".into(),
+        other => other.to_string(),
+    }
+}
+
+fn command(rec: &ContainerRecord) -> String {
+    crate::spec::argv(&rec.config).unwrap_or_default().join(" ")
+}
+
+/// `GET /containers/json` item.
+pub fn summary(rec: &ContainerRecord) -> Value {
+    json!({
+        "Id": rec.id,
+        "Names": [format!("/{}", rec.name)],
+        "Image": rec.image,
+        "ImageID": rec.image_id,
+        "Command": command(rec),
+        "Created": berth_types::time::parse_rfc3339_seconds(&rec.created).unwrap_or(0),
+        "Ports": [],
+        "Labels": rec.config["Labels"],
+        "State": rec.state.status,
+        "Status": status_text(rec),
+        "HostConfig": {"NetworkMode": rec.host_config["NetworkMode"].as_str().unwrap_or("default")},
+        "NetworkSettings": {"Networks": {}},
+        "Mounts": []
+    })
+}
+
+/// `GET /containers/{id}/json`.
+pub fn inspect(rec: &ContainerRecord, log: &Path, data_dir: &Path) -> Value {
+    let args = crate::spec::argv(&rec.config).unwrap_or_default();
+    let zero = "0001-01-01T00:00:00Z";
+    let or_zero = |s: &str| {
+        if s.is_empty() {
+            zero.to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    let running = rec.state.status == "running" || rec.state.status == "paused";
+    json!({
+        "Id": rec.id,
+        "Created": rec.created,
+        "Path": args.first().cloned().unwrap_or_default(),
+        "Args": args.get(1..).unwrap_or_default(),
+        "State": {
+            "Status": rec.state.status,
+            "Running": running,
+            "Paused": rec.state.status == "paused",
+            "Restarting": false,
+            "OOMKilled": false,
+            "Dead": false,
+            "Pid": if running { rec.state.pid } else { 0 },
+            "ExitCode": rec.state.exit_code,
+            "Error": rec.state.error,
+            "StartedAt": or_zero(&rec.state.started_at),
+            "FinishedAt": or_zero(&rec.state.finished_at)
+        },
+        "Image": rec.image_id,
+        "ResolvConfPath": data_dir.join("resolv.conf"),
+        "HostnamePath": data_dir.join("hostname"),
+        "HostsPath": data_dir.join("hosts"),
+        "LogPath": log,
+        "Name": format!("/{}", rec.name),
+        "RestartCount": 0,
+        "Driver": "overlay2",
+        "Platform": "linux",
+        "MountLabel": "",
+        "ProcessLabel": "",
+        "AppArmorProfile": "",
+        "ExecIDs": null,
+        "HostConfig": rec.host_config,
+        "GraphDriver": {"Name": "overlay2", "Data": {
+            "UpperDir": data_dir.join("diff"), "WorkDir": data_dir.join("work")}},
+        "Mounts": [],
+        "Config": rec.config,
+        "NetworkSettings": {"Bridge": "", "SandboxID": "", "Ports": {}, "Networks": {}}
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_dockers() {
+        assert_eq!(human_duration(0), "Less than a second");
+        assert_eq!(human_duration(5), "5 seconds");
+        assert_eq!(human_duration(90), "About a minute");
+        assert_eq!(human_duration(600), "10 minutes");
+        assert_eq!(human_duration(4000), "About an hour");
+        assert_eq!(human_duration(3 * 86_400), "3 days");
+    }
+}

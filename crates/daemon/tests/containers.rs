@@ -1,0 +1,279 @@
+//! Containers through the real docker CLI against a private berthd: run -d, ps, logs,
+//! wait, inspect, stop, kill, rm, and the errors users hit. Each test checks that nothing
+//! (mount, cgroup, shim) is left behind.
+
+mod common;
+
+use std::process::Output;
+
+use common::{Daemon, docker};
+
+fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).trim().to_string()
+}
+
+/// A daemon with a busybox image imported as busybox:latest.
+fn daemon_with_busybox() -> Option<Daemon> {
+    let d = Daemon::start();
+    let root = d.dir.path().join("rootfs");
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("busybox-static is installed");
+    for applet in ["sh", "sleep", "echo", "cat", "hostname", "id", "ls"] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+    }
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::write(
+        root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
+    )
+    .unwrap();
+    let tar = d.dir.path().join("rootfs.tar");
+    let st = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let o = docker(
+        &d,
+        &[
+            "import",
+            "--change",
+            r#"CMD ["sh"]"#,
+            tar.to_str().unwrap(),
+            "busybox:latest",
+        ],
+    )?;
+    assert!(o.status.success(), "{}", err(&o));
+    Some(d)
+}
+
+fn assert_clean(d: &Daemon) {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mountinfo.contains(d.dir.path().to_str().unwrap()),
+        "a mount under the daemon's dirs is left"
+    );
+    let cg = std::path::Path::new("/sys/fs/cgroup/memory/berth");
+    if cg.exists() {
+        let ours: Vec<_> = std::fs::read_dir(cg)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .collect();
+        // Other tests' containers may run in parallel: only this daemon's ids matter.
+        let data = d.dir.path().join("data/containers");
+        for e in ours {
+            assert!(
+                !data.join(e.file_name()).exists(),
+                "cgroup of a removed container is left"
+            );
+        }
+    }
+}
+
+#[test]
+fn run_detached_then_logs_wait_inspect_rm() {
+    let Some(d) = daemon_with_busybox() else {
+        return;
+    };
+    let run = docker(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "-e",
+            "GREETING=hi",
+            "busybox",
+            "sh",
+            "-c",
+            "echo $GREETING from $(hostname); echo oops >&2; sleep 1; echo bye; exit 7",
+        ],
+    )
+    .unwrap();
+    assert!(run.status.success(), "{}", err(&run));
+    let id = out(&run);
+    assert_eq!(id.len(), 64);
+    let ps = docker(&d, &["ps", "--format", "{{.Names}} {{.Status}}"]).unwrap();
+    assert!(out(&ps).starts_with("web Up"), "{}", out(&ps));
+    let wait = docker(&d, &["wait", "web"]).unwrap();
+    assert_eq!(out(&wait), "7");
+    let logs = docker(&d, &["logs", "web"]).unwrap();
+    assert_eq!(out(&logs), format!("hi from {}\nbye", &id[..12]));
+    assert_eq!(err(&logs), "oops");
+    let tail = docker(&d, &["logs", "--tail", "1", "web"]).unwrap();
+    assert_eq!(out(&tail), "bye");
+    let inspect = docker(
+        &d,
+        &[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.ExitCode}} {{.Name}} {{.Config.Hostname}}",
+            "web",
+        ],
+    )
+    .unwrap();
+    assert_eq!(out(&inspect), format!("exited 7 /web {}", &id[..12]));
+    let psa = docker(&d, &["ps", "-a", "--format", "{{.ID}} {{.Status}}"]).unwrap();
+    assert!(
+        out(&psa).starts_with(&format!("{} Exited (7)", &id[..12])),
+        "{}",
+        out(&psa)
+    );
+    assert!(docker(&d, &["rm", "web"]).unwrap().status.success());
+    assert_eq!(out(&docker(&d, &["ps", "-aq"]).unwrap()), "");
+    assert!(!d.dir.path().join("data/containers").join(&id).exists());
+    assert_clean(&d);
+}
+
+#[test]
+fn stop_kill_and_forced_removal() {
+    let Some(d) = daemon_with_busybox() else {
+        return;
+    };
+    assert!(
+        docker(
+            &d,
+            &["run", "-d", "--name", "aa", "busybox", "sleep", "100"]
+        )
+        .unwrap()
+        .status
+        .success()
+    );
+    let refused = docker(&d, &["rm", "aa"]).unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        err(&refused).contains("container is running"),
+        "{}",
+        err(&refused)
+    );
+    // sleep as pid 1 ignores SIGTERM: stop escalates to SIGKILL after the timeout.
+    let stop = docker(&d, &["stop", "-t", "1", "aa"]).unwrap();
+    assert!(stop.status.success(), "{}", err(&stop));
+    let status = docker(
+        &d,
+        &[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.ExitCode}}",
+            "aa",
+        ],
+    )
+    .unwrap();
+    assert_eq!(out(&status), "exited 137");
+    assert!(
+        docker(
+            &d,
+            &["run", "-d", "--name", "bb", "busybox", "sleep", "100"]
+        )
+        .unwrap()
+        .status
+        .success()
+    );
+    assert!(docker(&d, &["kill", "bb"]).unwrap().status.success());
+    assert_eq!(out(&docker(&d, &["wait", "bb"]).unwrap()), "137");
+    assert!(
+        docker(
+            &d,
+            &["run", "-d", "--name", "cc", "busybox", "sleep", "100"]
+        )
+        .unwrap()
+        .status
+        .success()
+    );
+    let forced = docker(&d, &["rm", "-f", "aa", "bb", "cc"]).unwrap();
+    assert!(forced.status.success(), "{}", err(&forced));
+    assert_eq!(out(&docker(&d, &["ps", "-aq"]).unwrap()), "");
+    let info = docker(
+        &d,
+        &["info", "--format", "{{.Containers}} {{.ContainersRunning}}"],
+    )
+    .unwrap();
+    assert_eq!(out(&info), "0 0");
+    assert_clean(&d);
+}
+
+#[test]
+fn user_errors_read_like_dockers() {
+    let Some(d) = daemon_with_busybox() else {
+        return;
+    };
+    let missing = docker(&d, &["run", "-d", "nosuchimage"]).unwrap();
+    assert_eq!(missing.status.code(), Some(125));
+    assert!(
+        err(&missing).contains("Unable to find image 'nosuchimage:latest' locally"),
+        "{}",
+        err(&missing)
+    );
+
+    assert!(
+        docker(&d, &["create", "--name", "dup", "busybox"])
+            .unwrap()
+            .status
+            .success()
+    );
+    let dup = docker(&d, &["create", "--name", "dup", "busybox"]).unwrap();
+    assert!(!dup.status.success());
+    assert!(
+        err(&dup).contains("is already in use by container"),
+        "{}",
+        err(&dup)
+    );
+
+    let noexec = docker(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "noexec",
+            "busybox",
+            "/no/such/binary",
+        ],
+    )
+    .unwrap();
+    assert_eq!(noexec.status.code(), Some(127), "{}", err(&noexec));
+    assert!(
+        err(&noexec).contains("no such file or directory"),
+        "{}",
+        err(&noexec)
+    );
+    let state = docker(&d, &["inspect", "-f", "{{.State.Status}}", "noexec"]).unwrap();
+    assert_eq!(out(&state), "created");
+
+    let nouser = docker(&d, &["run", "-d", "-u", "ghost", "busybox", "true"]).unwrap();
+    assert!(!nouser.status.success());
+    assert!(
+        err(&nouser).contains("unable to find user ghost"),
+        "{}",
+        err(&nouser)
+    );
+    let short = docker(&d, &["create", "--name", "x", "busybox"]).unwrap();
+    assert!(
+        err(&short).contains("Invalid container name (x)"),
+        "{}",
+        err(&short)
+    );
+    let gone = docker(&d, &["logs", "nosuchcontainer"]).unwrap();
+    assert!(
+        err(&gone).contains("No such container: nosuchcontainer"),
+        "{}",
+        err(&gone)
+    );
+    assert!(
+        docker(&d, &["rm", "-f", "dup", "noexec"])
+            .unwrap()
+            .status
+            .success()
+    );
+    assert_clean(&d);
+}
