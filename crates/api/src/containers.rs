@@ -33,8 +33,21 @@ pub trait ContainerBackend: Send + Sync {
     fn stop(&self, id: &str, timeout: Option<u64>) -> Result<bool, ApiError>;
     /// Sends a signal (name or number; SIGKILL when empty).
     fn kill(&self, id: &str, signal: &str) -> Result<(), ApiError>;
-    /// Waits for the container to stop; returns its exit code.
-    fn wait(&self, id: &str) -> Result<i32, ApiError>;
+    /// Waits for `condition` (not-running, next-exit, removed); returns the exit code.
+    fn wait(&self, id: &str, condition: &str) -> Result<i32, ApiError>;
+    /// Registers an attach client: the receiver yields the container's output stream
+    /// (Docker frames, raw for a terminal) once its process runs; the flag says whether
+    /// it has a terminal.
+    fn attach(
+        &self,
+        id: &str,
+    ) -> Result<
+        (
+            tokio::sync::oneshot::Receiver<std::os::unix::net::UnixStream>,
+            bool,
+        ),
+        ApiError,
+    >;
     /// Removes a container.
     fn remove(&self, id: &str, force: bool) -> Result<(), ApiError>;
     /// `GET /containers/json`.
@@ -137,8 +150,31 @@ pub async fn action(
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         "wait" => {
-            let code = blocking(move || c.wait(&id)).await?;
-            Ok(Json(serde_json::json!({"StatusCode": code, "Error": null})).into_response())
+            // Like dockerd: the status line and headers go out at once (the docker CLI
+            // waits for them before it starts the container), the body when it exits.
+            let condition = param(&pairs, "condition").unwrap_or_default();
+            let probe = c.clone();
+            let probe_id = id.clone();
+            blocking(move || probe.inspect(&probe_id).map(|_| ())).await?;
+            let (tx, rx) = tokio::sync::oneshot::channel::<Vec<u8>>();
+            tokio::task::spawn_blocking(move || {
+                let body = match c.wait(&id, &condition) {
+                    Ok(code) => serde_json::json!({"StatusCode": code, "Error": null}),
+                    Err(e) => {
+                        serde_json::json!({"StatusCode": -1, "Error": {"Message": e.message}})
+                    }
+                };
+                let _ = tx.send(body.to_string().into_bytes());
+            });
+            let body = futures_util::stream::once(async move {
+                rx.await
+                    .map_err(|_| std::io::Error::other("wait was abandoned"))
+            });
+            Ok((
+                [("content-type", "application/json")],
+                axum::body::Body::from_stream(body),
+            )
+                .into_response())
         }
         "logs" => {
             let req = LogsRequest {
@@ -157,4 +193,52 @@ pub async fn action(
         }
         _ => Err(ApiError::not_found("page not found")),
     }
+}
+
+/// `POST /containers/{id}/attach`: answers 101 and, once the container's process runs,
+/// copies its output to the hijacked connection until the container exits.
+pub async fn attach(
+    State(b): State<Backends>,
+    Path(id): Path<String>,
+    mut req: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    let wants_upgrade = req
+        .headers()
+        .get("upgrade")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("tcp"));
+    if !wants_upgrade {
+        return Err(ApiError::bad_request(
+            "attach needs a hijackable connection: send Connection: Upgrade and Upgrade: tcp",
+        ));
+    }
+    let c = b.containers.clone();
+    let (stream, tty) = blocking(move || c.attach(&id)).await?;
+    let upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        let Ok(upgraded) = upgrade.await else { return };
+        let mut client = hyper_util::rt::TokioIo::new(upgraded);
+        let Ok(source) = stream.await else { return };
+        if source.set_nonblocking(true).is_err() {
+            return;
+        }
+        let Ok(mut source) = tokio::net::UnixStream::from_std(source) else {
+            return;
+        };
+        let _ = tokio::io::copy(&mut source, &mut client).await;
+        let _ = client.shutdown().await;
+    });
+    let ct = if tty {
+        "application/vnd.docker.raw-stream"
+    } else {
+        "application/vnd.docker.multiplexed-stream"
+    };
+    Ok(Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header("content-type", ct)
+        .header("connection", "Upgrade")
+        .header("upgrade", "tcp")
+        .body(axum::body::Body::empty())
+        .expect("static response parts are valid"))
 }

@@ -55,6 +55,7 @@ pub fn router(backends: Backends) -> Router {
         .route("/containers/create", post(containers::create))
         .route("/containers/json", get(containers::list))
         .route("/containers/{id}/json", get(containers::inspect))
+        .route("/containers/{id}/attach", post(containers::attach))
         .route(
             "/containers/{id}",
             axum::routing::delete(containers::remove),

@@ -220,6 +220,9 @@ impl ContainerService {
         rec.state.pid = 0;
         self.unmount_rootfs(&rec.id);
         self.save(&rec)?;
+        if rec.host_config["AutoRemove"].as_bool() == Some(true) {
+            self.remove(&rec.id, true)?;
+        }
         Ok(rec)
     }
 
@@ -489,10 +492,42 @@ impl ContainerService {
 
     /// Waits until the container is not running; returns its exit code.
     pub fn wait(&self, name: &str, timeout: Option<Duration>) -> Result<i32> {
+        self.wait_for(name, WaitCondition::NotRunning, timeout)
+    }
+
+    /// Docker's wait conditions: `not-running` returns as soon as the container is not
+    /// running; `next-exit` waits for the exit that follows (a created container's first
+    /// run); `removed` also waits for its removal (auto-remove).
+    pub fn wait_for(
+        &self,
+        name: &str,
+        cond: WaitCondition,
+        timeout: Option<Duration>,
+    ) -> Result<i32> {
         let deadline = timeout.map(|t| Instant::now() + t);
+        let first = self.get(name)?;
+        let id = first.id.clone();
+        let mut last_code = first.state.exit_code;
         loop {
-            let rec = self.get(name)?;
-            if rec.state.status != "running" && rec.state.status != "paused" {
+            let rec = match self.get(&id) {
+                Ok(r) => r,
+                Err(Error::NotFound(_))
+                    if cond == WaitCondition::Removed || first.state.status != "exited" =>
+                {
+                    return Ok(last_code);
+                }
+                Err(e) => return Err(e),
+            };
+            last_code = rec.state.exit_code;
+            let stopped = rec.state.status != "running" && rec.state.status != "paused";
+            let done = match cond {
+                WaitCondition::NotRunning => stopped,
+                WaitCondition::NextExit => {
+                    rec.state.status == "exited" && rec.state.finished_at != first.state.finished_at
+                }
+                WaitCondition::Removed => false,
+            };
+            if done {
                 return Ok(rec.state.exit_code);
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -502,6 +537,16 @@ impl ContainerService {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// Connects to the shim's attach socket (through a directory descriptor: the path
+    /// with its 64-digit id can exceed the 108 bytes a socket address holds).
+    pub fn connect_attach(&self, id: &str) -> Result<std::os::unix::net::UnixStream> {
+        use std::os::fd::AsRawFd;
+        let dir = std::fs::File::open(self.run_dir(id)).map_err(internal)?;
+        let path = format!("/proc/self/fd/{}/attach.sock", dir.as_raw_fd());
+        std::os::unix::net::UnixStream::connect(path)
+            .map_err(|e| Error::Internal(format!("attach to container {id}: {e}")))
     }
 
     /// `POST /containers/{id}/stop`: the stop signal, then SIGKILL after the timeout.
@@ -597,6 +642,31 @@ impl ContainerService {
             n("paused"),
             all.len() - n("running") - n("paused"),
         )
+    }
+}
+
+/// What `wait` waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitCondition {
+    /// Not running (now or later).
+    NotRunning,
+    /// The next exit.
+    NextExit,
+    /// Removal.
+    Removed,
+}
+
+impl std::str::FromStr for WaitCondition {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "" | "not-running" => Ok(WaitCondition::NotRunning),
+            "next-exit" => Ok(WaitCondition::NextExit),
+            "removed" => Ok(WaitCondition::Removed),
+            other => Err(Error::InvalidInput(format!(
+                "invalid condition: \"{other}\""
+            ))),
+        }
     }
 }
 

@@ -2,8 +2,11 @@
 //! `berth_api::ContainerBackend`, and the one place where container errors become HTTP
 //! statuses.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use berth_api::{ApiError, ContainerBackend, LogsRequest};
-use berth_containers::{ContainerService, Error, LogOptions};
+use berth_containers::{ContainerService, Error, LogOptions, WaitCondition};
 
 /// Maps container errors to Docker's statuses.
 pub fn api_error(e: Error) -> ApiError {
@@ -16,20 +19,56 @@ pub fn api_error(e: Error) -> ApiError {
     }
 }
 
-/// The container service as the API sees it.
-pub struct Containers(pub ContainerService);
+type Waiters = Vec<tokio::sync::oneshot::Sender<std::os::unix::net::UnixStream>>;
+
+/// The container service as the API sees it, with the attach clients that wait for their
+/// container to start.
+pub struct Containers {
+    service: ContainerService,
+    pending: Mutex<HashMap<String, Waiters>>,
+}
+
+impl Containers {
+    /// Wraps the service.
+    pub fn new(service: ContainerService) -> Self {
+        Containers {
+            service,
+            pending: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Connects every waiting attach client of `id` to the shim's stream.
+    fn connect_pending(&self, id: &str) {
+        let waiters = self
+            .pending
+            .lock()
+            .expect("not poisoned")
+            .remove(id)
+            .unwrap_or_default();
+        for w in waiters {
+            if let Ok(stream) = self.service.connect_attach(id) {
+                let _ = w.send(stream);
+            }
+        }
+    }
+}
 
 impl ContainerBackend for Containers {
     fn create(&self, name: Option<&str>, body: &serde_json::Value) -> Result<String, ApiError> {
-        self.0.create(name, body).map_err(api_error)
+        self.service.create(name, body).map_err(api_error)
     }
 
     fn start(&self, id: &str) -> Result<(), ApiError> {
-        self.0.start(id, &mut |_| {}).map_err(api_error)
+        // Attach clients connect after the container exists and before its process runs,
+        // so they see all of its output.
+        let full = self.service.get(id).map_err(api_error)?.id;
+        self.service
+            .start(&full, &mut |cid| self.connect_pending(cid))
+            .map_err(api_error)
     }
 
     fn stop(&self, id: &str, timeout: Option<u64>) -> Result<bool, ApiError> {
-        self.0.stop(id, timeout).map_err(api_error)
+        self.service.stop(id, timeout).map_err(api_error)
     }
 
     fn kill(&self, id: &str, signal: &str) -> Result<(), ApiError> {
@@ -39,26 +78,54 @@ impl ContainerBackend for Containers {
             berth_containers::signal_number(signal)
                 .ok_or_else(|| ApiError::bad_request(format!("Invalid signal: {signal}")))?
         };
-        self.0.kill(id, sig).map_err(api_error)
+        self.service.kill(id, sig).map_err(api_error)
     }
 
-    fn wait(&self, id: &str) -> Result<i32, ApiError> {
-        self.0.wait(id, None).map_err(api_error)
+    fn wait(&self, id: &str, condition: &str) -> Result<i32, ApiError> {
+        let cond: WaitCondition = condition.parse().map_err(api_error)?;
+        self.service.wait_for(id, cond, None).map_err(api_error)
+    }
+
+    fn attach(
+        &self,
+        id: &str,
+    ) -> Result<
+        (
+            tokio::sync::oneshot::Receiver<std::os::unix::net::UnixStream>,
+            bool,
+        ),
+        ApiError,
+    > {
+        let rec = self.service.get(id).map_err(api_error)?;
+        let tty = rec.config["Tty"].as_bool().unwrap_or(false);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if rec.state.status == "running" {
+            let stream = self.service.connect_attach(&rec.id).map_err(api_error)?;
+            let _ = tx.send(stream);
+        } else {
+            self.pending
+                .lock()
+                .expect("not poisoned")
+                .entry(rec.id)
+                .or_default()
+                .push(tx);
+        }
+        Ok((rx, tty))
     }
 
     fn remove(&self, id: &str, force: bool) -> Result<(), ApiError> {
-        self.0.remove(id, force).map_err(api_error)
+        self.service.remove(id, force).map_err(api_error)
     }
 
     fn list(&self, all: bool, limit: Option<usize>) -> Result<serde_json::Value, ApiError> {
-        self.0
+        self.service
             .list(all, limit)
             .map(serde_json::Value::from)
             .map_err(api_error)
     }
 
     fn inspect(&self, id: &str) -> Result<serde_json::Value, ApiError> {
-        self.0.inspect(id).map_err(api_error)
+        self.service.inspect(id).map_err(api_error)
     }
 
     fn logs(&self, id: &str, req: LogsRequest) -> Result<(Vec<u8>, bool), ApiError> {
@@ -68,6 +135,6 @@ impl ContainerBackend for Containers {
             tail: req.tail,
             timestamps: req.timestamps,
         };
-        self.0.logs(id, &opts).map_err(api_error)
+        self.service.logs(id, &opts).map_err(api_error)
     }
 }

@@ -70,7 +70,7 @@ fn build_backends(config: &Config) -> Result<berth_api::Backends> {
             containers.clone(),
         )),
         images: Arc::new(images::ImageService(images)),
-        containers: Arc::new(containers::Containers(containers)),
+        containers: Arc::new(containers::Containers::new(containers)),
     })
 }
 

@@ -277,3 +277,54 @@ fn user_errors_read_like_dockers() {
     );
     assert_clean(&d);
 }
+
+#[test]
+fn foreground_run_streams_output_and_exit_code() {
+    let Some(d) = daemon_with_busybox() else {
+        return;
+    };
+    let run = docker(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "echo to-stdout; echo to-stderr >&2; exit 3",
+        ],
+    )
+    .unwrap();
+    assert_eq!(run.status.code(), Some(3), "{}", err(&run));
+    assert_eq!(out(&run), "to-stdout");
+    assert_eq!(err(&run), "to-stderr");
+    // --rm removed it.
+    assert_eq!(out(&docker(&d, &["ps", "-aq"]).unwrap()), "");
+    let kept = docker(
+        &d,
+        &[
+            "run",
+            "--name",
+            "kept",
+            "-w",
+            "/bin",
+            "-u",
+            "nobody",
+            "busybox",
+            "sh",
+            "-c",
+            "pwd; id -u",
+        ],
+    )
+    .unwrap();
+    assert!(kept.status.success(), "{}", err(&kept));
+    assert_eq!(out(&kept), "/bin\n65534");
+    let status = docker(&d, &["ps", "-a", "--format", "{{.Names}} {{.Status}}"]).unwrap();
+    assert!(
+        out(&status).starts_with("kept Exited (0)"),
+        "{}",
+        out(&status)
+    );
+    assert!(docker(&d, &["rm", "kept"]).unwrap().status.success());
+    assert_clean(&d);
+}
