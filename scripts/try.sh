@@ -20,7 +20,7 @@ for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
 # A busybox root filesystem as an image.
 mkdir -p "$work/rootfs/bin" "$work/rootfs/etc" "$work/rootfs/tmp"
 cp /bin/busybox "$work/rootfs/bin/busybox"
-for a in $(/bin/busybox --list); do ln -sf busybox "$work/rootfs/bin/$a"; done
+for a in $(/bin/busybox --list); do [ -e "$work/rootfs/bin/$a" ] || ln -s busybox "$work/rootfs/bin/$a"; done
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' > "$work/rootfs/etc/passwd"
 tar -C "$work/rootfs" -cf "$work/busybox.tar" .
 

@@ -34,7 +34,13 @@ pub trait ContainerBackend: Send + Sync {
     /// Sends a signal (name or number; SIGKILL when empty).
     fn kill(&self, id: &str, signal: &str) -> Result<(), ApiError>;
     /// Waits for `condition` (not-running, next-exit, removed); returns the exit code.
-    fn wait(&self, id: &str, condition: &str) -> Result<i32, ApiError>;
+    /// Gives up when `abandoned` turns true (the client disconnected).
+    fn wait(
+        &self,
+        id: &str,
+        condition: &str,
+        abandoned: &dyn Fn() -> bool,
+    ) -> Result<i32, ApiError>;
     /// Registers an attach client: the receiver yields the container's output stream
     /// (Docker frames, raw for a terminal) once its process runs; the flag says whether
     /// it has a terminal.
@@ -158,7 +164,7 @@ pub async fn action(
             blocking(move || probe.inspect(&probe_id).map(|_| ())).await?;
             let (tx, rx) = tokio::sync::oneshot::channel::<Vec<u8>>();
             tokio::task::spawn_blocking(move || {
-                let body = match c.wait(&id, &condition) {
+                let body = match c.wait(&id, &condition, &|| tx.is_closed()) {
                     Ok(code) => serde_json::json!({"StatusCode": code, "Error": null}),
                     Err(e) => {
                         serde_json::json!({"StatusCode": -1, "Error": {"Message": e.message}})

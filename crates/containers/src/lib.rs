@@ -383,6 +383,10 @@ impl ContainerService {
             self.unmount_rootfs(&id);
             rec.state.error = e.to_string();
             let _ = self.save(&rec);
+            // `--rm` also covers a container that never ran (the docker CLI waits for it).
+            if rec.host_config["AutoRemove"].as_bool() == Some(true) {
+                let _ = self.remove(&id, true);
+            }
         }
         result
     }
@@ -492,17 +496,19 @@ impl ContainerService {
 
     /// Waits until the container is not running; returns its exit code.
     pub fn wait(&self, name: &str, timeout: Option<Duration>) -> Result<i32> {
-        self.wait_for(name, WaitCondition::NotRunning, timeout)
+        self.wait_for(name, WaitCondition::NotRunning, timeout, &|| false)
     }
 
     /// Docker's wait conditions: `not-running` returns as soon as the container is not
     /// running; `next-exit` waits for the exit that follows (a created container's first
-    /// run); `removed` also waits for its removal (auto-remove).
+    /// run); `removed` also waits for its removal (auto-remove). `abandoned` is polled
+    /// too: a waiter whose client went away stops.
     pub fn wait_for(
         &self,
         name: &str,
         cond: WaitCondition,
         timeout: Option<Duration>,
+        abandoned: &dyn Fn() -> bool,
     ) -> Result<i32> {
         let deadline = timeout.map(|t| Instant::now() + t);
         let first = self.get(name)?;
@@ -530,12 +536,12 @@ impl ContainerService {
             if done {
                 return Ok(rec.state.exit_code);
             }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
+            if deadline.is_some_and(|d| Instant::now() >= d) || abandoned() {
                 return Err(Error::Conflict(
                     "timed out waiting for the container to stop".into(),
                 ));
             }
-            std::thread::sleep(Duration::from_millis(10));
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

@@ -62,9 +62,14 @@ impl ContainerBackend for Containers {
         // Attach clients connect after the container exists and before its process runs,
         // so they see all of its output.
         let full = self.service.get(id).map_err(api_error)?.id;
-        self.service
-            .start(&full, &mut |cid| self.connect_pending(cid))
-            .map_err(api_error)
+        let started = self
+            .service
+            .start(&full, &mut |cid| self.connect_pending(cid));
+        if started.is_err() {
+            // Attach clients waiting for this start get end-of-stream, not a hang.
+            self.pending.lock().expect("not poisoned").remove(&full);
+        }
+        started.map_err(api_error)
     }
 
     fn stop(&self, id: &str, timeout: Option<u64>) -> Result<bool, ApiError> {
@@ -81,9 +86,16 @@ impl ContainerBackend for Containers {
         self.service.kill(id, sig).map_err(api_error)
     }
 
-    fn wait(&self, id: &str, condition: &str) -> Result<i32, ApiError> {
+    fn wait(
+        &self,
+        id: &str,
+        condition: &str,
+        abandoned: &dyn Fn() -> bool,
+    ) -> Result<i32, ApiError> {
         let cond: WaitCondition = condition.parse().map_err(api_error)?;
-        self.service.wait_for(id, cond, None).map_err(api_error)
+        self.service
+            .wait_for(id, cond, None, abandoned)
+            .map_err(api_error)
     }
 
     fn attach(

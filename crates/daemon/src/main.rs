@@ -84,7 +84,10 @@ fn run(config: Config) -> Result<()> {
         .enable_all()
         .build()
         .context("start async runtime")?;
-    runtime.block_on(serve(config))
+    let result = runtime.block_on(serve(config));
+    // Blocking tasks (a client's wait) must not hold the exit: containers live on anyway.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
 }
 
 async fn serve(config: Config) -> Result<()> {

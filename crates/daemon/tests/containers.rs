@@ -328,3 +328,20 @@ fn foreground_run_streams_output_and_exit_code() {
     assert!(docker(&d, &["rm", "kept"]).unwrap().status.success());
     assert_clean(&d);
 }
+
+#[test]
+fn foreground_run_of_a_missing_program_fails_instead_of_hanging() {
+    let Some(d) = daemon_with_busybox() else {
+        return;
+    };
+    let run = docker(&d, &["run", "--rm", "busybox", "/no/such/program"]).unwrap();
+    assert_eq!(run.status.code(), Some(127), "{}", err(&run));
+    assert!(
+        err(&run).contains("no such file or directory"),
+        "{}",
+        err(&run)
+    );
+    // --rm removed the container that never ran.
+    assert_eq!(out(&docker(&d, &["ps", "-aq"]).unwrap()), "");
+    assert_clean(&d);
+}

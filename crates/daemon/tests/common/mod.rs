@@ -93,11 +93,19 @@ pub fn docker(d: &Daemon, args: &[&str]) -> Option<std::process::Output> {
         eprintln!("skipped: the docker CLI is not installed");
         return None;
     }
-    let out = Command::new("docker")
+    // A hang is a failure, not a stuck CI run: coreutils' timeout ends the CLI.
+    let out = Command::new("timeout")
+        .args(["-s", "KILL", "120", "docker"])
         .env("DOCKER_HOST", format!("unix://{}", d.socket().display()))
         .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
         .args(args)
+        .stdin(Stdio::null())
         .output()
         .unwrap();
+    assert_ne!(
+        out.status.code(),
+        None,
+        "docker {args:?} hung and was killed"
+    );
     Some(out)
 }
