@@ -30,8 +30,11 @@ pub struct ImportRequest {
 /// What the image endpoints need. Methods block; the API runs them off the async threads.
 pub trait ImageBackend: Send + Sync {
     /// Imports a root filesystem archive; returns the image id.
-    fn import(&self, archive: Box<dyn Read + Send>, req: ImportRequest)
-    -> Result<String, ApiError>;
+    fn import(
+        &self,
+        archive: &mut (dyn Read + Send),
+        req: ImportRequest,
+    ) -> Result<String, ApiError>;
     /// `GET /images/json`.
     fn list(&self, all: bool, filters: &str) -> Result<serde_json::Value, ApiError>;
     /// `GET /images/{name}/json`.
@@ -98,7 +101,17 @@ pub async fn create(
     let stream = body.into_data_stream().map_err(std::io::Error::other);
     let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
     let images = b.images.clone();
-    let id = blocking(move || images.import(Box::new(reader), req)).await?;
+    let id = blocking(move || {
+        let mut reader = reader;
+        let result = images.import(&mut reader, req);
+        if result.is_err() {
+            // Read the rest of the upload: a client still sending it would otherwise get
+            // a broken pipe instead of our message.
+            let _ = std::io::copy(&mut reader, &mut std::io::sink());
+        }
+        result
+    })
+    .await?;
     let line = serde_json::json!({ "status": id }).to_string() + "\r\n";
     Ok(([("content-type", "application/json")], line).into_response())
 }

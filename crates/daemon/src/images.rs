@@ -26,7 +26,7 @@ pub struct ImageService(pub ImageStore);
 impl ImageBackend for ImageService {
     fn import(
         &self,
-        archive: Box<dyn Read + Send>,
+        archive: &mut (dyn Read + Send),
         req: ImportRequest,
     ) -> Result<String, ApiError> {
         let reference = match (req.repo, req.tag) {
