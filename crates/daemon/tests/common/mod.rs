@@ -18,6 +18,12 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start() -> Self {
+        let shim = std::path::Path::new(env!("CARGO_BIN_EXE_berthd")).with_file_name("berth-shim");
+        assert!(
+            shim.exists(),
+            "{} is missing: run cargo build --workspace --bins first (scripts/test.sh does)",
+            shim.display()
+        );
         let dir = tempfile::Builder::new()
             .prefix("berthd-test")
             .tempdir()
