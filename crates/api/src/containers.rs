@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
-use crate::images::query_pairs;
+use crate::query::{flag, param, query_pairs};
 use crate::{Backends, blocking};
 
 /// `docker logs` parameters.
@@ -64,14 +64,6 @@ pub trait ContainerBackend: Send + Sync {
     fn logs(&self, id: &str, req: LogsRequest) -> Result<(Vec<u8>, bool), ApiError>;
 }
 
-fn param(pairs: &[(String, String)], key: &str) -> Option<String> {
-    pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
-}
-
-fn flag(pairs: &[(String, String)], key: &str) -> bool {
-    matches!(param(pairs, key).as_deref(), Some("1" | "true" | "True"))
-}
-
 /// `POST /containers/create`.
 pub async fn create(
     State(b): State<Backends>,
@@ -79,7 +71,7 @@ pub async fn create(
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let pairs = query_pairs(q.as_deref());
-    let name = param(&pairs, "name");
+    let name = param(&pairs, "name").map(str::to_string);
     let body: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
     let c = b.containers.clone();
@@ -99,6 +91,7 @@ pub async fn list(
     let pairs = query_pairs(q.as_deref());
     let all = flag(&pairs, "all");
     let limit = param(&pairs, "limit")
+        .map(str::to_string)
         .and_then(|l| l.parse::<i64>().ok())
         .filter(|l| *l > 0)
         .map(|l| l as usize);
@@ -141,7 +134,9 @@ pub async fn action(
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         "stop" => {
-            let t = param(&pairs, "t").and_then(|t| t.parse().ok());
+            let t = param(&pairs, "t")
+                .map(str::to_string)
+                .and_then(|t| t.parse().ok());
             let stopped = blocking(move || c.stop(&id, t)).await?;
             Ok(if stopped {
                 StatusCode::NO_CONTENT
@@ -151,14 +146,18 @@ pub async fn action(
             .into_response())
         }
         "kill" => {
-            let signal = param(&pairs, "signal").unwrap_or_default();
+            let signal = param(&pairs, "signal")
+                .map(str::to_string)
+                .unwrap_or_default();
             blocking(move || c.kill(&id, &signal)).await?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         "wait" => {
             // Like dockerd: the status line and headers go out at once (the docker CLI
             // waits for them before it starts the container), the body when it exits.
-            let condition = param(&pairs, "condition").unwrap_or_default();
+            let condition = param(&pairs, "condition")
+                .map(str::to_string)
+                .unwrap_or_default();
             let probe = c.clone();
             let probe_id = id.clone();
             blocking(move || probe.inspect(&probe_id).map(|_| ())).await?;
@@ -186,7 +185,9 @@ pub async fn action(
             let req = LogsRequest {
                 stdout: flag(&pairs, "stdout"),
                 stderr: flag(&pairs, "stderr"),
-                tail: param(&pairs, "tail").and_then(|t| t.parse().ok()),
+                tail: param(&pairs, "tail")
+                    .map(str::to_string)
+                    .and_then(|t| t.parse().ok()),
                 timestamps: flag(&pairs, "timestamps"),
             };
             let (data, tty) = blocking(move || c.logs(&id, req)).await?;

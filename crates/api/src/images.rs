@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::TryStreamExt;
 
 use crate::error::ApiError;
+use crate::query::{flag, param, query_pairs};
 use crate::{Backends, blocking};
 
 /// How an import was asked for.
@@ -43,24 +44,6 @@ pub trait ImageBackend: Send + Sync {
     fn tag(&self, name: &str, repo: &str, tag: Option<&str>) -> Result<(), ApiError>;
     /// `DELETE /images/{name}`.
     fn remove(&self, name: &str, force: bool) -> Result<serde_json::Value, ApiError>;
-}
-
-/// The query as ordered pairs (repeated keys such as `changes` kept).
-pub fn query_pairs(q: Option<&str>) -> Vec<(String, String)> {
-    form_urlencoded::parse(q.unwrap_or("").as_bytes())
-        .into_owned()
-        .collect()
-}
-
-fn param<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    pairs
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
-}
-
-fn flag(pairs: &[(String, String)], key: &str) -> bool {
-    matches!(param(pairs, key), Some("1" | "true" | "True"))
 }
 
 /// `POST /images/create`: only `fromSrc=-` (the request body) for now.

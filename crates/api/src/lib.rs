@@ -11,6 +11,7 @@
 pub mod containers;
 pub mod error;
 pub mod images;
+mod query;
 pub mod system;
 pub mod version;
 

@@ -19,28 +19,10 @@ fn err(o: &Output) -> String {
 /// A daemon with a busybox image imported as busybox:latest.
 fn daemon_with_busybox() -> Option<Daemon> {
     let d = Daemon::start();
-    let root = d.dir.path().join("rootfs");
-    std::fs::create_dir_all(root.join("bin")).unwrap();
-    std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("busybox-static is installed");
-    for applet in ["sh", "sleep", "echo", "cat", "hostname", "id", "ls"] {
-        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
-    }
-    std::fs::create_dir_all(root.join("etc")).unwrap();
-    std::fs::write(
-        root.join("etc/passwd"),
-        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
-    )
-    .unwrap();
-    let tar = d.dir.path().join("rootfs.tar");
-    let st = std::process::Command::new("tar")
-        .arg("-C")
-        .arg(&root)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let tar = common::busybox_tar(
+        &d,
+        &["sh", "sleep", "echo", "cat", "hostname", "id", "ls", "pwd"],
+    );
     let o = docker(
         &d,
         &[

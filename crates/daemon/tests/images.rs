@@ -15,23 +15,8 @@ fn err(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).trim().to_string()
 }
 
-/// A busybox root filesystem tar made here (no registry is reachable).
 fn rootfs_tar(d: &Daemon) -> std::path::PathBuf {
-    let root = d.dir.path().join("rootfs");
-    std::fs::create_dir_all(root.join("bin")).unwrap();
-    std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("busybox-static is installed");
-    std::os::unix::fs::symlink("busybox", root.join("bin/sh")).unwrap();
-    let tar = d.dir.path().join("rootfs.tar");
-    let st = std::process::Command::new("tar")
-        .arg("-C")
-        .arg(&root)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(st.success());
-    tar
+    common::busybox_tar(d, &["sh"])
 }
 
 #[test]

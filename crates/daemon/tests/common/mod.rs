@@ -115,3 +115,31 @@ pub fn docker(d: &Daemon, args: &[&str]) -> Option<std::process::Output> {
     );
     Some(out)
 }
+
+/// A busybox root filesystem tar (with these applets linked, and a passwd file) in the
+/// daemon's temp dir, made from Debian's busybox-static: no registry is reachable.
+pub fn busybox_tar(d: &Daemon, applets: &[&str]) -> PathBuf {
+    let root = d.dir.path().join("rootfs");
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("busybox-static is installed");
+    for applet in applets {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+    }
+    std::fs::write(
+        root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
+    )
+    .unwrap();
+    let tar = d.dir.path().join("rootfs.tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    tar
+}
