@@ -187,7 +187,9 @@ fn stats_serialize_with_runc_keys() {
     let mut json = serde_json::Value::Null;
     for _ in 0..200 {
         json = serde_json::to_value(g.mgr.stats().unwrap()).unwrap();
-        if json["cpu"]["usage"].get("total").is_some() {
+        if json["cpu"]["usage"].get("total").is_some()
+            && json["memory"]["usage"].get("usage").is_some()
+        {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));

@@ -69,7 +69,9 @@ impl CgroupGuard {
     /// cgroup CPU accounting only counts time spent inside the cgroup.
     pub fn add_busy_process(&mut self) -> i32 {
         let child = CgroupGuard::spawn_waiting_shell(
-            "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; sleep 30",
+            // Forks and fresh pages after the move, so memory is charged to the cgroup
+            // (v1 does not move charges of pages touched before).
+            "x=$(head -c 200000 /dev/zero | tr '\\0' a); i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; sleep 30",
         );
         let pid = self.adopt(child);
         let child = self.children.last_mut().expect("just adopted");
