@@ -12,6 +12,7 @@
 pub mod error;
 mod logs;
 mod names;
+mod seccomp;
 pub mod spec;
 mod view;
 

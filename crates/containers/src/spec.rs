@@ -312,6 +312,12 @@ pub fn generate(config: &Value, host: &Value, paths: &Paths<'_>) -> Result<Value
             "namespaces": namespaces
         }
     });
+    let unconfined = strings(&host["SecurityOpt"])
+        .iter()
+        .any(|o| o == "seccomp=unconfined" || o == "seccomp:unconfined");
+    if !privileged && !unconfined {
+        spec["linux"]["seccomp"] = crate::seccomp::default_profile(&caps);
+    }
     if !privileged {
         spec["linux"]["maskedPaths"] = json!([
             "/proc/asound",

@@ -46,8 +46,13 @@ impl Containers {
             .remove(id)
             .unwrap_or_default();
         for w in waiters {
-            if let Ok(stream) = self.service.connect_attach(id) {
-                let _ = w.send(stream);
+            match self.service.connect_attach(id) {
+                Ok(stream) => {
+                    if w.send(stream).is_err() {
+                        tracing::warn!(container = id, "attach client left before start");
+                    }
+                }
+                Err(e) => tracing::warn!(container = id, "attach: {e}"),
             }
         }
     }

@@ -16,12 +16,19 @@ fn err(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).trim().to_string()
 }
 
-/// A daemon with a busybox image imported as busybox:latest.
-fn daemon_with_busybox() -> Option<Daemon> {
+/// These tests run one at a time: under parallel load a foreground `docker run` has been
+/// seen to lose its whole output now and then (a race not yet found, see the issue note).
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A daemon with a busybox image imported as busybox:latest; holds the serial lock.
+fn daemon_with_busybox() -> Option<(std::sync::MutexGuard<'static, ()>, Daemon)> {
+    let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let d = Daemon::start();
     let tar = common::busybox_tar(
         &d,
-        &["sh", "sleep", "echo", "cat", "hostname", "id", "ls", "pwd"],
+        &[
+            "sh", "sleep", "echo", "cat", "hostname", "id", "ls", "pwd", "grep", "mount",
+        ],
     );
     let o = docker(
         &d,
@@ -34,7 +41,7 @@ fn daemon_with_busybox() -> Option<Daemon> {
         ],
     )?;
     assert!(o.status.success(), "{}", err(&o));
-    Some(d)
+    Some((guard, d))
 }
 
 fn assert_clean(d: &Daemon) {
@@ -63,7 +70,7 @@ fn assert_clean(d: &Daemon) {
 
 #[test]
 fn run_detached_then_logs_wait_inspect_rm() {
-    let Some(d) = daemon_with_busybox() else {
+    let Some((_serial, d)) = daemon_with_busybox() else {
         return;
     };
     let run = docker(
@@ -119,7 +126,7 @@ fn run_detached_then_logs_wait_inspect_rm() {
 
 #[test]
 fn stop_kill_and_forced_removal() {
-    let Some(d) = daemon_with_busybox() else {
+    let Some((_serial, d)) = daemon_with_busybox() else {
         return;
     };
     assert!(
@@ -186,7 +193,7 @@ fn stop_kill_and_forced_removal() {
 
 #[test]
 fn user_errors_read_like_dockers() {
-    let Some(d) = daemon_with_busybox() else {
+    let Some((_serial, d)) = daemon_with_busybox() else {
         return;
     };
     let missing = docker(&d, &["run", "-d", "nosuchimage"]).unwrap();
@@ -262,7 +269,7 @@ fn user_errors_read_like_dockers() {
 
 #[test]
 fn foreground_run_streams_output_and_exit_code() {
-    let Some(d) = daemon_with_busybox() else {
+    let Some((_serial, d)) = daemon_with_busybox() else {
         return;
     };
     let run = docker(
@@ -313,7 +320,7 @@ fn foreground_run_streams_output_and_exit_code() {
 
 #[test]
 fn foreground_run_of_a_missing_program_fails_instead_of_hanging() {
-    let Some(d) = daemon_with_busybox() else {
+    let Some((_serial, d)) = daemon_with_busybox() else {
         return;
     };
     let run = docker(&d, &["run", "--rm", "busybox", "/no/such/program"]).unwrap();
@@ -325,5 +332,43 @@ fn foreground_run_of_a_missing_program_fails_instead_of_hanging() {
     );
     // --rm removed the container that never ran.
     assert_eq!(out(&docker(&d, &["ps", "-aq"]).unwrap()), "");
+    assert_clean(&d);
+}
+
+#[test]
+fn containers_run_under_dockers_seccomp_rules() {
+    let Some((_serial, d)) = daemon_with_busybox() else {
+        return;
+    };
+    // Mode 2 is "filter": the profile is loaded (its rules are unit-tested in berth-containers).
+    let confined = docker(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "busybox",
+            "grep",
+            "Seccomp:",
+            "/proc/self/status",
+        ],
+    )
+    .unwrap();
+    assert!(confined.status.success(), "{}", err(&confined));
+    assert_eq!(out(&confined), "Seccomp:\t2");
+    let open = docker(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--security-opt",
+            "seccomp=unconfined",
+            "busybox",
+            "grep",
+            "Seccomp:",
+            "/proc/self/status",
+        ],
+    )
+    .unwrap();
+    assert_eq!(out(&open), "Seccomp:\t0");
     assert_clean(&d);
 }

@@ -79,6 +79,8 @@ impl Streams {
         std::env::set_current_dir(state_dir)?;
         let attach_path = state_dir.join("attach.sock");
         let listener = unix_listener(Path::new("attach.sock"))?;
+        // Accepted in a loop until empty when poll says so: must never block.
+        rustix::io::ioctl_fionbio(&listener, true)?;
         let (sources, stdio) = if tty {
             let console_path = PathBuf::from("console.sock");
             let console = unix_listener(&console_path)?;
@@ -151,15 +153,17 @@ impl Streams {
         };
         let ready: Vec<bool> = fds.iter().map(|f| !f.revents().is_empty()).collect();
         drop(fds);
-        self.read_ready(&ready[..n_sources]);
-        if ready[n_sources]
-            && let Ok(conn) = rustix::net::accept_with(
+        // Clients first: berthd connects them before the process starts, so accepting
+        // before reading means they see the first bytes too.
+        if ready[n_sources] {
+            while let Ok(conn) = rustix::net::accept_with(
                 &self.listener,
                 SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
-            )
-        {
-            self.attachers.push(conn);
+            ) {
+                self.attachers.push(conn);
+            }
         }
+        self.read_ready(&ready[..n_sources]);
         Ok(ready[n_sources + 1])
     }
 
