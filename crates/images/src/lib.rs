@@ -17,7 +17,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::sync::Arc;
 
 use berth_content::{Digest, Store};
-use berth_metadata::{Db, Table};
+use berth_metadata::{Db, PrefixMatch, Table};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
@@ -159,16 +159,12 @@ impl ImageStore {
             if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(Error::NotFound(name.into()));
             }
-            let mut matches = tx
-                .list(&IMAGES)?
-                .into_iter()
-                .filter(|(hex, _)| hex.starts_with(prefix));
-            match (matches.next(), matches.next()) {
-                (Some((_, rec)), None) => Ok(rec),
-                (Some(_), Some(_)) => Err(Error::NotFound(format!(
+            match tx.by_unique_prefix(&IMAGES, prefix)? {
+                PrefixMatch::One(rec) => Ok(rec),
+                PrefixMatch::Many => Err(Error::NotFound(format!(
                     "{name} (ambiguous: give more of the id)"
                 ))),
-                (None, _) => Err(Error::NotFound(name.into())),
+                PrefixMatch::None => Err(Error::NotFound(name.into())),
             }
         })
     }

@@ -153,6 +153,17 @@ fn collect<V: DeserializeOwned>(
     Ok(out)
 }
 
+/// What a key prefix matched.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PrefixMatch<V> {
+    /// No key starts with the prefix.
+    None,
+    /// Exactly one key does; its value.
+    One(V),
+    /// More than one key does.
+    Many,
+}
+
 /// A read transaction over a consistent snapshot.
 pub struct ReadTx {
     txn: redb::ReadTransaction,
@@ -178,6 +189,33 @@ impl ReadTx {
             Err(e) => return Err(db_err(e)),
         };
         collect(t.name, table.iter().map_err(db_err)?)
+    }
+
+    /// The value under the one key that starts with `prefix` (short ids), reading at most
+    /// two entries of the key range.
+    pub fn by_unique_prefix<V: DeserializeOwned>(
+        &self,
+        t: &Table<V>,
+        prefix: &str,
+    ) -> Result<PrefixMatch<V>> {
+        let table = match self.txn.open_table(t.def()) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(PrefixMatch::None),
+            Err(e) => return Err(db_err(e)),
+        };
+        let mut hits = Vec::with_capacity(2);
+        for entry in table.range(prefix..).map_err(db_err)? {
+            let (k, v) = entry.map_err(db_err)?;
+            if !k.value().starts_with(prefix) || hits.len() == 2 {
+                break;
+            }
+            hits.push(decode(t.name, k.value(), v.value())?);
+        }
+        Ok(match hits.len() {
+            0 => PrefixMatch::None,
+            1 => PrefixMatch::One(hits.pop().expect("one hit")),
+            _ => PrefixMatch::Many,
+        })
     }
 }
 
@@ -215,6 +253,19 @@ mod tests {
         // Durable across reopen.
         let db = Db::open(&dir.path().join("meta.redb")).unwrap();
         assert_eq!(db.read(|tx| tx.get(&NAMES, "a")).unwrap(), Some(1));
+        db.write(|tx| {
+            tx.put(&NAMES, "ab1", &2)?;
+            tx.put(&NAMES, "ab2", &3)?;
+            tx.put(&NAMES, "b", &4)
+        })
+        .unwrap();
+        db.read(|tx| -> Result<()> {
+            assert_eq!(tx.by_unique_prefix(&NAMES, "ab1")?, PrefixMatch::One(2));
+            assert_eq!(tx.by_unique_prefix(&NAMES, "ab")?, PrefixMatch::Many);
+            assert_eq!(tx.by_unique_prefix(&NAMES, "c")?, PrefixMatch::None);
+            Ok(())
+        })
+        .unwrap();
         assert!(db.write(|tx| tx.delete(&NAMES, "a")).unwrap());
         assert_eq!(db.read(|tx| tx.get(&NAMES, "a")).unwrap(), None);
     }
