@@ -91,7 +91,6 @@ pub async fn list(
     let pairs = query_pairs(q.as_deref());
     let all = flag(&pairs, "all");
     let limit = param(&pairs, "limit")
-        .map(str::to_string)
         .and_then(|l| l.parse::<i64>().ok())
         .filter(|l| *l > 0)
         .map(|l| l as usize);
@@ -134,9 +133,7 @@ pub async fn action(
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         "stop" => {
-            let t = param(&pairs, "t")
-                .map(str::to_string)
-                .and_then(|t| t.parse().ok());
+            let t = param(&pairs, "t").and_then(|t| t.parse().ok());
             let stopped = blocking(move || c.stop(&id, t)).await?;
             Ok(if stopped {
                 StatusCode::NO_CONTENT
@@ -146,18 +143,14 @@ pub async fn action(
             .into_response())
         }
         "kill" => {
-            let signal = param(&pairs, "signal")
-                .map(str::to_string)
-                .unwrap_or_default();
+            let signal = param(&pairs, "signal").unwrap_or_default().to_string();
             blocking(move || c.kill(&id, &signal)).await?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         "wait" => {
             // Like dockerd: the status line and headers go out at once (the docker CLI
             // waits for them before it starts the container), the body when it exits.
-            let condition = param(&pairs, "condition")
-                .map(str::to_string)
-                .unwrap_or_default();
+            let condition = param(&pairs, "condition").unwrap_or_default().to_string();
             let probe = c.clone();
             let probe_id = id.clone();
             blocking(move || probe.inspect(&probe_id).map(|_| ())).await?;
@@ -185,9 +178,7 @@ pub async fn action(
             let req = LogsRequest {
                 stdout: flag(&pairs, "stdout"),
                 stderr: flag(&pairs, "stderr"),
-                tail: param(&pairs, "tail")
-                    .map(str::to_string)
-                    .and_then(|t| t.parse().ok()),
+                tail: param(&pairs, "tail").and_then(|t| t.parse().ok()),
                 timestamps: flag(&pairs, "timestamps"),
             };
             let (data, tty) = blocking(move || c.logs(&id, req)).await?;
