@@ -24,11 +24,12 @@ use std::time::{Duration, Instant};
 
 use berth_content::Store;
 use berth_images::ImageStore;
-use berth_metadata::{Db, Table};
+use berth_metadata::{Db, PrefixMatch, Table};
 use berth_snapshots::Snapshotter;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+pub use berth_runtime::signal;
 pub use error::{Error, Result};
 pub use logs::LogOptions;
 
@@ -163,16 +164,12 @@ impl ContainerService {
             if key.is_empty() || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(Error::NotFound(name.into()));
             }
-            let mut found = tx
-                .list(&CONTAINERS)?
-                .into_iter()
-                .filter(|(id, _)| id.starts_with(key));
-            match (found.next(), found.next()) {
-                (Some((_, rec)), None) => Ok(rec),
-                (Some(_), Some(_)) => Err(Error::NotFound(format!(
+            match tx.by_unique_prefix(&CONTAINERS, key)? {
+                PrefixMatch::One(rec) => Ok(rec),
+                PrefixMatch::Many => Err(Error::NotFound(format!(
                     "{name} (ambiguous: give more of the id)"
                 ))),
-                (None, _) => Err(Error::NotFound(name.into())),
+                PrefixMatch::None => Err(Error::NotFound(name.into())),
             }
         })
     }
@@ -564,7 +561,7 @@ impl ContainerService {
         }
         let signal = rec.config["StopSignal"]
             .as_str()
-            .and_then(signal_number)
+            .and_then(|s| berth_runtime::signal::parse(s).ok())
             .unwrap_or(libc::SIGTERM);
         let secs = timeout.or(rec.config["StopTimeout"].as_u64()).unwrap_or(10);
         let _ = self.kill(&rec.id, signal);
@@ -750,27 +747,4 @@ fn merge_config(image: &Value, body: &Value, id: &str, image_name: &str) -> Valu
         }
     }
     c
-}
-
-/// Signal names as Docker accepts them (`SIGTERM`, `TERM`, `15`).
-pub fn signal_number(s: &str) -> Option<i32> {
-    if let Ok(n) = s.parse() {
-        return Some(n);
-    }
-    let up = s.to_ascii_uppercase();
-    let name = up.strip_prefix("SIG").unwrap_or(&up);
-    Some(match name {
-        "HUP" => libc::SIGHUP,
-        "INT" => libc::SIGINT,
-        "QUIT" => libc::SIGQUIT,
-        "KILL" => libc::SIGKILL,
-        "USR1" => libc::SIGUSR1,
-        "USR2" => libc::SIGUSR2,
-        "TERM" => libc::SIGTERM,
-        "STOP" => libc::SIGSTOP,
-        "CONT" => libc::SIGCONT,
-        "WINCH" => libc::SIGWINCH,
-        "ALRM" => libc::SIGALRM,
-        _ => return None,
-    })
 }

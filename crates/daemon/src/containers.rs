@@ -85,8 +85,8 @@ impl ContainerBackend for Containers {
         let sig = if signal.is_empty() {
             libc::SIGKILL
         } else {
-            berth_containers::signal_number(signal)
-                .ok_or_else(|| ApiError::bad_request(format!("Invalid signal: {signal}")))?
+            berth_containers::signal::parse(signal)
+                .map_err(|_| ApiError::bad_request(format!("Invalid signal: {signal}")))?
         };
         self.service.kill(id, sig).map_err(api_error)
     }

@@ -99,7 +99,7 @@ pub fn run(root: &StateRoot, a: RunArgs) -> Result<i32> {
 
 /// `kill`.
 pub fn kill(root: &StateRoot, id: &str, signal: &str, all: bool) -> Result<()> {
-    let sig = signals::parse(signal).map_err(anyhow::Error::msg)?;
+    let sig = berth_runtime::signal::parse(signal).map_err(anyhow::Error::msg)?;
     Ok(Container::load(root, id)?.kill(sig, all)?)
 }
 

@@ -24,6 +24,7 @@ pub mod rootfs;
 pub mod seccomp;
 mod security;
 pub mod selfexe;
+pub mod signal;
 pub mod spec;
 pub mod state;
 mod sync;
