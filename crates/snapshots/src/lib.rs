@@ -113,9 +113,12 @@ impl Snapshotter {
         if final_dir.join("fs").is_dir() {
             return Ok(final_dir.join("fs"));
         }
+        // Unique per call: threads of one process may unpack the same layer at once.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let tmp = self
             .root
-            .join(format!("tmp-{}-{}", key(chain_id), std::process::id()));
+            .join(format!("tmp-{}-{}-{n}", key(chain_id), std::process::id()));
         let _ = fs::remove_dir_all(&tmp);
         fs::create_dir_all(tmp.join("fs")).map_err(io_err(format!("create {}", tmp.display())))?;
         let result = unpack::unpack(layer, &tmp.join("fs"));

@@ -217,3 +217,25 @@ fn snapshots_are_all_or_nothing() {
     assert_eq!(names, vec!["1".repeat(64)]);
     assert_eq!(s.lowerdirs(&chain), vec![dir]);
 }
+
+#[test]
+fn threads_unpacking_the_same_layer_all_succeed() {
+    let root = tempfile::tempdir().unwrap();
+    let s = Snapshotter::open(root.path()).unwrap();
+    let mut t = Tar::new();
+    for i in 0..300 {
+        t.file(&format!("d/f{i}"), b"x");
+    }
+    let layer = t.bytes();
+    let chain = chain_ids(&[format!("sha256:{}", "3".repeat(64))]);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| scope.spawn(|| s.unpack(&chain[0], layer.as_slice())))
+            .collect();
+        for h in handles {
+            let dir = h.join().unwrap().unwrap();
+            assert!(dir.join("d/f299").is_file());
+        }
+    });
+    assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 1);
+}
