@@ -51,6 +51,16 @@ fn root_is_pivoted_into_the_rootfs() {
 }
 
 #[test]
+fn signals_start_with_default_dispositions() {
+    // The runtime is a Rust program, which ignores SIGPIPE; the container must not.
+    let b = TestBundle::new(&["grep", "-E", "^Sig(Ign|Blk)", "/proc/self/status"]);
+    assert_eq!(
+        run_ok(&b),
+        "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n"
+    );
+}
+
+#[test]
 fn effective_capabilities_match_the_config() {
     let b = TestBundle::new(&[
         "sh",

@@ -554,6 +554,7 @@ fn after_ready(
         .collect();
     let path = CString::new(exe.as_os_str().as_bytes())
         .map_err(|_| Error::InvalidConfig("process.args[0]: contains a NUL byte".into()))?;
+    sys::reset_signals();
     let err = sys::execve(&path, &argv, &envp);
     Err(Error::io(format!("exec {}", exe.display()), err))
 }
