@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
+use crate::hijack::{ProcessIo, Session};
 use crate::query::{flag, param, query_pairs};
 use crate::{Backends, blocking};
 
@@ -20,6 +21,33 @@ pub struct LogsRequest {
     pub tail: Option<usize>,
     /// Prefix lines with their time.
     pub timestamps: bool,
+}
+
+/// What an attach client asks for.
+#[derive(Debug, Clone, Default)]
+pub struct AttachRequest {
+    /// Send the client's input to the process.
+    pub stdin: bool,
+    /// Stream stdout.
+    pub stdout: bool,
+    /// Stream stderr.
+    pub stderr: bool,
+    /// Replay the log first.
+    pub logs: bool,
+    /// Detach keys as the client gave them (Docker's default when empty).
+    pub detach_keys: String,
+}
+
+impl AttachRequest {
+    fn from_query(pairs: &[(String, String)]) -> Self {
+        AttachRequest {
+            stdin: flag(pairs, "stdin"),
+            stdout: flag(pairs, "stdout"),
+            stderr: flag(pairs, "stderr"),
+            logs: flag(pairs, "logs"),
+            detach_keys: param(pairs, "detachKeys").unwrap_or_default().to_string(),
+        }
+    }
 }
 
 /// What the container endpoints need. Methods block; the API runs them off the async
@@ -41,19 +69,27 @@ pub trait ContainerBackend: Send + Sync {
         condition: &str,
         abandoned: &dyn Fn() -> bool,
     ) -> Result<i32, ApiError>;
-    /// Registers an attach client: the receiver yields the container's output stream
-    /// (Docker frames, raw for a terminal) once its process runs; the flag says whether
-    /// it has a terminal.
+    /// Registers an attach client: the receiver yields the process's stream once it
+    /// runs (at once for a running container, at start for a created one).
     fn attach(
         &self,
         id: &str,
-    ) -> Result<
-        (
-            tokio::sync::oneshot::Receiver<std::os::unix::net::UnixStream>,
-            bool,
-        ),
-        ApiError,
-    >;
+        req: &AttachRequest,
+    ) -> Result<(tokio::sync::oneshot::Receiver<ProcessIo>, Session), ApiError>;
+    /// Resizes the container's terminal.
+    fn resize(&self, id: &str, height: u16, width: u16) -> Result<(), ApiError>;
+    /// Creates an exec instance from Docker's body; returns its id.
+    fn exec_create(&self, container: &str, body: &serde_json::Value) -> Result<String, ApiError>;
+    /// Starts an exec; with `attach`, returns its stream and session.
+    fn exec_start(
+        &self,
+        id: &str,
+        attach: Option<&AttachRequest>,
+    ) -> Result<Option<(ProcessIo, Session)>, ApiError>;
+    /// Resizes an exec's terminal.
+    fn exec_resize(&self, id: &str, height: u16, width: u16) -> Result<(), ApiError>;
+    /// `GET /exec/{id}/json`.
+    fn exec_inspect(&self, id: &str) -> Result<serde_json::Value, ApiError>;
     /// Removes a container.
     fn remove(&self, id: &str, force: bool) -> Result<(), ApiError>;
     /// `GET /containers/json`.
@@ -194,49 +230,139 @@ pub async fn action(
 }
 
 /// `POST /containers/{id}/attach`: answers 101 and, once the container's process runs,
-/// copies its output to the hijacked connection until the container exits.
+/// connects it with the hijacked connection until the container exits or the client
+/// detaches.
 pub async fn attach(
     State(b): State<Backends>,
     Path(id): Path<String>,
+    RawQuery(q): RawQuery,
     mut req: axum::extract::Request,
 ) -> Result<Response, ApiError> {
+    require_upgrade(&req)?;
+    let attach = AttachRequest::from_query(&query_pairs(q.as_deref()));
+    let c = b.containers.clone();
+    let (io, session) = blocking(move || c.attach(&id, &attach)).await?;
+    Ok(crate::hijack::upgrade(&mut req, io, session))
+}
+
+/// Hijacking needs `Upgrade: tcp` (the legacy plain-200 hijack is not served).
+fn require_upgrade(req: &axum::extract::Request) -> Result<(), ApiError> {
     let wants_upgrade = req
         .headers()
         .get("upgrade")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("tcp"));
-    if !wants_upgrade {
-        return Err(ApiError::bad_request(
-            "attach needs a hijackable connection: send Connection: Upgrade and Upgrade: tcp",
-        ));
-    }
-    let c = b.containers.clone();
-    let (stream, tty) = blocking(move || c.attach(&id)).await?;
-    let upgrade = hyper::upgrade::on(&mut req);
-    tokio::spawn(async move {
-        use tokio::io::AsyncWriteExt;
-        let Ok(upgraded) = upgrade.await else { return };
-        let mut client = hyper_util::rt::TokioIo::new(upgraded);
-        let Ok(source) = stream.await else { return };
-        if source.set_nonblocking(true).is_err() {
-            return;
-        }
-        let Ok(mut source) = tokio::net::UnixStream::from_std(source) else {
-            return;
-        };
-        let _ = tokio::io::copy(&mut source, &mut client).await;
-        let _ = client.shutdown().await;
-    });
-    let ct = if tty {
-        "application/vnd.docker.raw-stream"
+    if wants_upgrade {
+        Ok(())
     } else {
-        "application/vnd.docker.multiplexed-stream"
+        Err(ApiError::bad_request(
+            "attach needs a hijackable connection: send Connection: Upgrade and Upgrade: tcp",
+        ))
+    }
+}
+
+fn size(pairs: &[(String, String)]) -> Result<(u16, u16), ApiError> {
+    let get = |k: &str| {
+        param(pairs, k)
+            .unwrap_or("0")
+            .parse::<u16>()
+            .map_err(|_| ApiError::bad_request(format!("invalid {k}: expected a number of cells")))
     };
-    Ok(Response::builder()
-        .status(StatusCode::SWITCHING_PROTOCOLS)
-        .header("content-type", ct)
-        .header("connection", "Upgrade")
-        .header("upgrade", "tcp")
-        .body(axum::body::Body::empty())
-        .expect("static response parts are valid"))
+    Ok((get("h")?, get("w")?))
+}
+
+/// `POST /containers/{id}/resize`.
+pub async fn resize(
+    State(b): State<Backends>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<StatusCode, ApiError> {
+    let (h, w) = size(&query_pairs(q.as_deref()))?;
+    let c = b.containers.clone();
+    blocking(move || c.resize(&id, h, w)).await?;
+    Ok(StatusCode::OK)
+}
+
+/// `POST /containers/{id}/exec`.
+pub async fn exec_create(
+    State(b): State<Backends>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let body: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    let c = b.containers.clone();
+    let exec_id = blocking(move || c.exec_create(&id, &body)).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({"Id": exec_id})),
+    )
+        .into_response())
+}
+
+/// `POST /exec/{id}/start`: detached (200, empty) or hijacked (101).
+pub async fn exec_start(
+    State(b): State<Backends>,
+    Path(id): Path<String>,
+    mut req: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    let body = axum::body::to_bytes(std::mem::take(req.body_mut()), 1 << 20)
+        .await
+        .map_err(|e| ApiError::bad_request(format!("read body: {e}")))?;
+    let body: serde_json::Value = if body.is_empty() {
+        serde_json::json!({})
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?
+    };
+    let c = b.containers.clone();
+    if body["Detach"].as_bool() == Some(true) {
+        blocking(move || c.exec_start(&id, None).map(drop)).await?;
+        return Ok(StatusCode::OK.into_response());
+    }
+    require_upgrade(&req)?;
+    let attach = AttachRequest {
+        stdin: true,
+        stdout: true,
+        stderr: true,
+        logs: false,
+        detach_keys: String::new(),
+    };
+    let tty = body["Tty"].as_bool().unwrap_or(false);
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    // Like dockerd: the connection is hijacked first; a process that cannot start is
+    // reported in the stream (its exit code, 126 or 127, in exec inspect).
+    match blocking(move || c.exec_start(&id, Some(&attach))).await {
+        Ok(Some((io, session))) => {
+            let _ = tx.send(io);
+            Ok(crate::hijack::upgrade(&mut req, rx, session))
+        }
+        Ok(None) => Ok(StatusCode::OK.into_response()),
+        Err(e) if e.status == StatusCode::NOT_FOUND || e.status == StatusCode::CONFLICT => Err(e),
+        Err(e) => {
+            let text = format!("{}\r\n", e.message);
+            Ok(crate::hijack::upgrade_with_message(&mut req, tty, text))
+        }
+    }
+}
+
+/// `POST /exec/{id}/resize`.
+pub async fn exec_resize(
+    State(b): State<Backends>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<StatusCode, ApiError> {
+    let (h, w) = size(&query_pairs(q.as_deref()))?;
+    let c = b.containers.clone();
+    blocking(move || c.exec_resize(&id, h, w)).await?;
+    Ok(StatusCode::OK)
+}
+
+/// `GET /exec/{id}/json`.
+pub async fn exec_inspect(
+    State(b): State<Backends>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let c = b.containers.clone();
+    Ok(Json(blocking(move || c.exec_inspect(&id)).await?))
 }

@@ -10,6 +10,7 @@
 
 pub mod containers;
 pub mod error;
+pub mod hijack;
 pub mod images;
 mod query;
 pub mod system;
@@ -21,8 +22,9 @@ use axum::Router;
 use axum::extract::Request;
 use axum::routing::{get, post};
 
-pub use containers::{ContainerBackend, LogsRequest};
+pub use containers::{AttachRequest, ContainerBackend, LogsRequest};
 pub use error::ApiError;
+pub use hijack::{ProcessIo, Session, StdinCodec};
 pub use images::{ImageBackend, ImportRequest};
 pub use system::{SystemBackend, VersionInfo};
 pub use version::{ApiVersion, MAX_API_VERSION, MIN_API_VERSION};
@@ -57,6 +59,11 @@ pub fn router(backends: Backends) -> Router {
         .route("/containers/json", get(containers::list))
         .route("/containers/{id}/json", get(containers::inspect))
         .route("/containers/{id}/attach", post(containers::attach))
+        .route("/containers/{id}/resize", post(containers::resize))
+        .route("/containers/{id}/exec", post(containers::exec_create))
+        .route("/exec/{id}/start", post(containers::exec_start))
+        .route("/exec/{id}/resize", post(containers::exec_resize))
+        .route("/exec/{id}/json", get(containers::exec_inspect))
         .route(
             "/containers/{id}",
             axum::routing::delete(containers::remove),

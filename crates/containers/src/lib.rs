@@ -9,7 +9,9 @@
 //! sockets, exit record); the `containers` and `container_names` tables.
 //! **Does not:** know HTTP, pull images, or set up networks beyond the namespace.
 
+mod attach;
 pub mod error;
+mod exec;
 mod logs;
 mod names;
 mod seccomp;
@@ -31,6 +33,7 @@ use serde_json::{Value, json};
 
 pub use berth_runtime::signal;
 pub use error::{Error, Result};
+pub use exec::ExecRecord;
 pub use logs::LogOptions;
 
 /// A container's lifecycle state, in Docker's words.
@@ -89,6 +92,7 @@ pub struct ContainerService {
     data_root: PathBuf,
     exec_root: PathBuf,
     shim: PathBuf,
+    execs: Arc<std::sync::Mutex<std::collections::HashMap<String, ExecRecord>>>,
 }
 
 fn random_hex(bytes: usize) -> Result<String> {
@@ -124,6 +128,7 @@ impl ContainerService {
             data_root: data_root.into(),
             exec_root: exec_root.into(),
             shim,
+            execs: Arc::default(),
         })
     }
 
@@ -393,6 +398,9 @@ impl ContainerService {
         let id = rec.id.clone();
         let run = self.run_dir(&id);
         let _ = std::fs::remove_file(run.join("exit.json"));
+        // Execs belong to one run of the container.
+        let _ = std::fs::remove_dir_all(run.join("execs"));
+        self.drop_execs(&id);
         std::fs::create_dir_all(&run).map_err(internal)?;
         self.write_etc_files(rec)?;
         let rootfs = self.mount_rootfs(rec)?;
@@ -409,7 +417,11 @@ impl ContainerService {
             serde_json::to_vec_pretty(&oci).map_err(internal)?,
         )
         .map_err(internal)?;
-        let (pid, shim_pid) = self.spawn_shim(&id, rec.config["Tty"].as_bool().unwrap_or(false))?;
+        let (pid, shim_pid) = self.spawn_shim(
+            &id,
+            rec.config["Tty"].as_bool().unwrap_or(false),
+            rec.config["OpenStdin"].as_bool().unwrap_or(false),
+        )?;
         before_start(&id);
         let runtime = berth_runtime::StateRoot::open(self.runtime_root()).map_err(internal)?;
         berth_runtime::Container::load(&runtime, &id)
@@ -426,7 +438,7 @@ impl ContainerService {
     }
 
     /// Starts the shim; returns (container pid, shim pid).
-    fn spawn_shim(&self, id: &str, tty: bool) -> Result<(i32, i32)> {
+    fn spawn_shim(&self, id: &str, tty: bool, stdin: bool) -> Result<(i32, i32)> {
         let run = self.run_dir(id);
         let mut child = Command::new(&self.shim)
             .args(["--id", id, "--bundle"])
@@ -438,6 +450,7 @@ impl ContainerService {
             .arg("--log")
             .arg(self.log_path(id))
             .args(["--tty", if tty { "true" } else { "false" }])
+            .args(["--stdin", if stdin { "true" } else { "false" }])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -543,14 +556,31 @@ impl ContainerService {
         }
     }
 
-    /// Connects to the shim's attach socket (through a directory descriptor: the path
-    /// with its 64-digit id can exceed the 108 bytes a socket address holds).
-    pub fn connect_attach(&self, id: &str) -> Result<std::os::unix::net::UnixStream> {
-        use std::os::fd::AsRawFd;
-        let dir = std::fs::File::open(self.run_dir(id)).map_err(internal)?;
-        let path = format!("/proc/self/fd/{}/attach.sock", dir.as_raw_fd());
-        std::os::unix::net::UnixStream::connect(path)
-            .map_err(|e| Error::Internal(format!("attach to container {id}: {e}")))
+    /// Connects an attach client to the shim of a running container, asking for the
+    /// given streams.
+    pub fn connect_attach(
+        &self,
+        id: &str,
+        stdin: bool,
+        stdout: bool,
+        stderr: bool,
+    ) -> Result<std::os::unix::net::UnixStream> {
+        attach::connect(
+            &self.run_dir(id),
+            berth_types::shim::attach_header(stdin, stdout, stderr),
+        )
+    }
+
+    /// `POST /containers/{id}/resize`.
+    pub fn resize(&self, name: &str, height: u16, width: u16) -> Result<()> {
+        let rec = self.get(name)?;
+        if rec.state.status != "running" && rec.state.status != "paused" {
+            return Err(Error::Conflict(format!(
+                "Container {} is not running",
+                rec.id
+            )));
+        }
+        attach::send_resize(&self.run_dir(&rec.id), height, width)
     }
 
     /// `POST /containers/{id}/stop`: the stop signal, then SIGKILL after the timeout.
@@ -586,6 +616,7 @@ impl ContainerService {
             self.wait(&rec.id, Some(Duration::from_secs(10)))?;
         }
         self.unmount_rootfs(&rec.id);
+        self.drop_execs(&rec.id);
         let _ = std::fs::remove_dir_all(self.run_dir(&rec.id));
         let _ = std::fs::remove_dir_all(self.data_dir(&rec.id));
         self.db.write(|tx| -> Result<()> {

@@ -201,6 +201,56 @@ pub fn resolve_user(rootfs: &Path, spec: &str) -> Result<(u32, u32, Vec<u32>)> {
 
 /// The environment: the config's, with PATH, HOSTNAME (and TERM for a terminal) as Docker
 /// adds them when missing.
+/// The OCI process of an exec: the container's process with the exec's command, and its
+/// environment, user, working directory, terminal and privileges where the exec sets them.
+pub fn exec_process(container_process: &Value, rootfs: &Path, exec: &Value) -> Result<Value> {
+    let args = strings(&exec["Cmd"]);
+    if args.is_empty() {
+        return Err(Error::InvalidInput("No exec command specified".into()));
+    }
+    let mut p = container_process.clone();
+    p["args"] = json!(args);
+    let tty = exec["Tty"].as_bool().unwrap_or(false);
+    p["terminal"] = json!(tty);
+    let mut env = strings(&p["env"]);
+    for e in strings(&exec["Env"]) {
+        let key = e.split('=').next().unwrap_or("").to_string();
+        env.retain(|x| x.split('=').next() != Some(&key));
+        env.push(e);
+    }
+    if tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push("TERM=xterm".into());
+    }
+    p["env"] = json!(env);
+    if let Some(user) = exec["User"].as_str().filter(|u| !u.is_empty()) {
+        let (uid, gid, groups) = resolve_user(rootfs, user)?;
+        p["user"] = json!({"uid": uid, "gid": gid, "additionalGids": groups});
+    }
+    if let Some(cwd) = exec["WorkingDir"].as_str().filter(|w| !w.is_empty()) {
+        if !cwd.starts_with('/') {
+            return Err(Error::InvalidInput(format!(
+                "the working directory '{cwd}' is invalid, it needs to be an absolute path"
+            )));
+        }
+        p["cwd"] = json!(cwd);
+    }
+    if exec["Privileged"].as_bool() == Some(true) {
+        let all = capabilities(&json!({"Privileged": true}))?;
+        p["capabilities"] = json!({"bounding": all, "effective": all, "permitted": all});
+    }
+    if let Some(size) = console_size(&exec["ConsoleSize"]) {
+        p["consoleSize"] = size;
+    }
+    Ok(p)
+}
+
+/// Docker's `ConsoleSize` (`[height, width]`, zeros meaning unset) as OCI's consoleSize.
+fn console_size(v: &Value) -> Option<Value> {
+    let a = v.as_array()?;
+    let (h, w) = (a.first()?.as_u64()?, a.get(1)?.as_u64()?);
+    (h > 0 && w > 0).then(|| json!({"height": h, "width": w}))
+}
+
 fn environment(config: &Value, hostname: &str) -> Vec<String> {
     let mut env = strings(&config["Env"]);
     let has = |env: &[String], k: &str| env.iter().any(|e| e.split('=').next() == Some(k));
@@ -291,7 +341,8 @@ pub fn generate(config: &Value, host: &Value, paths: &Paths<'_>) -> Result<Value
             "cwd": cwd,
             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
             "noNewPrivileges": false,
-            "oomScoreAdj": 0
+            "oomScoreAdj": 0,
+            "consoleSize": console_size(&host["ConsoleSize"]).filter(|_| config["Tty"].as_bool() == Some(true))
         },
         "root": {"path": paths.rootfs, "readonly": host["ReadonlyRootfs"].as_bool().unwrap_or(false)},
         "hostname": hostname,

@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use berth_api::{ApiError, ContainerBackend, LogsRequest};
+use berth_api::{
+    ApiError, AttachRequest, ContainerBackend, LogsRequest, ProcessIo, Session, StdinCodec,
+};
 use berth_containers::{ContainerService, Error, LogOptions, WaitCondition};
 
 /// Maps container errors to Docker's statuses.
@@ -19,7 +21,40 @@ pub fn api_error(e: Error) -> ApiError {
     }
 }
 
-type Waiters = Vec<tokio::sync::oneshot::Sender<std::os::unix::net::UnixStream>>;
+/// An attach client waiting for its container to start.
+struct Waiter {
+    tx: tokio::sync::oneshot::Sender<ProcessIo>,
+    req: AttachRequest,
+    codec: Option<StdinCodec>,
+}
+
+type Waiters = Vec<Waiter>;
+
+/// Docker's detach keys when the client names none.
+const DEFAULT_DETACH_KEYS: &str = "ctrl-p,ctrl-q";
+
+/// How a client's input reaches a shim: frames, and on end of input either the
+/// close-stdin frame (`StdinOnce` without a terminal, as Docker does) or the end of the
+/// session.
+fn stdin_codec(req: &AttachRequest, stdin_once: bool, tty: bool) -> Option<StdinCodec> {
+    req.stdin.then(|| StdinCodec {
+        frame: berth_types::shim::stdin_frame,
+        end: (stdin_once && !tty).then(|| berth_types::shim::stdin_frame(b"")),
+    })
+}
+
+fn session(tty: bool, detach_keys: &str, prelude: Vec<u8>) -> Result<Session, ApiError> {
+    let keys = if detach_keys.is_empty() {
+        DEFAULT_DETACH_KEYS
+    } else {
+        detach_keys
+    };
+    Ok(Session {
+        tty,
+        detach_keys: berth_api::hijack::parse_detach_keys(keys)?,
+        prelude,
+    })
+}
 
 /// The container service as the API sees it, with the attach clients that wait for their
 /// container to start.
@@ -46,9 +81,16 @@ impl Containers {
             .remove(id)
             .unwrap_or_default();
         for w in waiters {
-            match self.service.connect_attach(id) {
+            match self
+                .service
+                .connect_attach(id, w.req.stdin, w.req.stdout, w.req.stderr)
+            {
                 Ok(stream) => {
-                    if w.send(stream).is_err() {
+                    let io = ProcessIo {
+                        stream,
+                        stdin: w.codec,
+                    };
+                    if w.tx.send(io).is_err() {
                         tracing::warn!(container = id, "attach client left before start");
                     }
                 }
@@ -106,28 +148,117 @@ impl ContainerBackend for Containers {
     fn attach(
         &self,
         id: &str,
-    ) -> Result<
-        (
-            tokio::sync::oneshot::Receiver<std::os::unix::net::UnixStream>,
-            bool,
-        ),
-        ApiError,
-    > {
+        req: &AttachRequest,
+    ) -> Result<(tokio::sync::oneshot::Receiver<ProcessIo>, Session), ApiError> {
         let rec = self.service.get(id).map_err(api_error)?;
         let tty = rec.config["Tty"].as_bool().unwrap_or(false);
+        let stdin_once = rec.config["StdinOnce"].as_bool().unwrap_or(false);
+        let codec = stdin_codec(req, stdin_once, tty);
+        let prelude = if req.logs {
+            let opts = LogOptions {
+                stdout: req.stdout,
+                stderr: req.stderr,
+                ..Default::default()
+            };
+            self.service.logs(&rec.id, &opts).map_err(api_error)?.0
+        } else {
+            Vec::new()
+        };
+        let session = session(tty, &req.detach_keys, prelude)?;
         let (tx, rx) = tokio::sync::oneshot::channel();
-        if rec.state.status == "running" {
-            let stream = self.service.connect_attach(&rec.id).map_err(api_error)?;
-            let _ = tx.send(stream);
+        if rec.state.status == "running" || rec.state.status == "paused" {
+            let stream = self
+                .service
+                .connect_attach(&rec.id, req.stdin, req.stdout, req.stderr)
+                .map_err(api_error)?;
+            let _ = tx.send(ProcessIo {
+                stream,
+                stdin: codec,
+            });
         } else {
             self.pending
                 .lock()
                 .expect("not poisoned")
                 .entry(rec.id)
                 .or_default()
-                .push(tx);
+                .push(Waiter {
+                    tx,
+                    req: req.clone(),
+                    codec,
+                });
         }
-        Ok((rx, tty))
+        Ok((rx, session))
+    }
+
+    fn resize(&self, id: &str, height: u16, width: u16) -> Result<(), ApiError> {
+        self.service.resize(id, height, width).map_err(api_error)
+    }
+
+    fn exec_create(&self, container: &str, body: &serde_json::Value) -> Result<String, ApiError> {
+        if !body["DetachKeys"].as_str().unwrap_or("").is_empty() {
+            berth_api::hijack::parse_detach_keys(body["DetachKeys"].as_str().unwrap_or(""))?;
+        }
+        self.service.exec_create(container, body).map_err(api_error)
+    }
+
+    fn exec_start(
+        &self,
+        id: &str,
+        attach: Option<&AttachRequest>,
+    ) -> Result<Option<(ProcessIo, Session)>, ApiError> {
+        let exec = self.service.exec_get(id).map_err(api_error)?;
+        let c = &exec.config;
+        let want = |k: &str| c[k].as_bool().unwrap_or(false);
+        let req = attach.map(|_| AttachRequest {
+            stdin: want("AttachStdin"),
+            stdout: want("AttachStdout"),
+            stderr: want("AttachStderr"),
+            logs: false,
+            detach_keys: c["DetachKeys"].as_str().unwrap_or("").to_string(),
+        });
+        let tty = want("Tty");
+        let mut connected = None;
+        let mut connect_error = None;
+        self.service
+            .exec_start(id, &mut |_| {
+                if let Some(r) = &req {
+                    match self
+                        .service
+                        .connect_exec_attach(&exec, r.stdin, r.stdout, r.stderr)
+                    {
+                        Ok(s) => connected = Some(s),
+                        Err(e) => connect_error = Some(e),
+                    }
+                }
+            })
+            .map_err(api_error)?;
+        if let Some(e) = connect_error {
+            return Err(api_error(e));
+        }
+        match (req, connected) {
+            (Some(r), Some(stream)) => {
+                let io = ProcessIo {
+                    stream,
+                    // An exec's stdin closes with the client's input, terminal or not.
+                    stdin: r.stdin.then(|| StdinCodec {
+                        frame: berth_types::shim::stdin_frame,
+                        end: (!tty).then(|| berth_types::shim::stdin_frame(b"")),
+                    }),
+                };
+                Ok(Some((io, session(tty, &r.detach_keys, Vec::new())?)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn exec_resize(&self, id: &str, height: u16, width: u16) -> Result<(), ApiError> {
+        self.service
+            .exec_resize(id, height, width)
+            .map_err(api_error)
+    }
+
+    fn exec_inspect(&self, id: &str) -> Result<serde_json::Value, ApiError> {
+        self.service.exec_inspect(id).map_err(api_error)
     }
 
     fn remove(&self, id: &str, force: bool) -> Result<(), ApiError> {

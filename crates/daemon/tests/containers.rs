@@ -4,73 +4,11 @@
 
 mod common;
 
-use std::process::Output;
-
-use common::{Daemon, docker};
-
-fn out(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
-
-fn err(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).trim().to_string()
-}
-
-/// These tests run one at a time: under parallel load a foreground `docker run` has been
-/// seen to lose its whole output now and then (a race not yet found, see the issue note).
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// A daemon with a busybox image imported as busybox:latest; holds the serial lock.
-fn daemon_with_busybox() -> Option<(std::sync::MutexGuard<'static, ()>, Daemon)> {
-    let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let d = Daemon::start();
-    let tar = common::busybox_tar(
-        &d,
-        &[
-            "sh", "sleep", "echo", "cat", "hostname", "id", "ls", "pwd", "grep", "mount",
-        ],
-    );
-    let o = docker(
-        &d,
-        &[
-            "import",
-            "--change",
-            r#"CMD ["sh"]"#,
-            tar.to_str().unwrap(),
-            "busybox:latest",
-        ],
-    )?;
-    assert!(o.status.success(), "{}", err(&o));
-    Some((guard, d))
-}
-
-fn assert_clean(d: &Daemon) {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    assert!(
-        !mountinfo.contains(d.dir.path().to_str().unwrap()),
-        "a mount under the daemon's dirs is left"
-    );
-    let cg = std::path::Path::new("/sys/fs/cgroup/memory/berth");
-    if cg.exists() {
-        let ours: Vec<_> = std::fs::read_dir(cg)
-            .unwrap()
-            .flatten()
-            .filter(|e| e.path().is_dir())
-            .collect();
-        // Other tests' containers may run in parallel: only this daemon's ids matter.
-        let data = d.dir.path().join("data/containers");
-        for e in ours {
-            assert!(
-                !data.join(e.file_name()).exists(),
-                "cgroup of a removed container is left"
-            );
-        }
-    }
-}
+use common::{assert_clean, daemon_with_busybox, docker, err, out};
 
 #[test]
 fn run_detached_then_logs_wait_inspect_rm() {
-    let Some((_serial, d)) = daemon_with_busybox() else {
+    let Some(d) = daemon_with_busybox() else {
         return;
     };
     let run = docker(
@@ -126,7 +64,7 @@ fn run_detached_then_logs_wait_inspect_rm() {
 
 #[test]
 fn stop_kill_and_forced_removal() {
-    let Some((_serial, d)) = daemon_with_busybox() else {
+    let Some(d) = daemon_with_busybox() else {
         return;
     };
     assert!(
@@ -193,7 +131,7 @@ fn stop_kill_and_forced_removal() {
 
 #[test]
 fn user_errors_read_like_dockers() {
-    let Some((_serial, d)) = daemon_with_busybox() else {
+    let Some(d) = daemon_with_busybox() else {
         return;
     };
     let missing = docker(&d, &["run", "-d", "nosuchimage"]).unwrap();
@@ -269,7 +207,7 @@ fn user_errors_read_like_dockers() {
 
 #[test]
 fn foreground_run_streams_output_and_exit_code() {
-    let Some((_serial, d)) = daemon_with_busybox() else {
+    let Some(d) = daemon_with_busybox() else {
         return;
     };
     let run = docker(
@@ -320,7 +258,7 @@ fn foreground_run_streams_output_and_exit_code() {
 
 #[test]
 fn foreground_run_of_a_missing_program_fails_instead_of_hanging() {
-    let Some((_serial, d)) = daemon_with_busybox() else {
+    let Some(d) = daemon_with_busybox() else {
         return;
     };
     let run = docker(&d, &["run", "--rm", "busybox", "/no/such/program"]).unwrap();
@@ -337,7 +275,7 @@ fn foreground_run_of_a_missing_program_fails_instead_of_hanging() {
 
 #[test]
 fn containers_run_under_dockers_seccomp_rules() {
-    let Some((_serial, d)) = daemon_with_busybox() else {
+    let Some(d) = daemon_with_busybox() else {
         return;
     };
     // Mode 2 is "filter": the profile is loaded (its rules are unit-tested in berth-containers).

@@ -9,7 +9,13 @@
 //! Protocol with berthd: arguments name the container; the shim prints one JSON line on
 //! its stdout, `{"pid": N}` once the container is created (its process waits for
 //! `start`, which berthd issues through the runtime library after connecting attach
-//! clients) or `{"error": "..."}`, then detaches from berthd's pipes.
+//! clients) or `{"error": "..."}`, then detaches from berthd's pipes. Attach clients
+//! speak the protocol of `berth_types::shim` on `attach.sock` in the state directory.
+//!
+//! Exec mode (`--exec-process FILE`): the same supervision for one extra process in a
+//! running container. The shim prints `{"ready": true}` once its attach socket listens,
+//! waits for a line on stdin (berthd connects the clients meanwhile), then runs the
+//! process and reports `{"pid": N}` as above; its exit goes to `exit.json` as well.
 
 mod log;
 mod streams;
@@ -23,44 +29,62 @@ use berth_runtime::{CreateOptions, StateRoot};
 /// Parsed arguments.
 struct Args {
     id: String,
-    bundle: PathBuf,
+    bundle: Option<PathBuf>,
     runtime_root: PathBuf,
     state_dir: PathBuf,
-    log: PathBuf,
-    tty: bool,
+    log: Option<PathBuf>,
+    /// Exec mode: the process to run in the running container `id`.
+    exec_process: Option<PathBuf>,
+    stdio: streams::StdioConfig,
 }
 
+const USAGE: &str = "usage: berth-shim --id ID --runtime-root DIR --state-dir DIR [--bundle DIR --log FILE | --exec-process FILE] [--tty true|false] [--stdin true|false]";
+
 fn parse_args() -> Result<Args, String> {
+    let mut values = std::collections::HashMap::new();
     let mut it = std::env::args().skip(1);
-    let mut get = |name: &str| -> Result<String, String> {
-        match (it.next(), it.next()) {
-            (Some(flag), Some(value)) if flag == name => Ok(value),
-            _ => Err(format!("expected {name} VALUE")),
+    while let Some(flag) = it.next() {
+        let known = [
+            "--id",
+            "--bundle",
+            "--runtime-root",
+            "--state-dir",
+            "--log",
+            "--exec-process",
+            "--tty",
+            "--stdin",
+        ];
+        if !known.contains(&flag.as_str()) {
+            return Err(format!("unknown flag {flag}"));
         }
+        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        values.insert(flag, value);
+    }
+    let mut take = |k: &str| values.remove(k);
+    let required = |v: Option<String>, k: &str| v.ok_or_else(|| format!("{k} is required"));
+    let args = Args {
+        id: required(take("--id"), "--id")?,
+        bundle: take("--bundle").map(PathBuf::from),
+        runtime_root: required(take("--runtime-root"), "--runtime-root")?.into(),
+        state_dir: required(take("--state-dir"), "--state-dir")?.into(),
+        log: take("--log").map(PathBuf::from),
+        exec_process: take("--exec-process").map(PathBuf::from),
+        stdio: streams::StdioConfig {
+            tty: take("--tty").as_deref() == Some("true"),
+            stdin: take("--stdin").as_deref() == Some("true"),
+        },
     };
-    let id = get("--id")?;
-    let bundle = get("--bundle")?.into();
-    let runtime_root = get("--runtime-root")?.into();
-    let state_dir = get("--state-dir")?.into();
-    let log = get("--log")?.into();
-    let tty = get("--tty")? == "true";
-    Ok(Args {
-        id,
-        bundle,
-        runtime_root,
-        state_dir,
-        log,
-        tty,
-    })
+    if args.bundle.is_none() == args.exec_process.is_none() {
+        return Err("give either --bundle (a container) or --exec-process (an exec)".into());
+    }
+    Ok(args)
 }
 
 fn main() {
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
-            eprintln!(
-                "berth-shim: {e}; usage: berth-shim --id ID --bundle DIR --runtime-root DIR --state-dir DIR --log FILE --tty true|false"
-            );
+            eprintln!("berth-shim: {e}; {USAGE}");
             std::process::exit(2);
         }
     };
@@ -68,7 +92,7 @@ fn main() {
     // SAFETY: a close-on-exec duplicate of our own stdout, owned by `report` alone.
     let report = unsafe { OwnedFd::from_raw_fd(libc::fcntl(1, libc::F_DUPFD_CLOEXEC, 3)) };
     let mut report = std::fs::File::from(report);
-    match setup(&args) {
+    match setup(&args, &mut report) {
         Ok(sup) => {
             let _ = writeln!(report, "{}", serde_json::json!({ "pid": sup.pid }));
             drop(report);
@@ -89,18 +113,35 @@ struct Supervisor {
     root: StateRoot,
     streams: streams::Streams,
     state_dir: PathBuf,
+    /// An exec's shim leaves the container alone when its process exits.
+    is_exec: bool,
 }
 
-fn setup(args: &Args) -> Result<Supervisor, String> {
+fn setup(args: &Args, report: &mut std::fs::File) -> Result<Supervisor, String> {
     // A session of our own: berthd's signals and exit do not reach us.
     let _ = rustix::process::setsid();
     // SAFETY: prctl with integer arguments on ourselves.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
     let root = StateRoot::open(&args.runtime_root).map_err(|e| e.to_string())?;
-    let log = log::JsonLog::open(&args.log)
-        .map_err(|e| format!("open log {}: {e}", args.log.display()))?;
-    let (streams, container_stdio) = streams::Streams::new(log, &args.state_dir, args.tty)
+    let log = match &args.log {
+        Some(path) => Some(
+            log::JsonLog::open(path).map_err(|e| format!("open log {}: {e}", path.display()))?,
+        ),
+        None => None,
+    };
+    let (mut streams, container_stdio) = streams::Streams::new(log, &args.state_dir, &args.stdio)
         .map_err(|e| format!("set up stdio: {e}"))?;
+    let exec_process = match &args.exec_process {
+        Some(path) => Some(read_process(path)?),
+        None => None,
+    };
+    if exec_process.is_some() {
+        // An exec runs at once: let berthd connect its clients first, then go.
+        let _ = writeln!(report, "{}", serde_json::json!({ "ready": true }));
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+        streams.accept_waiting();
+    }
     let opts = CreateOptions {
         console_socket: container_stdio.console_socket.clone(),
         ..Default::default()
@@ -110,20 +151,47 @@ fn setup(args: &Args) -> Result<Supervisor, String> {
     container_stdio
         .install()
         .map_err(|e| format!("install stdio: {e}"))?;
-    let created = berth_runtime::create(&root, &args.id, &args.bundle, &opts);
+    let pid = match (&exec_process, &args.bundle) {
+        (Some(process), _) => exec(&root, &args.id, process, &opts),
+        (None, Some(bundle)) => berth_runtime::create(&root, &args.id, bundle, &opts)
+            .map(|c| c.record.pid)
+            .map_err(|e| e.to_string()),
+        (None, None) => Err("nothing to run".into()),
+    };
     streams::Streams::restore_own_stdio();
-    let container = created.map_err(|e| e.to_string())?;
-    let mut streams = streams;
+    let pid = pid?;
     streams
-        .after_create(container_stdio)
+        .after_create(container_stdio, args.stdio.stdin)
         .map_err(|e| format!("terminal: {e}"))?;
     Ok(Supervisor {
         id: args.id.clone(),
-        pid: container.record.pid,
+        pid,
         root,
         streams,
         state_dir: args.state_dir.clone(),
+        is_exec: exec_process.is_some(),
     })
+}
+
+fn read_process(path: &std::path::Path) -> Result<oci_spec::runtime::Process, String> {
+    let data = std::fs::read(path).map_err(|e| format!("read {}: {e}", path.display()))?;
+    serde_json::from_slice(&data).map_err(|e| format!("parse {}: {e}", path.display()))
+}
+
+fn exec(
+    root: &StateRoot,
+    id: &str,
+    process: &oci_spec::runtime::Process,
+    opts: &CreateOptions,
+) -> Result<i32, String> {
+    let container = berth_runtime::Container::load(root, id).map_err(|e| e.to_string())?;
+    let exec_opts = berth_runtime::ExecOptions {
+        console_socket: opts.console_socket.clone(),
+        ..Default::default()
+    };
+    container
+        .exec(process, &exec_opts)
+        .map_err(|e| e.to_string())
 }
 
 impl Supervisor {
@@ -152,7 +220,9 @@ impl Supervisor {
         let path = self.state_dir.join("exit.json");
         let _ = berth_runtime::state::write_atomic(&path, exit.to_string().as_bytes());
         self.streams.close();
-        if let Ok(c) = berth_runtime::Container::load(&self.root, &self.id) {
+        if !self.is_exec
+            && let Ok(c) = berth_runtime::Container::load(&self.root, &self.id)
+        {
             let _ = c.delete(true);
         }
         0

@@ -6,7 +6,7 @@
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// A private berthd: own socket, data root, exec root and pid file; stopped and removed on
@@ -142,4 +142,124 @@ pub fn busybox_tar(d: &Daemon, applets: &[&str]) -> PathBuf {
         .unwrap();
     assert!(st.success());
     tar
+}
+
+pub fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+pub fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).trim().to_string()
+}
+
+/// A daemon with a busybox image imported as busybox:latest.
+pub fn daemon_with_busybox() -> Option<Daemon> {
+    let d = Daemon::start();
+    let tar = busybox_tar(
+        &d,
+        &[
+            "sh", "sleep", "echo", "cat", "hostname", "id", "ls", "pwd", "grep", "mount", "stty",
+            "tty", "env", "wc",
+        ],
+    );
+    let o = docker(
+        &d,
+        &[
+            "import",
+            "--change",
+            r#"CMD ["sh"]"#,
+            tar.to_str().unwrap(),
+            "busybox:latest",
+        ],
+    )?;
+    assert!(o.status.success(), "{}", err(&o));
+    Some(d)
+}
+
+/// Asserts that no mount or cgroup of this daemon's containers is left.
+pub fn assert_clean(d: &Daemon) {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mountinfo.contains(d.dir.path().to_str().unwrap()),
+        "a mount under the daemon's dirs is left"
+    );
+    let cg = std::path::Path::new("/sys/fs/cgroup/memory/berth");
+    if cg.exists() {
+        let ours: Vec<_> = std::fs::read_dir(cg)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .collect();
+        // Other tests' containers may run in parallel: only this daemon's ids matter.
+        let data = d.dir.path().join("data/containers");
+        for e in ours {
+            assert!(
+                !data.join(e.file_name()).exists(),
+                "cgroup of a removed container is left"
+            );
+        }
+    }
+}
+
+/// The docker CLI with `input` on its stdin.
+pub fn docker_with_input(d: &Daemon, args: &[&str], input: &[u8]) -> Option<Output> {
+    if Command::new("docker").arg("--version").output().is_err() {
+        eprintln!("skipped: the docker CLI is not installed");
+        return None;
+    }
+    let mut child = Command::new("timeout")
+        .args(["-s", "KILL", "120", "docker"])
+        .env("DOCKER_HOST", format!("unix://{}", d.socket().display()))
+        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert_ne!(
+        out.status.code(),
+        None,
+        "docker {args:?} hung and was killed"
+    );
+    Some(out)
+}
+
+/// Runs a shell command line inside a new pseudo-terminal (util-linux `script`) with the
+/// docker CLI pointed at the daemon; `input` is typed into the terminal, a chunk per
+/// second so the program sees it as typing. Returns what the terminal showed.
+pub fn in_terminal(d: &Daemon, command: &str, input: &[&[u8]]) -> Option<Output> {
+    if Command::new("docker").arg("--version").output().is_err() {
+        eprintln!("skipped: the docker CLI is not installed");
+        return None;
+    }
+    let mut child = Command::new("timeout")
+        .args(["-s", "KILL", "120", "script", "-qec", command, "/dev/null"])
+        .env("DOCKER_HOST", format!("unix://{}", d.socket().display()))
+        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let chunks: Vec<Vec<u8>> = input.iter().map(|c| c.to_vec()).collect();
+    let writer = std::thread::spawn(move || {
+        for c in chunks {
+            std::thread::sleep(Duration::from_secs(1));
+            let _ = stdin.write_all(&c);
+        }
+        // Keep the terminal open a moment: script ends when its input does.
+        std::thread::sleep(Duration::from_secs(2));
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    Some(out)
 }

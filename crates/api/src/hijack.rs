@@ -1,0 +1,246 @@
+//! Hijacked connections (attach, exec start): after the HTTP response the connection
+//! carries a process's output to the client and the client's input to the process, until
+//! the process ends, the client detaches with its detach keys, or goes away.
+
+use std::os::unix::net::UnixStream;
+
+use axum::http::StatusCode;
+use axum::response::Response;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::error::ApiError;
+
+/// How client input is encoded for the process's stream.
+#[derive(Debug, Clone)]
+pub struct StdinCodec {
+    /// Wraps bytes the client typed.
+    pub frame: fn(&[u8]) -> Vec<u8>,
+    /// Sent when the client's input ends; `None` ends the session instead (Docker closes
+    /// the process's stdin only for `StdinOnce` without a terminal).
+    pub end: Option<Vec<u8>>,
+}
+
+/// A process's stdio, as a backend hands it over.
+#[derive(Debug)]
+pub struct ProcessIo {
+    /// Output from the process; input to it (when `stdin` is set).
+    pub stream: UnixStream,
+    /// `None`: the client's input is read and discarded.
+    pub stdin: Option<StdinCodec>,
+}
+
+/// What the session needs to know besides the stream.
+#[derive(Debug, Clone, Default)]
+pub struct Session {
+    /// Raw output (a terminal) rather than multiplexed frames.
+    pub tty: bool,
+    /// The byte sequence that detaches the client (empty: none).
+    pub detach_keys: Vec<u8>,
+    /// Bytes sent before the live output (the log, for `logs=1`).
+    pub prelude: Vec<u8>,
+}
+
+/// Parses Docker's detach key notation: comma-separated single characters or `ctrl-X`.
+/// Example: `ctrl-p,ctrl-q` is `[0x10, 0x11]`.
+pub fn parse_detach_keys(spec: &str) -> Result<Vec<u8>, ApiError> {
+    let bad = || {
+        ApiError::bad_request(format!(
+            "Invalid detach keys ({spec}) provided: use comma-separated characters or ctrl-<value> (a-z, @, [, \\, ], ^, _)"
+        ))
+    };
+    let mut keys = Vec::new();
+    for part in spec.split(',') {
+        let key = match part.strip_prefix("ctrl-") {
+            Some(c) if c.len() == 1 => {
+                let b = c.as_bytes()[0].to_ascii_lowercase();
+                match b {
+                    b'a'..=b'z' => b - b'a' + 1,
+                    b'@' => 0,
+                    b'[' => 27,
+                    b'\\' => 28,
+                    b']' => 29,
+                    b'^' => 30,
+                    b'_' => 31,
+                    _ => return Err(bad()),
+                }
+            }
+            _ if part.len() == 1 => part.as_bytes()[0],
+            _ => return Err(bad()),
+        };
+        keys.push(key);
+    }
+    Ok(keys)
+}
+
+/// Finds the detach sequence in a byte stream, holding back bytes that may be its start.
+struct DetachScanner {
+    keys: Vec<u8>,
+    held: Vec<u8>,
+}
+
+impl DetachScanner {
+    /// Returns the bytes to forward and whether the sequence was completed.
+    fn feed(&mut self, data: &[u8]) -> (Vec<u8>, bool) {
+        if self.keys.is_empty() {
+            return (data.to_vec(), false);
+        }
+        let mut out = Vec::with_capacity(data.len());
+        for &b in data {
+            if b == self.keys[self.held.len()] {
+                self.held.push(b);
+                if self.held.len() == self.keys.len() {
+                    return (out, true);
+                }
+            } else {
+                out.append(&mut self.held);
+                if b == self.keys[0] {
+                    self.held.push(b);
+                } else {
+                    out.push(b);
+                }
+            }
+        }
+        (out, false)
+    }
+}
+
+/// Answers with 101 and runs the session on the upgraded connection once the process's
+/// stream arrives.
+pub fn upgrade(
+    req: &mut axum::extract::Request,
+    io: tokio::sync::oneshot::Receiver<ProcessIo>,
+    session: Session,
+) -> Response {
+    let upgrade = hyper::upgrade::on(req);
+    let tty = session.tty;
+    tokio::spawn(async move {
+        let Ok(upgraded) = upgrade.await else { return };
+        let client = hyper_util::rt::TokioIo::new(upgraded);
+        let Ok(io) = io.await else { return };
+        run(client, io, session).await;
+    });
+    switching_protocols(tty)
+}
+
+/// Answers with 101 and sends one message as the stream's only output (stdout).
+pub fn upgrade_with_message(req: &mut axum::extract::Request, tty: bool, text: String) -> Response {
+    let upgrade = hyper::upgrade::on(req);
+    tokio::spawn(async move {
+        let Ok(upgraded) = upgrade.await else { return };
+        let mut client = hyper_util::rt::TokioIo::new(upgraded);
+        let mut out = Vec::new();
+        if !tty {
+            out.extend_from_slice(&[1, 0, 0, 0]);
+            out.extend_from_slice(&(text.len() as u32).to_be_bytes());
+        }
+        out.extend_from_slice(text.as_bytes());
+        let _ = client.write_all(&out).await;
+        let _ = client.shutdown().await;
+    });
+    switching_protocols(tty)
+}
+
+fn switching_protocols(tty: bool) -> Response {
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header("content-type", content_type(tty))
+        .header("connection", "Upgrade")
+        .header("upgrade", "tcp")
+        .body(axum::body::Body::empty())
+        .expect("static response parts are valid")
+}
+
+/// Docker's content type for a process stream.
+pub fn content_type(tty: bool) -> &'static str {
+    if tty {
+        "application/vnd.docker.raw-stream"
+    } else {
+        "application/vnd.docker.multiplexed-stream"
+    }
+}
+
+/// Copies both ways until the session ends.
+pub async fn run<C>(client: C, io: ProcessIo, session: Session)
+where
+    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    if io.stream.set_nonblocking(true).is_err() {
+        return;
+    }
+    let Ok(source) = tokio::net::UnixStream::from_std(io.stream) else {
+        return;
+    };
+    let (mut from_process, mut to_process) = source.into_split();
+    let (mut from_client, mut to_client) = tokio::io::split(client);
+    let output = async {
+        if !session.prelude.is_empty() {
+            let _ = to_client.write_all(&session.prelude).await;
+        }
+        let _ = tokio::io::copy(&mut from_process, &mut to_client).await;
+        let _ = to_client.shutdown().await;
+    };
+    let input = async {
+        let mut scanner = DetachScanner {
+            keys: session.detach_keys.clone(),
+            held: Vec::new(),
+        };
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            let n = match from_client.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            let Some(codec) = &io.stdin else { continue };
+            let (data, detached) = scanner.feed(&buf[..n]);
+            if !data.is_empty() && to_process.write_all(&(codec.frame)(&data)).await.is_err() {
+                return;
+            }
+            if detached {
+                return;
+            }
+        }
+        // End of the client's input.
+        match io.stdin.as_ref().and_then(|c| c.end.as_ref()) {
+            Some(end) => {
+                let _ = to_process.write_all(end).await;
+                // Output goes on until the process is done.
+                std::future::pending::<()>().await;
+            }
+            None if io.stdin.is_some() => {}
+            // A client that sends no input may half-close; keep its output flowing.
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = output => {}
+        _ = input => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detach_keys_parse_like_docker() {
+        assert_eq!(parse_detach_keys("ctrl-p,ctrl-q").unwrap(), vec![16, 17]);
+        assert_eq!(
+            parse_detach_keys("a,ctrl-@,ctrl-_").unwrap(),
+            vec![b'a', 0, 31]
+        );
+        assert!(parse_detach_keys("ctrl-1").is_err());
+        assert!(parse_detach_keys("ab").is_err());
+    }
+
+    #[test]
+    fn the_scanner_holds_back_a_partial_sequence_and_releases_it_on_mismatch() {
+        let mut s = DetachScanner {
+            keys: vec![16, 17],
+            held: Vec::new(),
+        };
+        assert_eq!(s.feed(b"ab\x10"), (b"ab".to_vec(), false));
+        assert_eq!(s.feed(b"c"), (b"\x10c".to_vec(), false));
+        assert_eq!(s.feed(b"x\x10\x10"), (b"x\x10".to_vec(), false));
+        assert_eq!(s.feed(b"\x11rest"), (Vec::new(), true));
+    }
+}

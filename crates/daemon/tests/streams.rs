@@ -1,0 +1,183 @@
+//! Stdin, terminals and exec through the real docker CLI against a private berthd:
+//! `run -i` with piped input, `run -it` in a pseudo-terminal (size, typing, detach keys),
+//! `exec` with its flags and exit codes.
+
+mod common;
+
+use common::{assert_clean, daemon_with_busybox, docker, docker_with_input, err, in_terminal, out};
+
+#[test]
+fn run_i_feeds_stdin_and_closes_it_at_the_end() {
+    let Some(d) = daemon_with_busybox() else {
+        return;
+    };
+    let input: Vec<u8> = (0..5000)
+        .flat_map(|i| format!("line {i}\n").into_bytes())
+        .collect();
+    let run = docker_with_input(
+        &d,
+        &[
+            "run",
+            "-i",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "wc -l; echo after-eof",
+        ],
+        &input,
+    )
+    .unwrap();
+    assert!(run.status.success(), "{}", err(&run));
+    assert_eq!(out(&run), "5000\nafter-eof");
+    // Without -i the container's stdin is empty, even when the client has input.
+    let run = docker_with_input(&d, &["run", "--rm", "busybox", "cat"], b"ignored\n").unwrap();
+    assert!(run.status.success(), "{}", err(&run));
+    assert_eq!(out(&run), "");
+    assert_clean(&d);
+}
+
+#[test]
+fn exec_runs_in_the_container_with_its_flags_and_exit_codes() {
+    let Some(d) = daemon_with_busybox() else {
+        return;
+    };
+    let run = docker(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "target",
+            "-e",
+            "FROM_RUN=1",
+            "busybox",
+            "sleep",
+            "100",
+        ],
+    )
+    .unwrap();
+    assert!(run.status.success(), "{}", err(&run));
+    let e = docker(
+        &d,
+        &[
+            "exec",
+            "target",
+            "sh",
+            "-c",
+            "echo $FROM_RUN; cat /proc/1/cmdline | tr '\\0' ' '; exit 3",
+        ],
+    )
+    .unwrap();
+    assert_eq!(e.status.code(), Some(3), "{}", err(&e));
+    assert_eq!(out(&e), "1\nsleep 100");
+    let e = docker(
+        &d,
+        &[
+            "exec",
+            "-u",
+            "nobody",
+            "-w",
+            "/bin",
+            "-e",
+            "FROM_EXEC=2",
+            "target",
+            "sh",
+            "-c",
+            "id -u; pwd; echo $FROM_RUN$FROM_EXEC",
+        ],
+    )
+    .unwrap();
+    assert!(e.status.success(), "{}", err(&e));
+    assert_eq!(out(&e), "65534\n/bin\n12");
+    let e = docker_with_input(
+        &d,
+        &["exec", "-i", "target", "sh", "-c", "cat; echo end"],
+        b"piped\n",
+    )
+    .unwrap();
+    assert!(e.status.success(), "{}", err(&e));
+    assert_eq!(out(&e), "piped\nend");
+    let e = docker(&d, &["exec", "target", "no-such-program"]).unwrap();
+    assert_eq!(e.status.code(), Some(127), "{}", out(&e));
+    assert!(out(&e).contains("executable file not found"), "{}", out(&e));
+    // -d returns at once; the process runs on in the container.
+    let e = docker(
+        &d,
+        &[
+            "exec",
+            "-d",
+            "target",
+            "sh",
+            "-c",
+            "echo detached > /detached; sleep 1",
+        ],
+    )
+    .unwrap();
+    assert!(e.status.success(), "{}", err(&e));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let e = docker(&d, &["exec", "target", "cat", "/detached"]).unwrap();
+    assert_eq!(out(&e), "detached");
+    // Errors: no such container, a stopped one.
+    let e = docker(&d, &["exec", "nosuch", "true"]).unwrap();
+    assert_ne!(e.status.code(), Some(0));
+    assert!(err(&e).contains("No such container: nosuch"), "{}", err(&e));
+    assert!(
+        docker(&d, &["stop", "-t", "0", "target"])
+            .unwrap()
+            .status
+            .success()
+    );
+    let e = docker(&d, &["exec", "target", "true"]).unwrap();
+    assert!(err(&e).contains("is not running"), "{}", err(&e));
+    assert!(docker(&d, &["rm", "target"]).unwrap().status.success());
+    assert_clean(&d);
+}
+
+#[test]
+fn run_it_gets_a_terminal_of_the_clients_size_and_takes_typing() {
+    let Some(d) = daemon_with_busybox() else {
+        return;
+    };
+    let shown = in_terminal(
+        &d,
+        "stty rows 33 cols 101; docker run -it --rm busybox sh -c 'tty; stty size; read line; echo got-$line; exit 4'",
+        &[b"typed\r"],
+    )
+    .unwrap();
+    let screen = String::from_utf8_lossy(&shown.stdout).replace('\r', "");
+    assert_eq!(shown.status.code(), Some(4), "{screen}");
+    assert!(screen.contains("/dev/pts/0\n33 101\n"), "{screen}");
+    assert!(screen.contains("got-typed"), "{screen}");
+    let shown = in_terminal(
+        &d,
+        "stty rows 20 cols 70; docker run -d --name tt busybox sleep 100 >/dev/null; docker exec -it tt sh -c 'stty size; exit 2'",
+        &[],
+    )
+    .unwrap();
+    let screen = String::from_utf8_lossy(&shown.stdout).replace('\r', "");
+    assert_eq!(shown.status.code(), Some(2), "{screen}");
+    assert!(screen.contains("20 70"), "{screen}");
+    assert!(docker(&d, &["rm", "-f", "tt"]).unwrap().status.success());
+    assert_clean(&d);
+}
+
+#[test]
+fn ctrl_p_ctrl_q_detaches_and_the_container_runs_on() {
+    let Some(d) = daemon_with_busybox() else {
+        return;
+    };
+    let shown = in_terminal(
+        &d,
+        "docker run -it --name bg busybox sh -c 'while true; do read x; echo read-$x; done'",
+        &[b"one\r", b"\x10\x11"],
+    )
+    .unwrap();
+    let screen = String::from_utf8_lossy(&shown.stdout).replace('\r', "");
+    assert_eq!(shown.status.code(), Some(0), "{screen}");
+    assert!(screen.contains("read-one"), "{screen}");
+    let state = docker(&d, &["inspect", "-f", "{{.State.Status}}", "bg"]).unwrap();
+    assert_eq!(out(&state), "running");
+    assert!(docker(&d, &["rm", "-f", "bg"]).unwrap().status.success());
+    assert_clean(&d);
+}
