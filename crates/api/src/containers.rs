@@ -23,6 +23,19 @@ pub struct LogsRequest {
     pub timestamps: bool,
 }
 
+/// `GET /containers/json` parameters.
+#[derive(Debug, Clone, Default)]
+pub struct ListRequest {
+    /// Stopped containers too.
+    pub all: bool,
+    /// The n newest.
+    pub limit: Option<usize>,
+    /// Docker's filter JSON.
+    pub filters: String,
+    /// Add SizeRw and SizeRootFs.
+    pub size: bool,
+}
+
 /// What an attach client asks for.
 #[derive(Debug, Clone, Default)]
 pub struct AttachRequest {
@@ -93,7 +106,21 @@ pub trait ContainerBackend: Send + Sync {
     /// Removes a container.
     fn remove(&self, id: &str, force: bool) -> Result<(), ApiError>;
     /// `GET /containers/json`.
-    fn list(&self, all: bool, limit: Option<usize>) -> Result<serde_json::Value, ApiError>;
+    fn list(&self, req: &ListRequest) -> Result<serde_json::Value, ApiError>;
+    /// Stops (if running) and starts again.
+    fn restart(&self, id: &str, timeout: Option<u64>) -> Result<(), ApiError>;
+    /// Renames.
+    fn rename(&self, id: &str, name: &str) -> Result<(), ApiError>;
+    /// Freezes.
+    fn pause(&self, id: &str) -> Result<(), ApiError>;
+    /// Thaws.
+    fn unpause(&self, id: &str) -> Result<(), ApiError>;
+    /// `GET /containers/{id}/top` (`{"Titles", "Processes"}`).
+    fn top(&self, id: &str, ps_args: &str) -> Result<serde_json::Value, ApiError>;
+    /// `POST /containers/{id}/update` (`{"Warnings"}`).
+    fn update(&self, id: &str, body: &serde_json::Value) -> Result<serde_json::Value, ApiError>;
+    /// `POST /containers/prune` (`{"ContainersDeleted", "SpaceReclaimed"}`).
+    fn prune(&self, filters: &str) -> Result<serde_json::Value, ApiError>;
     /// `GET /containers/{id}/json`.
     fn inspect(&self, id: &str) -> Result<serde_json::Value, ApiError>;
     /// Log frames, and whether the container has a terminal (raw stream).
@@ -125,13 +152,29 @@ pub async fn list(
     RawQuery(q): RawQuery,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let pairs = query_pairs(q.as_deref());
-    let all = flag(&pairs, "all");
-    let limit = param(&pairs, "limit")
-        .and_then(|l| l.parse::<i64>().ok())
-        .filter(|l| *l > 0)
-        .map(|l| l as usize);
+    let req = ListRequest {
+        all: flag(&pairs, "all"),
+        limit: param(&pairs, "limit")
+            .and_then(|l| l.parse::<i64>().ok())
+            .filter(|l| *l > 0)
+            .map(|l| l as usize),
+        filters: param(&pairs, "filters").unwrap_or("").to_string(),
+        size: flag(&pairs, "size"),
+    };
     let c = b.containers.clone();
-    Ok(Json(blocking(move || c.list(all, limit)).await?))
+    Ok(Json(blocking(move || c.list(&req)).await?))
+}
+
+/// `POST /containers/prune`.
+pub async fn prune(
+    State(b): State<Backends>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let filters = param(&query_pairs(q.as_deref()), "filters")
+        .unwrap_or("")
+        .to_string();
+    let c = b.containers.clone();
+    Ok(Json(blocking(move || c.prune(&filters)).await?))
 }
 
 /// `GET /containers/{id}/json`.
@@ -177,6 +220,28 @@ pub async fn action(
                 StatusCode::NOT_MODIFIED
             }
             .into_response())
+        }
+        "restart" => {
+            let t = param(&pairs, "t").and_then(|t| t.parse().ok());
+            blocking(move || c.restart(&id, t)).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        "rename" => {
+            let name = param(&pairs, "name").unwrap_or_default().to_string();
+            blocking(move || c.rename(&id, &name)).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        "pause" => {
+            blocking(move || c.pause(&id)).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        "unpause" => {
+            blocking(move || c.unpause(&id)).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        "top" => {
+            let ps_args = param(&pairs, "ps_args").unwrap_or_default().to_string();
+            Ok(Json(blocking(move || c.top(&id, &ps_args)).await?).into_response())
         }
         "kill" => {
             let signal = param(&pairs, "signal").unwrap_or_default().to_string();
@@ -365,4 +430,16 @@ pub async fn exec_inspect(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let c = b.containers.clone();
     Ok(Json(blocking(move || c.exec_inspect(&id)).await?))
+}
+
+/// `POST /containers/{id}/update`.
+pub async fn update(
+    State(b): State<Backends>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let body: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    let c = b.containers.clone();
+    Ok(Json(blocking(move || c.update(&id, &body)).await?))
 }

@@ -22,7 +22,7 @@ use axum::Router;
 use axum::extract::Request;
 use axum::routing::{get, post};
 
-pub use containers::{AttachRequest, ContainerBackend, LogsRequest};
+pub use containers::{AttachRequest, ContainerBackend, ListRequest, LogsRequest};
 pub use error::ApiError;
 pub use hijack::{ProcessIo, Session, StdinCodec};
 pub use images::{ImageBackend, ImportRequest};
@@ -57,6 +57,8 @@ pub fn router(backends: Backends) -> Router {
         .route("/info", get(system::info))
         .route("/containers/create", post(containers::create))
         .route("/containers/json", get(containers::list))
+        .route("/containers/prune", post(containers::prune))
+        .route("/containers/{id}/update", post(containers::update))
         .route("/containers/{id}/json", get(containers::inspect))
         .route("/containers/{id}/attach", post(containers::attach))
         .route("/containers/{id}/resize", post(containers::resize))

@@ -12,8 +12,10 @@
 mod attach;
 pub mod error;
 mod exec;
+mod filters;
 mod logs;
 mod names;
+mod ops;
 mod seccomp;
 pub mod spec;
 mod view;
@@ -490,6 +492,12 @@ impl ContainerService {
         self.data_dir(id).join(format!("{id}-json.log"))
     }
 
+    /// The runtime's view of a live container.
+    fn runtime_container(&self, id: &str) -> Result<berth_runtime::Container> {
+        let runtime = berth_runtime::StateRoot::open(self.runtime_root()).map_err(internal)?;
+        berth_runtime::Container::load(&runtime, id).map_err(internal)
+    }
+
     /// `POST /containers/{id}/kill`.
     pub fn kill(&self, name: &str, signal: i32) -> Result<()> {
         let rec = self.get(name)?;
@@ -499,9 +507,8 @@ impl ContainerService {
                 rec.id
             )));
         }
-        let runtime = berth_runtime::StateRoot::open(self.runtime_root()).map_err(internal)?;
-        berth_runtime::Container::load(&runtime, &rec.id)
-            .and_then(|c| c.kill(signal, false))
+        self.runtime_container(&rec.id)?
+            .kill(signal, false)
             .map_err(internal)
     }
 
@@ -637,17 +644,55 @@ impl ContainerService {
         Ok(out)
     }
 
-    /// `GET /containers/json`.
-    pub fn list(&self, all: bool, limit: Option<usize>) -> Result<Vec<Value>> {
+    /// `GET /containers/json`: `all` includes stopped containers, `limit` shows the n
+    /// newest of every state, `filters` is Docker's filter JSON, `size` adds SizeRw and
+    /// SizeRootFs.
+    pub fn list(
+        &self,
+        all: bool,
+        limit: Option<usize>,
+        filters: &str,
+        size: bool,
+    ) -> Result<Vec<Value>> {
         let recs = self.all()?;
+        let lookup = |name: &str| -> Result<String> {
+            self.lookup(name)
+                .map(|r| r.created)
+                .map_err(|_| Error::NotFound(name.to_string()))
+        };
+        let image_id = |r: &str| {
+            self.images
+                .inspect(r)
+                .ok()
+                .and_then(|i| i["Id"].as_str().map(str::to_string))
+        };
+        let filter = filters::ListFilter::new(filters, &lookup, &image_id)?;
+        let all = all || limit.is_some() || filter.implies_all();
         let shown = recs.iter().filter(|r| {
-            all || limit.is_some() || r.state.status == "running" || r.state.status == "paused"
+            (all || r.state.status == "running" || r.state.status == "paused") && filter.matches(r)
         });
         let shown: Vec<&ContainerRecord> = match limit {
             Some(n) => shown.take(n).collect(),
             None => shown.collect(),
         };
-        Ok(shown.into_iter().map(view::summary).collect())
+        Ok(shown
+            .into_iter()
+            .map(|r| {
+                let mut v = view::summary(r);
+                if size {
+                    let rw = ops::dir_size(&self.data_dir(&r.id).join("diff"));
+                    let image = self
+                        .images
+                        .inspect(&r.image_id)
+                        .ok()
+                        .and_then(|i| i["Size"].as_u64())
+                        .unwrap_or(0);
+                    v["SizeRw"] = json!(rw);
+                    v["SizeRootFs"] = json!(rw + image);
+                }
+                v
+            })
+            .collect())
     }
 
     /// `GET /containers/{id}/json`.

@@ -269,7 +269,8 @@ fn environment(config: &Value, hostname: &str) -> Vec<String> {
     env
 }
 
-fn resources(host: &Value) -> Value {
+/// The OCI resources (cgroup limits) Docker's HostConfig asks for.
+pub fn resources(host: &Value) -> Value {
     let mut r = json!({"devices": [{"allow": false, "access": "rwm"}]});
     let pos = |k: &str| host[k].as_i64().filter(|v| *v > 0);
     if let Some(m) = pos("Memory") {

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use berth_api::{
-    ApiError, AttachRequest, ContainerBackend, LogsRequest, ProcessIo, Session, StdinCodec,
+    ApiError, AttachRequest, ContainerBackend, ListRequest, LogsRequest, ProcessIo, Session,
+    StdinCodec,
 };
 use berth_containers::{ContainerService, Error, LogOptions, WaitCondition};
 
@@ -265,11 +266,58 @@ impl ContainerBackend for Containers {
         self.service.remove(id, force).map_err(api_error)
     }
 
-    fn list(&self, all: bool, limit: Option<usize>) -> Result<serde_json::Value, ApiError> {
+    fn list(&self, req: &ListRequest) -> Result<serde_json::Value, ApiError> {
         self.service
-            .list(all, limit)
+            .list(req.all, req.limit, &req.filters, req.size)
             .map(serde_json::Value::from)
             .map_err(api_error)
+    }
+
+    fn restart(&self, id: &str, timeout: Option<u64>) -> Result<(), ApiError> {
+        let full = self.service.get(id).map_err(api_error)?.id;
+        self.service
+            .restart(&full, timeout, &mut |cid| self.connect_pending(cid))
+            .map_err(api_error)
+    }
+
+    fn rename(&self, id: &str, name: &str) -> Result<(), ApiError> {
+        self.service.rename(id, name).map_err(api_error)
+    }
+
+    fn pause(&self, id: &str) -> Result<(), ApiError> {
+        self.service.pause(id).map_err(api_error)
+    }
+
+    fn unpause(&self, id: &str) -> Result<(), ApiError> {
+        self.service.unpause(id).map_err(api_error)
+    }
+
+    fn top(&self, id: &str, ps_args: &str) -> Result<serde_json::Value, ApiError> {
+        let (titles, rows) = self.service.top(id, ps_args).map_err(api_error)?;
+        Ok(serde_json::json!({"Titles": titles, "Processes": rows}))
+    }
+
+    fn update(&self, id: &str, body: &serde_json::Value) -> Result<serde_json::Value, ApiError> {
+        let warnings = self.service.update(id, body).map_err(api_error)?;
+        Ok(serde_json::json!({"Warnings": warnings}))
+    }
+
+    fn prune(&self, filters: &str) -> Result<serde_json::Value, ApiError> {
+        let f = berth_images::Filters::parse(filters, &["until", "label", "label!"])
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let until = match f.single("until") {
+            Some(u) => Some(parse_until(u)?),
+            None => None,
+        };
+        let keep = |summary: &serde_json::Value| {
+            let created = summary["Created"].as_i64().unwrap_or(0);
+            until.is_some_and(|u| created >= u) || !f.matches_labels(&summary["Labels"])
+        };
+        let (deleted, space) = self.service.prune(&keep).map_err(api_error)?;
+        Ok(serde_json::json!({
+            "ContainersDeleted": if deleted.is_empty() { serde_json::Value::Null } else { deleted.into() },
+            "SpaceReclaimed": space,
+        }))
     }
 
     fn inspect(&self, id: &str) -> Result<serde_json::Value, ApiError> {
@@ -285,4 +333,38 @@ impl ContainerBackend for Containers {
         };
         self.service.logs(id, &opts).map_err(api_error)
     }
+}
+
+/// Docker's `until` filter: a Unix time, an RFC 3339 time, or a duration before now
+/// (`10m`, `1h30m`, `24h`).
+fn parse_until(v: &str) -> Result<i64, ApiError> {
+    if let Ok(n) = v.parse::<f64>() {
+        return Ok(n as i64);
+    }
+    if let Some(t) = berth_types::time::parse_rfc3339_seconds(v) {
+        return Ok(t);
+    }
+    let now = berth_types::time::unix_seconds(std::time::SystemTime::now());
+    let mut total = 0i64;
+    let mut num = String::new();
+    for ch in v.chars() {
+        if ch.is_ascii_digit() {
+            num.push(ch);
+            continue;
+        }
+        let n: i64 = num
+            .parse()
+            .map_err(|_| ApiError::bad_request(format!("invalid filter 'until={v}'")))?;
+        num.clear();
+        total += n * match ch {
+            'h' => 3600,
+            'm' => 60,
+            's' => 1,
+            _ => return Err(ApiError::bad_request(format!("invalid filter 'until={v}'"))),
+        };
+    }
+    if !num.is_empty() {
+        return Err(ApiError::bad_request(format!("invalid filter 'until={v}'")));
+    }
+    Ok(now - total)
 }

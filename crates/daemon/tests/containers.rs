@@ -310,3 +310,159 @@ fn containers_run_under_dockers_seccomp_rules() {
     assert_eq!(out(&open), "Seccomp:\t0");
     assert_clean(&d);
 }
+
+#[test]
+fn restart_rename_pause_top_update_and_prune() {
+    let Some(d) = daemon_with_busybox() else {
+        return;
+    };
+    let ok = |args: &[&str]| {
+        let o = docker(&d, args).unwrap();
+        assert!(o.status.success(), "docker {args:?}: {}", err(&o));
+        out(&o)
+    };
+    let fails = |args: &[&str]| {
+        let o = docker(&d, args).unwrap();
+        assert!(!o.status.success(), "docker {args:?} succeeded");
+        err(&o)
+    };
+    ok(&[
+        "run", "-d", "--name", "web", "-l", "app=web", "busybox", "sleep", "1000",
+    ]);
+    let _ = docker(
+        &d,
+        &[
+            "run",
+            "--name",
+            "done1",
+            "-l",
+            "app=batch",
+            "busybox",
+            "sh",
+            "-c",
+            "exit 2",
+        ],
+    );
+    ok(&["create", "--name", "fresh", "busybox", "true"]);
+    // ps filters.
+    assert_eq!(ok(&["ps", "--format", "{{.Names}}"]), "web");
+    assert_eq!(
+        ok(&["ps", "--filter", "status=exited", "--format", "{{.Names}}"]),
+        "done1"
+    );
+    assert_eq!(
+        ok(&[
+            "ps",
+            "-a",
+            "--filter",
+            "label=app=batch",
+            "--format",
+            "{{.Names}}"
+        ]),
+        "done1"
+    );
+    assert_eq!(
+        ok(&[
+            "ps",
+            "-a",
+            "--filter",
+            "name=^/fr",
+            "--format",
+            "{{.Names}}"
+        ]),
+        "fresh"
+    );
+    assert_eq!(
+        ok(&["ps", "-a", "--filter", "exited=2", "--format", "{{.Names}}"]),
+        "done1"
+    );
+    assert_eq!(
+        ok(&[
+            "ps",
+            "-a",
+            "--filter",
+            "before=done1",
+            "--format",
+            "{{.Names}}"
+        ]),
+        "web"
+    );
+    assert_eq!(
+        ok(&[
+            "ps",
+            "-a",
+            "--filter",
+            "since=done1",
+            "--format",
+            "{{.Names}}"
+        ]),
+        "fresh"
+    );
+    assert_eq!(
+        ok(&["ps", "-a", "-n", "1", "--format", "{{.Names}}"]),
+        "fresh"
+    );
+    assert_eq!(ok(&["ps", "-l", "-q"]).len(), 12);
+    assert!(fails(&["ps", "--filter", "status=sleepy"]).contains("invalid filter 'status=sleepy'"));
+    assert!(ok(&["ps", "-s", "--format", "{{.Size}}"]).contains("virtual"));
+    // top: the container's processes only, with ps options.
+    let top = ok(&["top", "web", "-o", "pid,args"]);
+    let lines: Vec<&str> = top.lines().collect();
+    assert_eq!(lines.len(), 2, "{top}");
+    assert!(lines[1].ends_with("sleep 1000"), "{top}");
+    // pause / unpause and their conflicts.
+    ok(&["pause", "web"]);
+    assert_eq!(
+        ok(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.Paused}}",
+            "web"
+        ]),
+        "paused true"
+    );
+    assert!(fails(&["pause", "web"]).contains("is already paused"));
+    assert!(fails(&["exec", "web", "true"]).contains("is paused"));
+    ok(&["unpause", "web"]);
+    assert!(fails(&["unpause", "web"]).contains("is not paused"));
+    assert!(fails(&["pause", "fresh"]).contains("is not running"));
+    // rename keeps the id; a taken name is a conflict.
+    let id = ok(&["inspect", "-f", "{{.Id}}", "web"]);
+    ok(&["rename", "web", "web2"]);
+    assert_eq!(
+        ok(&["inspect", "-f", "{{.Id}} {{.Name}}", "web2"]),
+        format!("{id} /web2")
+    );
+    assert!(fails(&["rename", "web2", "fresh"]).contains("is already in use"));
+    assert!(fails(&["inspect", "web"]).contains("No such"));
+    // restart gives a new process.
+    let pid = ok(&["inspect", "-f", "{{.State.Pid}}", "web2"]);
+    assert_eq!(ok(&["restart", "-t", "1", "web2"]), "web2");
+    let after = ok(&["inspect", "-f", "{{.State.Pid}} {{.State.Status}}", "web2"]);
+    assert!(
+        after.ends_with(" running") && !after.starts_with(&format!("{pid} ")),
+        "{after}"
+    );
+    // update changes the live cgroup and the record.
+    ok(&["update", "--memory", "64m", "--memory-swap", "128m", "web2"]);
+    assert_eq!(
+        ok(&["inspect", "-f", "{{.HostConfig.Memory}}", "web2"]),
+        "67108864"
+    );
+    let v1 = std::path::Path::new("/sys/fs/cgroup/memory/berth")
+        .join(&id)
+        .join("memory.limit_in_bytes");
+    let v2 = std::path::Path::new("/sys/fs/cgroup/berth")
+        .join(&id)
+        .join("memory.max");
+    let limit = std::fs::read_to_string(&v1)
+        .or_else(|_| std::fs::read_to_string(&v2))
+        .unwrap();
+    assert_eq!(limit.trim(), "67108864");
+    // prune removes the stopped ones only.
+    let pruned = ok(&["container", "prune", "-f"]);
+    assert!(pruned.contains("Deleted Containers:"), "{pruned}");
+    assert_eq!(ok(&["ps", "-a", "--format", "{{.Names}}"]), "web2");
+    ok(&["rm", "-f", "web2"]);
+    assert_clean(&d);
+}

@@ -68,18 +68,21 @@ impl Filters {
         {
             return false;
         }
-        if let Some(wanted) = self.map.get("label") {
-            for w in wanted {
-                let ok = match w.split_once('=') {
-                    Some((k, v)) => labels.get(k).and_then(Value::as_str) == Some(v),
-                    None => labels.get(w.as_str()).is_some(),
-                };
-                if !ok {
-                    return false;
-                }
-            }
-        }
-        true
+        self.matches_labels(labels)
+    }
+
+    /// Every value given for `key` (empty when the filter is absent).
+    pub fn values(&self, key: &str) -> &[String] {
+        self.map.get(key).map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether `label` (`key` or `key=value`) filters all hold and no `label!` matches.
+    pub fn matches_labels(&self, labels: &Value) -> bool {
+        let has = |w: &str| match w.split_once('=') {
+            Some((k, v)) => labels.get(k).and_then(Value::as_str) == Some(v),
+            None => labels.get(w).is_some(),
+        };
+        self.values("label").iter().all(|w| has(w)) && !self.values("label!").iter().any(|w| has(w))
     }
 }
 
