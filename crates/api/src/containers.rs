@@ -21,6 +21,44 @@ pub struct LogsRequest {
     pub tail: Option<usize>,
     /// Prefix lines with their time.
     pub timestamps: bool,
+    /// Keep streaming until the container stops.
+    pub follow: bool,
+    /// Only entries at or after this time (nanoseconds since the epoch).
+    pub since: Option<i128>,
+    /// Only entries before this time (nanoseconds since the epoch).
+    pub until: Option<i128>,
+}
+
+impl LogsRequest {
+    fn from_query(pairs: &[(String, String)]) -> Result<Self, ApiError> {
+        let time = |k: &str| -> Result<Option<i128>, ApiError> {
+            match param(pairs, k).filter(|v| !v.is_empty() && *v != "0") {
+                None => Ok(None),
+                Some(v) => berth_types::time::parse_unix_nanos(v)
+                    .map(Some)
+                    .ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                            "invalid value for \"{k}\": {v}: expected Unix seconds"
+                        ))
+                    }),
+            }
+        };
+        let req = LogsRequest {
+            stdout: flag(pairs, "stdout"),
+            stderr: flag(pairs, "stderr"),
+            tail: param(pairs, "tail").and_then(|t| t.parse().ok()),
+            timestamps: flag(pairs, "timestamps"),
+            follow: flag(pairs, "follow"),
+            since: time("since")?,
+            until: time("until")?,
+        };
+        if !req.stdout && !req.stderr {
+            return Err(ApiError::bad_request(
+                "Bad parameters: you must choose at least one stream",
+            ));
+        }
+        Ok(req)
+    }
 }
 
 /// `GET /containers/json` parameters.
@@ -125,6 +163,16 @@ pub trait ContainerBackend: Send + Sync {
     fn inspect(&self, id: &str) -> Result<serde_json::Value, ApiError>;
     /// Log frames, and whether the container has a terminal (raw stream).
     fn logs(&self, id: &str, req: LogsRequest) -> Result<(Vec<u8>, bool), ApiError>;
+    /// Whether the container has a terminal (its logs are a raw stream).
+    fn has_tty(&self, id: &str) -> Result<bool, ApiError>;
+    /// `logs -f`: hands log frames to `sink` until the container stops or `sink`
+    /// returns false (an empty chunk only asks whether the client is still there).
+    fn follow_logs(
+        &self,
+        id: &str,
+        req: LogsRequest,
+        sink: &mut dyn FnMut(Vec<u8>) -> bool,
+    ) -> Result<(), ApiError>;
 }
 
 /// `POST /containers/create`.
@@ -276,19 +324,12 @@ pub async fn action(
                 .into_response())
         }
         "logs" => {
-            let req = LogsRequest {
-                stdout: flag(&pairs, "stdout"),
-                stderr: flag(&pairs, "stderr"),
-                tail: param(&pairs, "tail").and_then(|t| t.parse().ok()),
-                timestamps: flag(&pairs, "timestamps"),
-            };
+            let req = LogsRequest::from_query(&pairs)?;
+            if req.follow {
+                return follow_logs(c, id, req).await;
+            }
             let (data, tty) = blocking(move || c.logs(&id, req)).await?;
-            let ct = if tty {
-                "application/vnd.docker.raw-stream"
-            } else {
-                "application/vnd.docker.multiplexed-stream"
-            };
-            Ok(([("content-type", ct)], data).into_response())
+            Ok(([("content-type", crate::hijack::content_type(tty))], data).into_response())
         }
         _ => Err(ApiError::not_found("page not found")),
     }
@@ -442,4 +483,35 @@ pub async fn update(
         .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
     let c = b.containers.clone();
     Ok(Json(blocking(move || c.update(&id, &body)).await?))
+}
+
+/// A streaming `logs -f` response: entries as the container writes them.
+async fn follow_logs(
+    c: std::sync::Arc<dyn ContainerBackend>,
+    id: String,
+    req: LogsRequest,
+) -> Result<Response, ApiError> {
+    let probe = c.clone();
+    let probe_id = id.clone();
+    let tty = blocking(move || probe.has_tty(&probe_id)).await?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
+    tokio::task::spawn_blocking(move || {
+        let _ = c.follow_logs(&id, req, &mut |chunk| {
+            if chunk.is_empty() {
+                !tx.is_closed()
+            } else {
+                tx.blocking_send(chunk).is_ok()
+            }
+        });
+    });
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|chunk| (Ok::<_, std::io::Error>(chunk), rx))
+    });
+    Ok((
+        [("content-type", crate::hijack::content_type(tty))],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response())
 }

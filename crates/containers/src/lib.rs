@@ -13,6 +13,7 @@ mod attach;
 pub mod error;
 mod exec;
 mod filters;
+mod logconfig;
 mod logs;
 mod names;
 mod ops;
@@ -36,6 +37,7 @@ use serde_json::{Value, json};
 pub use berth_runtime::signal;
 pub use error::{Error, Result};
 pub use exec::ExecRecord;
+pub use logconfig::LogConfig;
 pub use logs::LogOptions;
 
 /// A container's lifecycle state, in Docker's words.
@@ -95,6 +97,7 @@ pub struct ContainerService {
     exec_root: PathBuf,
     shim: PathBuf,
     execs: Arc<std::sync::Mutex<std::collections::HashMap<String, ExecRecord>>>,
+    log_defaults: LogConfig,
 }
 
 fn random_hex(bytes: usize) -> Result<String> {
@@ -131,7 +134,14 @@ impl ContainerService {
             exec_root: exec_root.into(),
             shim,
             execs: Arc::default(),
+            log_defaults: LogConfig::default(),
         })
+    }
+
+    /// Sets the logging defaults containers get when their LogConfig names none.
+    pub fn with_log_defaults(mut self, defaults: LogConfig) -> Self {
+        self.log_defaults = defaults;
+        self
     }
 
     fn data_dir(&self, id: &str) -> PathBuf {
@@ -251,6 +261,7 @@ impl ContainerService {
         let config = merge_config(&image["Config"], body, &id, image_name);
         spec::argv(&config)?;
         spec::capabilities(&body["HostConfig"])?;
+        LogConfig::for_container(&body["HostConfig"], &self.log_defaults)?;
         let diff_ids: Vec<String> = image["RootFS"]["Layers"]
             .as_array()
             .map(|a| {
@@ -419,10 +430,12 @@ impl ContainerService {
             serde_json::to_vec_pretty(&oci).map_err(internal)?,
         )
         .map_err(internal)?;
+        let logging = LogConfig::for_container(&rec.host_config, &self.log_defaults)?;
         let (pid, shim_pid) = self.spawn_shim(
             &id,
             rec.config["Tty"].as_bool().unwrap_or(false),
             rec.config["OpenStdin"].as_bool().unwrap_or(false),
+            &logging,
         )?;
         before_start(&id);
         let runtime = berth_runtime::StateRoot::open(self.runtime_root()).map_err(internal)?;
@@ -440,17 +453,30 @@ impl ContainerService {
     }
 
     /// Starts the shim; returns (container pid, shim pid).
-    fn spawn_shim(&self, id: &str, tty: bool, stdin: bool) -> Result<(i32, i32)> {
+    fn spawn_shim(
+        &self,
+        id: &str,
+        tty: bool,
+        stdin: bool,
+        logging: &LogConfig,
+    ) -> Result<(i32, i32)> {
         let run = self.run_dir(id);
-        let mut child = Command::new(&self.shim)
-            .args(["--id", id, "--bundle"])
+        let mut cmd = Command::new(&self.shim);
+        cmd.args(["--id", id, "--bundle"])
             .arg(&run)
             .arg("--runtime-root")
             .arg(self.runtime_root())
             .arg("--state-dir")
-            .arg(&run)
-            .arg("--log")
-            .arg(self.log_path(id))
+            .arg(&run);
+        if logging.enabled {
+            cmd.arg("--log")
+                .arg(self.log_path(id))
+                .arg("--log-max-size")
+                .arg(logging.max_size.to_string())
+                .arg("--log-max-files")
+                .arg(logging.max_files.to_string());
+        }
+        let mut child = cmd
             .args(["--tty", if tty { "true" } else { "false" }])
             .args(["--stdin", if stdin { "true" } else { "false" }])
             .stdin(Stdio::null())
@@ -705,11 +731,63 @@ impl ContainerService {
         ))
     }
 
-    /// `GET /containers/{id}/logs` as one buffer of Docker stream frames.
+    /// `GET /containers/{id}/logs` as one buffer of Docker stream frames, and whether the
+    /// container has a terminal (raw text).
     pub fn logs(&self, name: &str, opts: &LogOptions) -> Result<(Vec<u8>, bool)> {
-        let rec = self.get(name)?;
+        let rec = self.readable_logs(name)?;
         let tty = rec.config["Tty"].as_bool().unwrap_or(false);
-        Ok((logs::read(&self.log_path(&rec.id), opts, tty)?, tty))
+        let (data, _) = logs::read(&self.log_path(&rec.id), opts, tty)?;
+        Ok((data, tty))
+    }
+
+    /// The container, if its logging driver keeps something to read.
+    fn readable_logs(&self, name: &str) -> Result<ContainerRecord> {
+        let rec = self.get(name)?;
+        if !LogConfig::for_container(&rec.host_config, &self.log_defaults)?.enabled {
+            return Err(Error::InvalidInput(
+                "configured logging driver does not support reading".into(),
+            ));
+        }
+        Ok(rec)
+    }
+
+    /// `logs -f`: hands the selected entries to `sink`, then new ones as they are written,
+    /// until the container stops (or `until` passes) or `sink` returns false.
+    pub fn follow_logs(
+        &self,
+        name: &str,
+        opts: &LogOptions,
+        sink: &mut dyn FnMut(Vec<u8>) -> bool,
+    ) -> Result<()> {
+        let rec = self.readable_logs(name)?;
+        let tty = rec.config["Tty"].as_bool().unwrap_or(false);
+        let (data, mut follower) = logs::read(&self.log_path(&rec.id), opts, tty)?;
+        if !data.is_empty() && !sink(data) {
+            return Ok(());
+        }
+        let now_nanos = || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as i128)
+        };
+        loop {
+            let running = self
+                .get(&rec.id)
+                .is_ok_and(|r| r.state.status == "running" || r.state.status == "paused");
+            // One more read after the exit: the shim wrote its last lines before exiting.
+            let chunk = follower.poll(opts, tty);
+            if !chunk.is_empty() && !sink(chunk) {
+                return Ok(());
+            }
+            if !running || opts.until.is_some_and(|u| now_nanos() >= u) {
+                return Ok(());
+            }
+            // An empty chunk checks that the client is still there.
+            if !sink(Vec::new()) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Counts for `/info`: (total, running, paused, stopped).

@@ -39,6 +39,8 @@ struct FileConfig {
     exec_root: Option<PathBuf>,
     pidfile: Option<PathBuf>,
     log_level: Option<String>,
+    log_driver: Option<String>,
+    log_opts: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// The resolved settings.
@@ -54,6 +56,9 @@ pub struct Config {
     pub pidfile: PathBuf,
     /// tracing filter.
     pub log_level: String,
+    /// Containers' default logging: driver (`json-file` or `none`) and options
+    /// (`max-size`, `max-file`); rotation at 10 MiB × 3 files unless set.
+    pub container_logs: berth_containers::LogConfig,
 }
 
 const DEFAULT_CONFIG_FILE: &str = "/etc/berth/daemon.json";
@@ -98,6 +103,12 @@ impl Config {
                 .log_level
                 .or(file.log_level)
                 .unwrap_or_else(|| "info".into()),
+            container_logs: berth_containers::LogConfig::from_driver(
+                file.log_driver.as_deref().unwrap_or("json-file"),
+                &file.log_opts.unwrap_or_default(),
+                &berth_containers::LogConfig::default(),
+            )
+            .map_err(|e| anyhow::anyhow!("config file: {e}"))?,
         })
     }
 }

@@ -325,13 +325,34 @@ impl ContainerBackend for Containers {
     }
 
     fn logs(&self, id: &str, req: LogsRequest) -> Result<(Vec<u8>, bool), ApiError> {
-        let opts = LogOptions {
-            stdout: req.stdout,
-            stderr: req.stderr,
-            tail: req.tail,
-            timestamps: req.timestamps,
-        };
-        self.service.logs(id, &opts).map_err(api_error)
+        self.service.logs(id, &log_options(&req)).map_err(api_error)
+    }
+
+    fn has_tty(&self, id: &str) -> Result<bool, ApiError> {
+        let rec = self.service.get(id).map_err(api_error)?;
+        Ok(rec.config["Tty"].as_bool().unwrap_or(false))
+    }
+
+    fn follow_logs(
+        &self,
+        id: &str,
+        req: LogsRequest,
+        sink: &mut dyn FnMut(Vec<u8>) -> bool,
+    ) -> Result<(), ApiError> {
+        self.service
+            .follow_logs(id, &log_options(&req), sink)
+            .map_err(api_error)
+    }
+}
+
+fn log_options(req: &LogsRequest) -> LogOptions {
+    LogOptions {
+        stdout: req.stdout,
+        stderr: req.stderr,
+        tail: req.tail,
+        timestamps: req.timestamps,
+        since: req.since,
+        until: req.until,
     }
 }
 

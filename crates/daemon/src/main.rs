@@ -62,7 +62,8 @@ fn build_backends(config: &Config) -> Result<berth_api::Backends> {
         &config.data_root,
         &config.exec_root,
         shim,
-    )?;
+    )?
+    .with_log_defaults(config.container_logs.clone());
     Ok(berth_api::Backends {
         system: Arc::new(system::HostSystem::new(
             config,

@@ -466,3 +466,107 @@ fn restart_rename_pause_top_update_and_prune() {
     ok(&["rm", "-f", "web2"]);
     assert_clean(&d);
 }
+
+#[test]
+fn logs_follow_filter_by_time_and_rotate() {
+    let Some(d) = daemon_with_busybox() else {
+        return;
+    };
+    let ok = |args: &[&str]| {
+        let o = docker(&d, args).unwrap();
+        assert!(o.status.success(), "docker {args:?}: {}", err(&o));
+        out(&o)
+    };
+    // -f streams lines as they are written and ends when the container does.
+    ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ticker",
+        "busybox",
+        "sh",
+        "-c",
+        "for i in 0 1 2 3 4; do echo tick$i; sleep 0.2; done",
+    ]);
+    assert_eq!(
+        ok(&["logs", "-f", "ticker"]),
+        "tick0\ntick1\ntick2\ntick3\ntick4"
+    );
+    // --since / --until split the output at a time between two lines.
+    ok(&[
+        "run",
+        "-d",
+        "--name",
+        "timed",
+        "busybox",
+        "sh",
+        "-c",
+        "echo early; sleep 2; echo late",
+    ]);
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    let middle = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    ok(&["wait", "timed"]);
+    assert_eq!(ok(&["logs", "--since", &middle, "timed"]), "late");
+    assert_eq!(ok(&["logs", "--until", &middle, "timed"]), "early");
+    // Rotation keeps max-file files of about max-size each; logs reads across them.
+    ok(&[
+        "run",
+        "--name",
+        "chatty",
+        "--log-opt",
+        "max-size=1k",
+        "--log-opt",
+        "max-file=3",
+        "busybox",
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 200 ]; do echo line-$i; i=$((i+1)); done",
+    ]);
+    let id = ok(&["inspect", "-f", "{{.Id}}", "chatty"]);
+    let dir = d.dir.path().join("data/containers").join(&id);
+    let logs: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains("-json.log"))
+        .collect();
+    assert_eq!(logs.len(), 3, "expected the live log and two rotated ones");
+    for l in &logs {
+        assert!(l.metadata().unwrap().len() <= 1024);
+    }
+    let shown = ok(&["logs", "chatty"]);
+    assert!(shown.ends_with("line-199"), "{shown}");
+    let numbers: Vec<u32> = shown
+        .lines()
+        .map(|l| l.trim_start_matches("line-").parse().unwrap())
+        .collect();
+    assert!(
+        numbers.windows(2).all(|w| w[1] == w[0] + 1),
+        "lines out of order or missing"
+    );
+    // The none driver keeps nothing, and says so.
+    ok(&[
+        "run",
+        "--name",
+        "quiet",
+        "--log-driver",
+        "none",
+        "busybox",
+        "echo",
+        "hi",
+    ]);
+    let o = docker(&d, &["logs", "quiet"]).unwrap();
+    assert!(err(&o).contains("does not support reading"), "{}", err(&o));
+    let o = docker(&d, &["run", "--log-driver", "syslog", "busybox", "true"]).unwrap();
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        err(&o).contains("no log driver named 'syslog'"),
+        "{}",
+        err(&o)
+    );
+    ok(&["rm", "ticker", "timed", "chatty", "quiet"]);
+    assert_clean(&d);
+}

@@ -3,19 +3,59 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// An open log file.
+/// An open log file, rotated by size: `<log>` is renamed `<log>.1` (older ones shift up
+/// to `<log>.<max_files - 1>`, the oldest is dropped) and a new `<log>` begins.
 pub struct JsonLog {
     file: File,
+    path: PathBuf,
+    size: u64,
+    /// 0: never rotate.
+    max_size: u64,
+    max_files: u32,
 }
 
 impl JsonLog {
     /// Opens for appending (a restarted container keeps its earlier lines).
-    pub fn open(path: &Path) -> std::io::Result<Self> {
+    pub fn open(path: &Path, max_size: u64, max_files: u32) -> std::io::Result<Self> {
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let size = file.metadata()?.len();
         Ok(JsonLog {
-            file: OpenOptions::new().create(true).append(true).open(path)?,
+            file,
+            path: path.to_path_buf(),
+            size,
+            max_size,
+            max_files: max_files.max(1),
         })
+    }
+
+    /// Makes room for `incoming` bytes, rotating when the file would pass its limit.
+    fn rotate_if_needed(&mut self, incoming: u64) {
+        if self.max_size == 0 || self.size == 0 || self.size + incoming <= self.max_size {
+            return;
+        }
+        let name = |i: u32| PathBuf::from(format!("{}.{i}", self.path.display()));
+        if self.max_files == 1 {
+            // Only one file: start it over.
+            if self.file.set_len(0).is_ok() {
+                self.size = 0;
+            }
+            return;
+        }
+        let _ = std::fs::remove_file(name(self.max_files - 1));
+        for i in (1..self.max_files - 1).rev() {
+            let _ = std::fs::rename(name(i), name(i + 1));
+        }
+        let _ = std::fs::rename(&self.path, name(1));
+        if let Ok(f) = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+        {
+            self.file = f;
+            self.size = 0;
+        }
     }
 
     /// Appends one entry; `text` is a line with its newline, or a final partial line.
@@ -28,6 +68,9 @@ impl JsonLog {
         // One write per entry, so a reader never sees half a line.
         let mut line = entry.to_string().into_bytes();
         line.push(b'\n');
-        let _ = self.file.write_all(&line);
+        self.rotate_if_needed(line.len() as u64);
+        if self.file.write_all(&line).is_ok() {
+            self.size += line.len() as u64;
+        }
     }
 }

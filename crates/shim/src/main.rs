@@ -33,12 +33,16 @@ struct Args {
     runtime_root: PathBuf,
     state_dir: PathBuf,
     log: Option<PathBuf>,
+    /// Rotate the log past this many bytes (0: never).
+    log_max_size: u64,
+    /// Keep this many log files.
+    log_max_files: u32,
     /// Exec mode: the process to run in the running container `id`.
     exec_process: Option<PathBuf>,
     stdio: streams::StdioConfig,
 }
 
-const USAGE: &str = "usage: berth-shim --id ID --runtime-root DIR --state-dir DIR [--bundle DIR --log FILE | --exec-process FILE] [--tty true|false] [--stdin true|false]";
+const USAGE: &str = "usage: berth-shim --id ID --runtime-root DIR --state-dir DIR [--bundle DIR [--log FILE [--log-max-size BYTES --log-max-files N]] | --exec-process FILE] [--tty true|false] [--stdin true|false]";
 
 fn parse_args() -> Result<Args, String> {
     let mut values = std::collections::HashMap::new();
@@ -50,6 +54,8 @@ fn parse_args() -> Result<Args, String> {
             "--runtime-root",
             "--state-dir",
             "--log",
+            "--log-max-size",
+            "--log-max-files",
             "--exec-process",
             "--tty",
             "--stdin",
@@ -68,6 +74,12 @@ fn parse_args() -> Result<Args, String> {
         runtime_root: required(take("--runtime-root"), "--runtime-root")?.into(),
         state_dir: required(take("--state-dir"), "--state-dir")?.into(),
         log: take("--log").map(PathBuf::from),
+        log_max_size: take("--log-max-size")
+            .map_or(Ok(0), |v| v.parse())
+            .map_err(|_| "--log-max-size: expected bytes".to_string())?,
+        log_max_files: take("--log-max-files")
+            .map_or(Ok(1), |v| v.parse())
+            .map_err(|_| "--log-max-files: expected a count".to_string())?,
         exec_process: take("--exec-process").map(PathBuf::from),
         stdio: streams::StdioConfig {
             tty: take("--tty").as_deref() == Some("true"),
@@ -125,7 +137,8 @@ fn setup(args: &Args, report: &mut std::fs::File) -> Result<Supervisor, String> 
     let root = StateRoot::open(&args.runtime_root).map_err(|e| e.to_string())?;
     let log = match &args.log {
         Some(path) => Some(
-            log::JsonLog::open(path).map_err(|e| format!("open log {}: {e}", path.display()))?,
+            log::JsonLog::open(path, args.log_max_size, args.log_max_files)
+                .map_err(|e| format!("open log {}: {e}", path.display()))?,
         ),
         None => None,
     };

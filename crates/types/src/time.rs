@@ -57,6 +57,43 @@ pub fn parse_rfc3339_seconds(s: &str) -> Option<i64> {
     Some(days_from_civil(y, m, day) * 86_400 + h * 3600 + min * 60 + sec)
 }
 
+/// Like [`parse_rfc3339_seconds`], keeping the fraction: nanoseconds since the epoch.
+pub fn parse_rfc3339_nanos(s: &str) -> Option<i128> {
+    let secs = parse_rfc3339_seconds(s)?;
+    let frac = s
+        .split_once('.')
+        .map(|(_, f)| f.trim_end_matches('Z'))
+        .unwrap_or("");
+    let digits: String = frac
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .take(9)
+        .collect();
+    let nanos = if digits.is_empty() {
+        0
+    } else {
+        digits.parse::<i128>().ok()? * 10i128.pow(9 - digits.len() as u32)
+    };
+    Some(i128::from(secs) * 1_000_000_000 + nanos)
+}
+
+/// Docker's `since`/`until` parameters: Unix seconds with an optional fraction
+/// (`1700000000.5`), as nanoseconds since the epoch.
+pub fn parse_unix_nanos(s: &str) -> Option<i128> {
+    let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
+    let secs: i128 = whole.parse().ok()?;
+    let digits: String = frac.chars().take(9).collect();
+    if !digits.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let nanos = if digits.is_empty() {
+        0
+    } else {
+        digits.parse::<i128>().ok()? * 10i128.pow(9 - digits.len() as u32)
+    };
+    Some(secs * 1_000_000_000 + nanos)
+}
+
 /// Proleptic Gregorian date to days since 1970-01-01 (Howard Hinnant's algorithm).
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
@@ -71,6 +108,17 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nanosecond_times_parse() {
+        assert_eq!(
+            parse_rfc3339_nanos("1970-01-01T00:00:01.5Z"),
+            Some(1_500_000_000)
+        );
+        assert_eq!(parse_unix_nanos("2.000000001"), Some(2_000_000_001));
+        assert_eq!(parse_unix_nanos("7"), Some(7_000_000_000));
+        assert_eq!(parse_unix_nanos("x"), None);
+    }
 
     #[test]
     fn civil_dates() {
