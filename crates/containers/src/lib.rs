@@ -15,6 +15,7 @@ mod exec;
 mod filters;
 mod logconfig;
 mod logs;
+mod monitor;
 mod names;
 mod ops;
 mod seccomp;
@@ -98,6 +99,7 @@ pub struct ContainerService {
     shim: PathBuf,
     execs: Arc<std::sync::Mutex<std::collections::HashMap<String, ExecRecord>>>,
     log_defaults: LogConfig,
+    monitor: Arc<monitor::Monitor>,
 }
 
 fn random_hex(bytes: usize) -> Result<String> {
@@ -135,6 +137,7 @@ impl ContainerService {
             shim,
             execs: Arc::default(),
             log_defaults: LogConfig::default(),
+            monitor: Arc::new(monitor::Monitor::new().map_err(internal)?),
         })
     }
 
@@ -213,16 +216,27 @@ impl ContainerService {
                 rec.state.exit_code = e["ExitCode"].as_i64().unwrap_or(255) as i32;
                 rec.state.finished_at = e["FinishedAt"].as_str().unwrap_or("").to_string();
             }
-            (None, Ok(berth_runtime::Status::Paused)) => {
-                rec.state.status = "paused".into();
-                return Ok(rec);
-            }
-            (None, Ok(berth_runtime::Status::Running | berth_runtime::Status::Created)) => {
-                rec.state.status = "running".into();
-                return Ok(rec);
+            (None, Ok(status)) if status != berth_runtime::Status::Stopped => {
+                if rec.state.shim_pid > 0 && !shim_alive(rec.state.shim_pid, &rec.id) {
+                    // Nobody holds its stdio or will record its exit: end it, as
+                    // containerd does when a shim dies.
+                    self.reap_orphan(&rec.id);
+                    rec.state.status = "exited".into();
+                    rec.state.exit_code = 137;
+                    rec.state.finished_at = berth_types::time::now_rfc3339();
+                    rec.state.error = "the container's shim died".into();
+                } else {
+                    rec.state.status = if status == berth_runtime::Status::Paused {
+                        "paused"
+                    } else {
+                        "running"
+                    }
+                    .into();
+                    return Ok(rec);
+                }
             }
             // The container is gone but its shim is still writing the exit record.
-            (None, _) if rec.state.shim_pid > 0 && shim_alive(rec.state.shim_pid) => {
+            (None, _) if rec.state.shim_pid > 0 && shim_alive(rec.state.shim_pid, &rec.id) => {
                 return Ok(rec);
             }
             // Neither an exit record nor a live container or shim: the shim died with it.
@@ -415,6 +429,10 @@ impl ContainerService {
         let _ = std::fs::remove_dir_all(run.join("execs"));
         self.drop_execs(&id);
         std::fs::create_dir_all(&run).map_err(internal)?;
+        // Normally made at create; a crash right after the record was stored skips that.
+        for sub in ["diff", "work"] {
+            std::fs::create_dir_all(self.data_dir(&id).join(sub)).map_err(internal)?;
+        }
         self.write_etc_files(rec)?;
         let rootfs = self.mount_rootfs(rec)?;
         let data = self.data_dir(&id);
@@ -442,6 +460,7 @@ impl ContainerService {
         berth_runtime::Container::load(&runtime, &id)
             .and_then(|c| c.start())
             .map_err(internal)?;
+        self.monitor.watch(&id, shim_pid);
         rec.state = State {
             status: "running".into(),
             pid,
@@ -516,6 +535,56 @@ impl ContainerService {
     /// Where the container's json-file log is.
     pub fn log_path(&self, id: &str) -> PathBuf {
         self.data_dir(id).join(format!("{id}-json.log"))
+    }
+
+    /// Kills and deletes a container whose shim is gone.
+    fn reap_orphan(&self, id: &str) {
+        if let Ok(c) = self.runtime_container(id) {
+            let _ = c.delete(true);
+        }
+    }
+
+    /// Brings the store in line with the host after berthd (re)starts: every record is
+    /// refreshed (containers that exited or lost their shim while berthd was away are
+    /// recorded as exited, `--rm` ones removed), and what no record owns is removed —
+    /// container directories and runtime states a crash left half-made.
+    pub fn recover(&self) -> Result<()> {
+        let recs = self.db.read(|tx| tx.list(&CONTAINERS))?;
+        let known: std::collections::HashSet<String> =
+            recs.iter().map(|(id, _)| id.clone()).collect();
+        for (_, rec) in recs {
+            match self.refresh(rec) {
+                Ok(r) if r.state.status == "running" || r.state.status == "paused" => {
+                    self.monitor.watch(&r.id, r.state.shim_pid);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!("recover: {e}"),
+            }
+        }
+        for dir in [
+            self.data_root.join("containers"),
+            self.exec_root.join("containers"),
+        ] {
+            for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if !known.contains(&name) {
+                    tracing::info!(
+                        container = name,
+                        "recover: removing leftovers of a container with no record"
+                    );
+                    let _ = berth_runtime::sys::umount2(&e.path().join("rootfs"), libc::MNT_DETACH);
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        if let Ok(runtime) = berth_runtime::StateRoot::open(self.runtime_root()) {
+            for c in berth_runtime::list(&runtime).unwrap_or_default() {
+                if !known.contains(c.id()) {
+                    let _ = c.delete(true);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The runtime's view of a live container.
@@ -662,10 +731,15 @@ impl ContainerService {
     /// Every container, refreshed, newest first.
     pub fn all(&self) -> Result<Vec<ContainerRecord>> {
         let recs = self.db.read(|tx| tx.list(&CONTAINERS))?;
-        let mut out: Vec<ContainerRecord> = recs
-            .into_iter()
-            .map(|(_, r)| self.refresh(r))
-            .collect::<Result<_>>()?;
+        let mut out: Vec<ContainerRecord> = Vec::with_capacity(recs.len());
+        for (_, r) in recs {
+            let r = self.refresh(r)?;
+            // Refreshing an exited `--rm` container removes it.
+            let removed = r.state.status == "exited" && r.host_config["AutoRemove"] == true;
+            if !removed {
+                out.push(r);
+            }
+        }
         out.sort_by(|a, b| b.created.cmp(&a.created));
         Ok(out)
     }
@@ -828,15 +902,19 @@ impl std::str::FromStr for WaitCondition {
     }
 }
 
-/// Whether a shim process still runs (a zombie does not count).
-fn shim_alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+/// Whether the shim of container `id` still runs: the pid is alive (a zombie does not
+/// count) and is a shim for this container (pids are reused, e.g. after a reboot).
+fn shim_alive(pid: i32, id: &str) -> bool {
+    let running = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
         .and_then(|s| {
             s.rsplit_once(')')
-                .map(|(_, rest)| rest.trim_start().starts_with(['Z', 'X']))
+                .map(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X']))
         })
-        == Some(false)
+        == Some(true);
+    running
+        && std::fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|c| c.split(|b| *b == 0).any(|arg| arg == id.as_bytes()))
 }
 
 /// Docker's Config for the container: the request over the image's defaults.

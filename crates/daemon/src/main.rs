@@ -64,6 +64,9 @@ fn build_backends(config: &Config) -> Result<berth_api::Backends> {
         shim,
     )?
     .with_log_defaults(config.container_logs.clone());
+    // Containers outlive berthd: pick up what happened while it was away.
+    containers.recover()?;
+    containers.spawn_exit_monitor();
     Ok(berth_api::Backends {
         system: Arc::new(system::HostSystem::new(
             config,

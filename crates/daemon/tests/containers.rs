@@ -570,3 +570,116 @@ fn logs_follow_filter_by_time_and_rotate() {
     ok(&["rm", "ticker", "timed", "chatty", "quiet"]);
     assert_clean(&d);
 }
+
+#[test]
+fn containers_outlive_a_berthd_crash() {
+    let Some(mut d) = daemon_with_busybox() else {
+        return;
+    };
+    let ok = |d: &common::Daemon, args: &[&str]| {
+        let o = docker(d, args).unwrap();
+        assert!(o.status.success(), "docker {args:?}: {}", err(&o));
+        out(&o)
+    };
+    ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "survivor",
+            "busybox",
+            "sh",
+            "-c",
+            "echo before; sleep 1000",
+        ],
+    );
+    ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "quitter",
+            "busybox",
+            "sh",
+            "-c",
+            "sleep 1; exit 7",
+        ],
+    );
+    ok(
+        &d,
+        &[
+            "run", "-d", "--rm", "--name", "tidy", "busybox", "sleep", "1",
+        ],
+    );
+    ok(
+        &d,
+        &["run", "-d", "--name", "orphan", "busybox", "sleep", "1000"],
+    );
+    let shim = ok(&d, &["inspect", "-f", "{{.Id}}", "orphan"]);
+    d.crash_and_restart();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // The running one still runs, with its log, and takes execs.
+    assert_eq!(
+        ok(&d, &["inspect", "-f", "{{.State.Status}}", "survivor"]),
+        "running"
+    );
+    assert_eq!(ok(&d, &["logs", "survivor"]), "before");
+    assert_eq!(ok(&d, &["exec", "survivor", "echo", "after"]), "after");
+    // The one that exited meanwhile has its exit code; the --rm one is gone.
+    assert_eq!(
+        ok(
+            &d,
+            &[
+                "inspect",
+                "-f",
+                "{{.State.Status}} {{.State.ExitCode}}",
+                "quitter"
+            ]
+        ),
+        "exited 7"
+    );
+    assert!(!ok(&d, &["ps", "-a", "--format", "{{.Names}}"]).contains("tidy"));
+    // A container whose shim is killed is ended and reported exited.
+    let shim_pid = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
+        .find(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                let args: Vec<&[u8]> = c.split(|b| *b == 0).collect();
+                args.first().is_some_and(|a| a.ends_with(b"berth-shim"))
+                    && args.contains(&shim.as_bytes())
+            })
+        })
+        .expect("the orphan's shim runs");
+    // SAFETY: kill(2) on the shim of a container this test started.
+    unsafe { libc::kill(shim_pid, libc::SIGKILL) };
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(
+        ok(
+            &d,
+            &[
+                "inspect",
+                "-f",
+                "{{.State.Status}} {{.State.ExitCode}}",
+                "orphan"
+            ]
+        ),
+        "exited 137"
+    );
+    // A detached --rm container goes away when it exits, without anyone asking.
+    let brief = ok(&d, &["run", "-d", "--rm", "busybox", "sleep", "0"]);
+    let dir = d.dir.path().join("data/containers").join(&brief);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while dir.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "--rm container was not removed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    ok(&d, &["rm", "-f", "survivor", "quitter", "orphan"]);
+    assert_clean(&d);
+}

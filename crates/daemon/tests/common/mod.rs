@@ -77,6 +77,20 @@ impl Daemon {
         (status, head.to_ascii_lowercase(), body.to_string())
     }
 
+    /// Kills berthd with SIGKILL (no cleanup at all) and starts a new one on the same
+    /// socket, data root and exec root.
+    pub fn crash_and_restart(&mut self) {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        self.child = Some(self.spawn().spawn().unwrap());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while UnixStream::connect(self.socket()).is_err() {
+            assert!(Instant::now() < deadline, "berthd did not restart");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     pub fn stop(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().unwrap();
         // SAFETY: kill(2) on the pid of the child this test started.
