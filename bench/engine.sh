@@ -17,11 +17,12 @@
 #   and, last, `rm -f` of those N containers in one command.
 #
 # How to read it: times in ms (rm in s), memory in MiB from /proc/PID/status (VmRSS) and
-# /proc/PID/smaps_rollup (Pss). RSS counts shared pages (the binary, libraries) in every
-# process that maps them; PSS splits them among the sharers, so for N identical shims the
-# PSS total is the fairer one. The column berth/docker is the ratio (below 1: Berth is
-# faster or smaller); "goal" repeats the issue's targets for orientation. This machine is
-# noisy: compare ratios from one run, not absolute figures across runs. No pass/fail.
+# /proc/PID/smaps_rollup (Pss, Private_*). RSS counts shared pages (the binary, libraries)
+# in every process that maps them; PSS splits them among the sharers, so for N identical
+# shims the PSS total is the fairer one; USS (private pages only) is what one more shim
+# costs. The column berth/docker is the ratio (below 1: Berth is faster or smaller);
+# "goal" repeats the issue's targets for orientation. This machine is noisy: compare
+# ratios from one run, not absolute figures across runs. There is no pass/fail.
 # Fairness: berthd and dockerd are driven by the same docker CLI ($DOCKER_CLI; Berth has
 # no CLI of its own yet), podman by its own CLI. Every container gets --network none:
 # Berth has no networking yet, and dockerd runs with --bridge=none --iptables=false so it
@@ -51,7 +52,7 @@ want_podman=${PODMAN:-1}
 unset DOCKER_HOST DOCKER_CONTEXT DOCKER_TLS_VERIFY DOCKER_CERT_PATH
 
 W=""                    # work dir; everything the daemons store lives under it
-berthd_pid="" dockerd_pid="" containerd_pid=""
+berthd_pid="" dockerd_pid="" containerd_pid="" load_start=""
 engines=(berth docker)  # podman is added when it works
 declare -A CLI RUNF     # per engine: client command line, extra `run` flags
 declare -A R            # results: R[metric/engine]=number
@@ -95,12 +96,17 @@ build_berth() {
     -p berth-daemon -p berth-shim -p berth-runtime-cli
 }
 
-# Paths outside the work dir that dockerd and podman create whatever their flags say.
+# Paths outside the work dir that dockerd and podman create whatever their flags say,
+# and their parent cgroups (/docker, /libpod_parent) in every hierarchy.
 remember_host_paths() {
-  local p
+  local p h
   for p in /run/docker /run/runc /run/containers /var/lib/containers \
     /etc/containers/networks /dev/shm/libpod_lock; do
     [ -e "$p" ] || new_host_paths+=("$p")
+  done
+  for h in /sys/fs/cgroup /sys/fs/cgroup/*/; do
+    [ -f "${h%/}/cgroup.procs" ] || continue
+    for p in docker libpod_parent; do [ -e "${h%/}/$p" ] || new_host_paths+=("${h%/}/$p"); done
   done
 }
 
@@ -154,7 +160,8 @@ setup_podman() {
   command -v podman >/dev/null || { note "podman: skipped (not installed)"; return; }
   local d=$W/podman out
   mkdir -p "$d/tmp" "$d/net"
-  CLI[podman]="podman --root $d/root --runroot $d/run --tmpdir $d/tmp --cgroup-manager cgroupfs --events-backend file --network-config-dir $d/net"
+  CLI[podman]="podman --root $d/root --runroot $d/run --tmpdir $d/tmp --network-config-dir $d/net"
+  CLI[podman]+=" --cgroup-manager cgroupfs --events-backend file"
   RUNF[podman]="--network none --runtime runc --ulimit nofile=1024:1024 --ulimit nproc=4096:4096"
   if ! out=$(ctl podman import --change 'CMD ["sh"]' "$W/busybox.tar" busybox:latest 2>&1); then
     note "podman: skipped, import failed: $(tail -1 <<<"$out")"; return
@@ -171,10 +178,10 @@ setup_podman() {
 pids_of() {
   local f p c
   for f in /proc/[0-9]*/comm; do
-    read -r c <"$f" 2>/dev/null || continue
+    read -r c 2>/dev/null <"$f" || continue
     [ "$c" = "$1" ] || continue
     p=${f#/proc/}; p=${p%/comm}
-    tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF -- "$2" && echo "$p"
+    tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | grep -qF -- "$2" && echo "$p"
   done
   return 0
 }
@@ -195,16 +202,17 @@ daemon_pids() {
   esac
 }
 
-# "RSS PSS COUNT" summed over the pids, in KiB
+# "RSS PSS USS COUNT" summed over the pids, in KiB (USS: pages only that process maps)
 mem_kib() {
-  local r=0 s=0 c=0 p x y
+  local r=0 s=0 u=0 c=0 p x y z
   for p in "$@"; do
     x=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null) || continue
-    y=$(awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null) || continue
+    read -r y z < <(awk '/^Pss:/ {p = $2} /^Private_(Clean|Dirty):/ {u += $2} END {print p, u}' \
+      "/proc/$p/smaps_rollup" 2>/dev/null) || continue
     [ -n "$x" ] && [ -n "$y" ] || continue
-    r=$((r + x)); s=$((s + y)); c=$((c + 1))
+    r=$((r + x)); s=$((s + y)); u=$((u + z)); c=$((c + 1))
   done
-  echo "$r $s $c"
+  echo "$r $s $u $c"
 }
 
 mib() { awk -v k="$1" 'BEGIN { printf "%.2f", k / 1024 }'; }
@@ -215,7 +223,7 @@ bench() { # KEY ARGS-TEMPLATE ; "{run}" in the template is replaced by the engin
   local key=$1 tmpl=$2 e args out cmds=()
   for e in "${engines[@]}"; do
     args=${tmpl//\{run\}/${RUNF[$e]}}
-    args=${args//\{ctr\}/$(head -1 "$W/ids-$e" 2>/dev/null)}
+    args=${args//\{ctr\}/$(head -1 "$W/ids-$e" 2>/dev/null || true)}
     if ! out=$(ctl "$e" $args 2>&1 >/dev/null); then
       problem "$e: '$args' failed, left out of $key: $(tail -1 <<<"$out")"; continue
     fi
@@ -238,7 +246,7 @@ measure_idle() {
   local e rss pss
   sleep 2
   for e in berth docker; do
-    read -r rss pss _ < <(mem_kib $(daemon_pids $e))
+    read -r rss pss _ _ < <(mem_kib $(daemon_pids $e))
     R[idle_rss/$e]=$(mib "$rss"); R[idle_pss/$e]=$(mib "$pss")
   done
   note "VmRSS: berthd $(awk '/VmRSS/{print $2, $3}' /proc/$berthd_pid/status);" \
@@ -273,18 +281,19 @@ start_containers() {
 }
 
 measure_running() {
-  local e rss pss c drss dpss srss spss
+  local e c drss dpss srss spss suss
   sleep 2 # let the shims settle
   for e in "${engines[@]}"; do
     [ -s "$W/ids-$e" ] || continue
-    read -r drss dpss _ < <(mem_kib $(daemon_pids "$e"))
-    read -r srss spss c < <(mem_kib $(shim_pids "$e"))
+    read -r drss dpss _ _ < <(mem_kib $(daemon_pids "$e"))
+    read -r srss spss suss c < <(mem_kib $(shim_pids "$e"))
     note "$e: $(wc -l <"$W/ids-$e") containers, $c shim processes"
     [ "$c" = "$(wc -l <"$W/ids-$e")" ] || problem "$e: $c shims for $(wc -l <"$W/ids-$e") containers"
     if [ "$e" != podman ]; then R[n_daemon_rss/$e]=$(mib "$drss"); R[n_daemon_pss/$e]=$(mib "$dpss"); fi
     [ "$c" -gt 0 ] || continue
     R[shim_rss/$e]=$(mib "$srss"); R[shim_pss/$e]=$(mib "$spss")
     R[shim_rss_avg/$e]=$(mib $((srss / c))); R[shim_pss_avg/$e]=$(mib $((spss / c)))
+    R[shim_uss_avg/$e]=$(mib $((suss / c)))
     R[total_rss/$e]=$(mib $((drss + srss))); R[total_pss/$e]=$(mib $((dpss + spss)))
   done
 }
@@ -323,13 +332,14 @@ row() { # KEY LABEL FORMAT GOAL
     if [ -n "$v" ]; then cells+=("$(printf "$f" "$v")"); else cells+=("-"); fi
   done
   b=${R[$key/berth]:-}; d=${R[$key/docker]:-}
-  [ -n "$b" ] && [ -n "$d" ] && ratio=$(awk -v b="$b" -v d="$d" 'BEGIN { if (d > 0) printf "%.3f", b / d; else print "-" }')
-  printf '%-46s %10s %10s %10s %12s  %s\n' "$label" "${cells[@]}" "$ratio" "$goal"
+  [ -n "$b" ] && [ -n "$d" ] &&
+    ratio=$(awk -v b="$b" -v d="$d" 'BEGIN { if (d > 0) printf "%.3f", b / d; else print "-" }')
+  printf '%-50s %9s %9s %9s %12s  %s\n' "$label" "${cells[@]}" "$ratio" "$goal"
 }
 
 report() {
   log "results (times: mean; memory: MiB; same run for every engine)"
-  printf '%-46s %10s %10s %10s %12s  %s\n' metric berth docker podman berth/docker goal
+  printf '%-50s %9s %9s %9s %12s  %s\n' metric berth docker podman berth/docker goal
   row run_rm "run --rm busybox true (ms)" %.1f "berth/docker <= 0.10"
   row run_d "run -d busybox sleep 1000, per start (ms)" %.1f ""
   row exec "exec <running ctr> true (ms)" %.1f "berth/docker <= 0.20"
@@ -342,18 +352,31 @@ report() {
   row shim_pss "shims PSS total, $n running (MiB)" %.2f ""
   row shim_rss_avg "RSS per shim (MiB)" %.2f "berth <= 1 MiB"
   row shim_pss_avg "PSS per shim (MiB)" %.2f ""
+  row shim_uss_avg "USS per shim, private pages only (MiB)" %.2f ""
   row total_rss "daemon + shims RSS, $n running (MiB)" %.2f ""
   row total_pss "daemon + shims PSS, $n running (MiB)" %.2f ""
   row rm "rm -f of the $n running (s)" %.2f ""
   echo
-  note "client: docker CLI $("$DOCKER" version --format '{{.Client.Version}}' 2>/dev/null) for berthd and dockerd (Berth has no CLI yet); podman's own CLI"
-  note "berthd $(ctl berth version --format '{{.Server.Version}} (API {{.Server.APIVersion}})' 2>/dev/null) from $bin, repo $(git -C "$repo" rev-parse --short HEAD 2>/dev/null)$(git -C "$repo" diff --quiet HEAD 2>/dev/null || echo ' + uncommitted changes')"
-  note "dockerd $(ctl docker version --format '{{.Server.Version}}' 2>/dev/null), $(containerd --version 2>/dev/null | awk '{print $1, $3}'), $(runc --version 2>/dev/null | head -1)"
-  command -v podman >/dev/null && note "$(podman --version) (runc; shims = conmon; no daemon)"
-  note "all containers --network none (Berth has no networking); dockerd --bridge=none --iptables=false"
-  note "$(nproc) cpus, kernel $(uname -r), cgroup $( [ -f /sys/fs/cgroup/cgroup.controllers ] && echo v2 || echo 'v1/hybrid'), $runs hyperfine runs + 3 warmup, $n containers"
+  setup_notes
   [ "${#problems[@]}" = 0 ] || { echo; note "problems seen:"; printf '   - %s\n' "${problems[@]}"; }
   berth_log_summary
+}
+
+setup_notes() {
+  local cli berthd dockerd tree cg
+  cli=$("$DOCKER" version --format '{{.Client.Version}}' 2>/dev/null)
+  berthd=$(ctl berth version --format '{{.Server.Version}} (API {{.Server.APIVersion}})' 2>/dev/null)
+  dockerd=$(ctl docker version --format '{{.Server.Version}}' 2>/dev/null)
+  tree=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null)
+  git -C "$repo" diff --quiet HEAD 2>/dev/null || tree+=" + uncommitted changes"
+  cg=v1/hybrid; [ -f /sys/fs/cgroup/cgroup.controllers ] && cg=v2
+  note "client: docker CLI $cli for berthd and dockerd (Berth has no CLI yet); podman's own CLI"
+  note "berthd $berthd from $bin, built $(date -r "$bin/berthd" '+%F %T') (repo now at $tree)"
+  note "dockerd $dockerd, $(containerd --version 2>/dev/null | awk '{print $1, $3}'), $(runc --version 2>/dev/null | head -1)"
+  command -v podman >/dev/null && note "$(podman --version) (runc; shims = conmon; no daemon)"
+  note "all containers --network none (Berth has no networking); dockerd --bridge=none --iptables=false"
+  note "load average at start $load_start, at the end $(cut -d' ' -f1-3 /proc/loadavg) (other work adds noise)"
+  note "$(nproc) cpus, kernel $(uname -r), cgroup $cg, $runs hyperfine runs + 3 warmup, $n containers"
 }
 
 berth_log_summary() {
@@ -362,12 +385,13 @@ berth_log_summary() {
   c=$(grep -ciE 'error|warn|panic' "$f" || true)
   echo
   note "berthd log: $(wc -l <"$f") lines, $c with error/warn/panic"
-  [ "$c" = 0 ] || grep -iE 'error|warn|panic' "$f" | sed 's/\x1b\[[0-9;]*m//g' | sort | uniq -c | sort -rn | head -15 | sed 's/^/     /'
+  [ "$c" = 0 ] || grep -iE 'error|warn|panic' "$f" | sed 's/\x1b\[[0-9;]*m//g; s/^[0-9TZ:.-]* *//' |
+    sort | uniq -c | sort -rn | head -15 | cut -c1-200 | sed 's/^/     /'
 }
 
 # --- cleanup ------------------------------------------------------------------------
 
-alive_with() { [ -n "$1" ] && tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF -- "$2"; }
+alive_with() { [ -n "$1" ] && tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline" | grep -qF -- "$2"; }
 
 stop_pid() { # PID PATTERN: TERM, up to 15 s, then KILL, only if its command line has PATTERN
   local i
@@ -421,6 +445,7 @@ cleanup() {
   for p in "${new_host_paths[@]}"; do
     case $p in
       /run/docker | /run/runc) [ -d "$p" ] && find "$p" -depth -type d -empty -delete ;; # shared names: only if empty
+      /sys/fs/cgroup/*) [ -d "$p" ] && find "$p" -depth -type d -exec rmdir {} + 2>/dev/null ;; # empty cgroups only
       *) rm -rf "$p" ;;                                                                  # podman's own
     esac
   done
@@ -441,6 +466,7 @@ main() {
   trap cleanup EXIT
   trap 'exit 130' INT TERM
   remember_host_paths
+  load_start=$(cut -d' ' -f1-3 /proc/loadavg)
   log "work dir $W; Berth binaries from $bin"
   make_image
   start_berthd

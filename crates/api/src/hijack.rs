@@ -40,36 +40,9 @@ pub struct Session {
     pub prelude: Vec<u8>,
 }
 
-/// Parses Docker's detach key notation: comma-separated single characters or `ctrl-X`.
-/// Example: `ctrl-p,ctrl-q` is `[0x10, 0x11]`.
+/// Parses Docker's detach key notation (see `berth_types::detach`) for a request.
 pub fn parse_detach_keys(spec: &str) -> Result<Vec<u8>, ApiError> {
-    let bad = || {
-        ApiError::bad_request(format!(
-            "Invalid detach keys ({spec}) provided: use comma-separated characters or ctrl-<value> (a-z, @, [, \\, ], ^, _)"
-        ))
-    };
-    let mut keys = Vec::new();
-    for part in spec.split(',') {
-        let key = match part.strip_prefix("ctrl-") {
-            Some(c) if c.len() == 1 => {
-                let b = c.as_bytes()[0].to_ascii_lowercase();
-                match b {
-                    b'a'..=b'z' => b - b'a' + 1,
-                    b'@' => 0,
-                    b'[' => 27,
-                    b'\\' => 28,
-                    b']' => 29,
-                    b'^' => 30,
-                    b'_' => 31,
-                    _ => return Err(bad()),
-                }
-            }
-            _ if part.len() == 1 => part.as_bytes()[0],
-            _ => return Err(bad()),
-        };
-        keys.push(key);
-    }
-    Ok(keys)
+    berth_types::detach::parse(spec).map_err(ApiError::bad_request)
 }
 
 /// Finds the detach sequence in a byte stream, holding back bytes that may be its start.
@@ -220,17 +193,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn detach_keys_parse_like_docker() {
-        assert_eq!(parse_detach_keys("ctrl-p,ctrl-q").unwrap(), vec![16, 17]);
-        assert_eq!(
-            parse_detach_keys("a,ctrl-@,ctrl-_").unwrap(),
-            vec![b'a', 0, 31]
-        );
-        assert!(parse_detach_keys("ctrl-1").is_err());
-        assert!(parse_detach_keys("ab").is_err());
-    }
 
     #[test]
     fn the_scanner_holds_back_a_partial_sequence_and_releases_it_on_mismatch() {

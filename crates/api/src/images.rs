@@ -117,11 +117,11 @@ pub async fn dispatch(
     method: Method,
     uri: Uri,
 ) -> Result<Response, ApiError> {
-    let rest = uri
-        .path()
-        .strip_prefix("/images/")
-        .unwrap_or("")
-        .to_string();
+    // Image names keep their `/` and `:` in the path; anything else may be escaped.
+    let raw = uri.path().strip_prefix("/images/").unwrap_or("");
+    let rest = percent_encoding::percent_decode_str(raw)
+        .decode_utf8_lossy()
+        .into_owned();
     let pairs = query_pairs(uri.query());
     let images = b.images.clone();
     if method == Method::DELETE {

@@ -100,6 +100,9 @@ pub struct ContainerService {
     execs: Arc<std::sync::Mutex<std::collections::HashMap<String, ExecRecord>>>,
     log_defaults: LogConfig,
     monitor: Arc<monitor::Monitor>,
+    /// Exit codes of containers removed lately, for waiters that saw them only running
+    /// (an auto-removed container can exit and go between two looks).
+    removed_exits: Arc<std::sync::Mutex<std::collections::HashMap<String, i32>>>,
 }
 
 fn random_hex(bytes: usize) -> Result<String> {
@@ -138,6 +141,7 @@ impl ContainerService {
             execs: Arc::default(),
             log_defaults: LogConfig::default(),
             monitor: Arc::new(monitor::Monitor::new().map_err(internal)?),
+            removed_exits: Arc::default(),
         })
     }
 
@@ -633,7 +637,8 @@ impl ContainerService {
                 Err(Error::NotFound(_))
                     if cond == WaitCondition::Removed || first.state.status != "exited" =>
                 {
-                    return Ok(last_code);
+                    let removed = self.removed_exits.lock().expect("not poisoned");
+                    return Ok(removed.get(&id).copied().unwrap_or(last_code));
                 }
                 Err(e) => return Err(e),
             };
@@ -725,7 +730,24 @@ impl ContainerService {
             tx.delete(&CONTAINERS, &rec.id)?;
             tx.delete(&NAMES, &rec.name)?;
             Ok(())
-        })
+        })?;
+        let mut removed = self.removed_exits.lock().expect("not poisoned");
+        if removed.len() >= 1024 {
+            removed.clear();
+        }
+        // The exit code as a forced removal leaves it, not the one seen before.
+        let code = self.lookup_exit_after_removal(&rec);
+        removed.insert(rec.id.clone(), code);
+        Ok(())
+    }
+
+    /// The exit code to report for a removed container.
+    fn lookup_exit_after_removal(&self, rec: &ContainerRecord) -> i32 {
+        if rec.state.status == "running" || rec.state.status == "paused" {
+            137
+        } else {
+            rec.state.exit_code
+        }
     }
 
     /// Every container, refreshed, newest first.

@@ -134,31 +134,39 @@ fn exec_runs_in_the_container_with_its_flags_and_exit_codes() {
     assert_clean(&d);
 }
 
+/// The docker CLI and the berth CLI, as command names for a shell line.
+fn clis() -> Vec<String> {
+    let berth = std::path::Path::new(env!("CARGO_BIN_EXE_berthd")).with_file_name("berth");
+    vec!["docker".into(), berth.display().to_string()]
+}
+
 #[test]
 fn run_it_gets_a_terminal_of_the_clients_size_and_takes_typing() {
     let Some(d) = daemon_with_busybox() else {
         return;
     };
-    let shown = in_terminal(
-        &d,
-        "stty rows 33 cols 101; docker run -it --rm busybox sh -c 'tty; stty size; read line; echo got-$line; exit 4'",
-        &[b"typed\r"],
-    )
-    .unwrap();
-    let screen = String::from_utf8_lossy(&shown.stdout).replace('\r', "");
-    assert_eq!(shown.status.code(), Some(4), "{screen}");
-    assert!(screen.contains("/dev/pts/0\n33 101\n"), "{screen}");
-    assert!(screen.contains("got-typed"), "{screen}");
-    let shown = in_terminal(
-        &d,
-        "stty rows 20 cols 70; docker run -d --name tt busybox sleep 100 >/dev/null; docker exec -it tt sh -c 'stty size; exit 2'",
-        &[],
-    )
-    .unwrap();
-    let screen = String::from_utf8_lossy(&shown.stdout).replace('\r', "");
-    assert_eq!(shown.status.code(), Some(2), "{screen}");
-    assert!(screen.contains("20 70"), "{screen}");
-    assert!(docker(&d, &["rm", "-f", "tt"]).unwrap().status.success());
+    for cli in clis() {
+        let shown = in_terminal(
+            &d,
+            &format!("stty rows 33 cols 101; {cli} run -it --rm busybox sh -c 'tty; stty size; read line; echo got-$line; exit 4'"),
+            &[b"typed\r"],
+        )
+        .unwrap();
+        let screen = String::from_utf8_lossy(&shown.stdout).replace('\r', "");
+        assert_eq!(shown.status.code(), Some(4), "{cli}: {screen}");
+        assert!(screen.contains("/dev/pts/0\n33 101\n"), "{cli}: {screen}");
+        assert!(screen.contains("got-typed"), "{cli}: {screen}");
+        let shown = in_terminal(
+            &d,
+            &format!("stty rows 20 cols 70; {cli} run -d --name tt busybox sleep 100 >/dev/null; {cli} exec -it tt sh -c 'stty size; exit 2'"),
+            &[],
+        )
+        .unwrap();
+        let screen = String::from_utf8_lossy(&shown.stdout).replace('\r', "");
+        assert_eq!(shown.status.code(), Some(2), "{cli}: {screen}");
+        assert!(screen.contains("20 70"), "{cli}: {screen}");
+        assert!(docker(&d, &["rm", "-f", "tt"]).unwrap().status.success());
+    }
     assert_clean(&d);
 }
 
@@ -167,17 +175,21 @@ fn ctrl_p_ctrl_q_detaches_and_the_container_runs_on() {
     let Some(d) = daemon_with_busybox() else {
         return;
     };
-    let shown = in_terminal(
-        &d,
-        "docker run -it --name bg busybox sh -c 'while true; do read x; echo read-$x; done'",
-        &[b"one\r", b"\x10\x11"],
-    )
-    .unwrap();
-    let screen = String::from_utf8_lossy(&shown.stdout).replace('\r', "");
-    assert_eq!(shown.status.code(), Some(0), "{screen}");
-    assert!(screen.contains("read-one"), "{screen}");
-    let state = docker(&d, &["inspect", "-f", "{{.State.Status}}", "bg"]).unwrap();
-    assert_eq!(out(&state), "running");
-    assert!(docker(&d, &["rm", "-f", "bg"]).unwrap().status.success());
+    for cli in clis() {
+        let shown = in_terminal(
+            &d,
+            &format!(
+                "{cli} run -it --name bg busybox sh -c 'while true; do read x; echo read-$x; done'"
+            ),
+            &[b"one\r", b"\x10\x11"],
+        )
+        .unwrap();
+        let screen = String::from_utf8_lossy(&shown.stdout).replace('\r', "");
+        assert_eq!(shown.status.code(), Some(0), "{cli}: {screen}");
+        assert!(screen.contains("read-one"), "{cli}: {screen}");
+        let state = docker(&d, &["inspect", "-f", "{{.State.Status}}", "bg"]).unwrap();
+        assert_eq!(out(&state), "running", "{cli}");
+        assert!(docker(&d, &["rm", "-f", "bg"]).unwrap().status.success());
+    }
     assert_clean(&d);
 }

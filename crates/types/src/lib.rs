@@ -4,5 +4,6 @@
 //! the byte protocol between berthd and its shims. Nothing here does I/O beyond reading
 //! the clock.
 
+pub mod detach;
 pub mod shim;
 pub mod time;

@@ -1,0 +1,292 @@
+//! The `berth` CLI against the real docker CLI 28, both driving the same private berthd:
+//! every command prints the same output and exits with the same code. Commands that
+//! change state run once per CLI on its own container (`dk-…` for docker, `bt-…` for
+//! berth) and their outputs are compared with the names swapped.
+
+mod common;
+
+use std::process::{Command, Output, Stdio};
+
+use common::{Daemon, assert_clean, daemon_with_busybox, docker};
+
+fn berth(d: &Daemon, args: &[&str], input: Option<&[u8]>) -> Output {
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_berthd")).with_file_name("berth");
+    assert!(
+        bin.exists(),
+        "{} is missing: cargo build --workspace --bins",
+        bin.display()
+    );
+    let mut child = Command::new("timeout")
+        .args(["-s", "KILL", "120"])
+        .arg(&bin)
+        .args(args)
+        .env("BERTH_HOST", format!("unix://{}", d.socket().display()))
+        .env_remove("DOCKER_HOST")
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(data) = input {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(data).unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Output with container ids (64 hex digits) replaced: each CLI has its own container.
+fn text(b: &[u8]) -> String {
+    let s = String::from_utf8_lossy(b).to_string();
+    let mut out = String::new();
+    let mut run = String::new();
+    for ch in s.chars() {
+        if ch.is_ascii_hexdigit() && ch.is_ascii_lowercase() || ch.is_ascii_digit() {
+            run.push(ch);
+            continue;
+        }
+        out.push_str(if run.len() == 64 { "<id>" } else { &run });
+        run.clear();
+        out.push(ch);
+    }
+    out.push_str(if run.len() == 64 { "<id>" } else { &run });
+    out
+}
+
+/// Runs `args` with both CLIs (`@` stands for the CLI's own container name) and asserts
+/// the same stdout, stderr (with the program's name swapped) and exit code.
+fn same(d: &Daemon, args: &[&str]) {
+    same_with_input(d, args, None)
+}
+
+fn same_with_input(d: &Daemon, args: &[&str], input: Option<&[u8]>) {
+    let for_cli =
+        |name: &str| -> Vec<String> { args.iter().map(|a| a.replace('@', name)).collect() };
+    let dk_args = for_cli("dk-c");
+    let bt_args = for_cli("bt-c");
+    let dk_refs: Vec<&str> = dk_args.iter().map(String::as_str).collect();
+    let bt_refs: Vec<&str> = bt_args.iter().map(String::as_str).collect();
+    let dk = match input {
+        Some(i) => common::docker_with_input(d, &dk_refs, i),
+        None => docker(d, &dk_refs),
+    };
+    let Some(dk) = dk else { return };
+    let bt = berth(d, &bt_refs, input);
+    let norm_out = |o: &Output| text(&o.stdout).replace("dk-c", "@").replace("bt-c", "@");
+    let norm_err = |o: &Output| {
+        text(&o.stderr)
+            .replace("dk-c", "@")
+            .replace("bt-c", "@")
+            .replace("docker", "CLI")
+            .replace("berth", "CLI")
+    };
+    assert_eq!(norm_out(&dk), norm_out(&bt), "stdout of {args:?}");
+    assert_eq!(norm_err(&dk), norm_err(&bt), "stderr of {args:?}");
+    assert_eq!(dk.status.code(), bt.status.code(), "exit code of {args:?}");
+}
+
+#[test]
+fn berth_and_docker_print_the_same() {
+    let Some(d) = daemon_with_busybox() else {
+        return;
+    };
+    // Images.
+    same(&d, &["images"]);
+    same(&d, &["images", "-q"]);
+    same(
+        &d,
+        &["images", "--format", "{{.Repository}}:{{.Tag}} {{.Size}}"],
+    );
+    same(
+        &d,
+        &[
+            "images",
+            "--filter",
+            "reference=busy*",
+            "--format",
+            "table {{.Repository}}\t{{.Tag}}",
+        ],
+    );
+    same(&d, &["tag", "busybox", "@:v1"]);
+    same(
+        &d,
+        &[
+            "image",
+            "inspect",
+            "-f",
+            "{{.RepoTags}} {{.Config.Cmd}}",
+            "@:v1",
+        ],
+    );
+    same(&d, &["rmi", "@:v1"]);
+    same(&d, &["rmi", "nosuch:tag"]);
+    // Foreground runs: output, streams, exit codes, errors.
+    same(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit 3",
+        ],
+    );
+    same(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "-e",
+            "A=1",
+            "-w",
+            "/bin",
+            "-u",
+            "nobody",
+            "busybox",
+            "sh",
+            "-c",
+            "echo $A; pwd; id -u",
+        ],
+    );
+    same_with_input(
+        &d,
+        &["run", "--rm", "-i", "busybox", "sh", "-c", "cat; echo done"],
+        Some(b"typed\n"),
+    );
+    same(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--entrypoint",
+            "echo",
+            "busybox",
+            "via",
+            "entrypoint",
+        ],
+    );
+    same(&d, &["run", "--rm", "nosuchimage"]);
+    same(&d, &["run", "--rm", "busybox", "nosuchcommand"]);
+    same(&d, &["run", "--name", "bad name", "busybox", "true"]);
+    // A detached container through its lifecycle.
+    let dk = docker(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "dk-c",
+            "-l",
+            "role=web",
+            "busybox",
+            "sh",
+            "-c",
+            "echo started; sleep 1000",
+        ],
+    )
+    .unwrap();
+    let bt = berth(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "bt-c",
+            "-l",
+            "role=web",
+            "busybox",
+            "sh",
+            "-c",
+            "echo started; sleep 1000",
+        ],
+        None,
+    );
+    assert_eq!(text(&dk.stdout).trim(), "<id>");
+    assert_eq!(text(&bt.stdout).trim(), "<id>");
+    same(
+        &d,
+        &[
+            "ps",
+            "--filter",
+            "name=@",
+            "--format",
+            "{{.Names}} {{.Image}} {{.Command}} {{.Labels}} {{.State}}",
+        ],
+    );
+    same(
+        &d,
+        &[
+            "ps",
+            "-a",
+            "--filter",
+            "name=@",
+            "--format",
+            "table {{.Names}}\t{{.Status}}",
+        ],
+    );
+    same(
+        &d,
+        &[
+            "inspect",
+            "-f",
+            "{{.Name}} {{.State.Status}} {{.Config.Cmd}} {{.HostConfig.AutoRemove}}",
+            "@",
+        ],
+    );
+    same(&d, &["logs", "@"]);
+    same(&d, &["exec", "@", "sh", "-c", "echo in-exec; exit 5"]);
+    same(
+        &d,
+        &[
+            "exec",
+            "-e",
+            "X=y",
+            "-w",
+            "/bin",
+            "@",
+            "sh",
+            "-c",
+            "echo $X; pwd",
+        ],
+    );
+    same_with_input(&d, &["exec", "-i", "@", "cat"], Some(b"to exec\n"));
+    same(&d, &["exec", "@", "nosuchcommand"]);
+    same(&d, &["pause", "@"]);
+    same(&d, &["pause", "@"]);
+    same(
+        &d,
+        &[
+            "ps",
+            "--filter",
+            "name=@",
+            "--format",
+            "{{.Names}} {{.State}}",
+        ],
+    );
+    same(&d, &["unpause", "@"]);
+    same(&d, &["rm", "@"]);
+    same(&d, &["kill", "-s", "USR1", "@"]);
+    same(&d, &["rename", "@", "@-renamed"]);
+    same(&d, &["restart", "-t", "1", "@-renamed"]);
+    same(&d, &["stop", "-t", "1", "@-renamed"]);
+    same(&d, &["wait", "@-renamed"]);
+    same(
+        &d,
+        &[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.ExitCode}}",
+            "@-renamed",
+        ],
+    );
+    same(&d, &["start", "@-renamed"]);
+    same(&d, &["rm", "-f", "@-renamed"]);
+    same(&d, &["stop", "nosuch"]);
+    same(&d, &["inspect", "nosuch"]);
+    assert_clean(&d);
+}
