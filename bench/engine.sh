@@ -23,8 +23,8 @@
 # costs. The column berth/docker is the ratio (below 1: Berth is faster or smaller);
 # "goal" repeats the issue's targets for orientation. This machine is noisy: compare
 # ratios from one run, not absolute figures across runs. There is no pass/fail.
-# Fairness: berthd and dockerd are driven by the same docker CLI ($DOCKER_CLI; Berth has
-# no CLI of its own yet), podman by its own CLI. Every container gets --network none:
+# Fairness: berthd and dockerd are driven by the same client, the docker CLI ($DOCKER_CLI),
+# so only the daemons differ (Berth's own `berth` CLI is not measured); podman by its CLI. Every container gets --network none:
 # Berth has no networking yet, and dockerd runs with --bridge=none --iptables=false so it
 # leaves host networking alone. podman runs with --runtime runc and --ulimit nofile/nproc
 # set (its default limits are refused on this kind of machine).
@@ -298,8 +298,17 @@ measure_running() {
   done
 }
 
+# every engine lists no container (after `run --rm`, after `rm -f`)
+check_none_left() { # WHEN
+  local e left
+  for e in "${engines[@]}"; do
+    left=$(ctl "$e" ps -a --no-trunc --format '{{.ID}} {{.Status}} {{.Command}}' 2>&1 | head -5 | paste -sd';')
+    [ -z "$left" ] || problem "$e: containers still listed $1: $left"
+  done
+}
+
 remove_containers() {
-  local e t0 t1 left rmf
+  local e t0 t1 left rmf id g
   for e in "${engines[@]}"; do
     [ -s "$W/ids-$e" ] || continue
     rmf="rm -f"; [ "$e" = podman ] && rmf="rm -f -t 0" # podman's rm -f stops with a 10 s grace
@@ -308,19 +317,18 @@ remove_containers() {
       problem "$e: rm -f failed: $(tail -1 "$W/err")"
     t1=$(now_ns)
     R[rm/$e]=$(awk -v d=$((t1 - t0)) 'BEGIN { printf "%.2f", d / 1e9 }')
-    sleep 1
+  done
+  sleep 1
+  check_none_left "1 s after rm -f"
+  for e in "${engines[@]}"; do
     left=$(shim_pids "$e" | wc -l)
     [ "$left" = 0 ] || problem "$e: $left shim processes still running 1 s after rm -f"
-    left=$(ctl "$e" ps -aq | wc -l)
-    [ "$left" = 0 ] || problem "$e: $left containers still listed after rm -f"
   done
-  local id g
   for id in $(cat "$W/ids-berth" 2>/dev/null); do
     for g in /sys/fs/cgroup/berth/"$id" /sys/fs/cgroup/*/berth/"$id"; do
       [ ! -d "$g" ] || { problem "berth: cgroup $g of a removed container left"; break; }
     done
   done
-  return 0
 }
 
 # --- report -------------------------------------------------------------------------
@@ -364,13 +372,13 @@ report() {
 
 setup_notes() {
   local cli berthd dockerd tree cg
-  cli=$("$DOCKER" version --format '{{.Client.Version}}' 2>/dev/null)
-  berthd=$(ctl berth version --format '{{.Server.Version}} (API {{.Server.APIVersion}})' 2>/dev/null)
-  dockerd=$(ctl docker version --format '{{.Server.Version}}' 2>/dev/null)
-  tree=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null)
+  cli=$(ctl berth version --format '{{.Client.Version}}' 2>/dev/null || true)
+  berthd=$(ctl berth version --format '{{.Server.Version}} (API {{.Server.APIVersion}})' 2>/dev/null || true)
+  dockerd=$(ctl docker version --format '{{.Server.Version}}' 2>/dev/null || true)
+  tree=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || true)
   git -C "$repo" diff --quiet HEAD 2>/dev/null || tree+=" + uncommitted changes"
   cg=v1/hybrid; [ -f /sys/fs/cgroup/cgroup.controllers ] && cg=v2
-  note "client: docker CLI $cli for berthd and dockerd (Berth has no CLI yet); podman's own CLI"
+  note "client: docker CLI $cli for berthd and dockerd (the same client; no berth CLI); podman's own CLI"
   note "berthd $berthd from $bin, built $(date -r "$bin/berthd" '+%F %T') (repo now at $tree)"
   note "dockerd $dockerd, $(containerd --version 2>/dev/null | awk '{print $1, $3}'), $(runc --version 2>/dev/null | head -1)"
   command -v podman >/dev/null && note "$(podman --version) (runc; shims = conmon; no daemon)"
@@ -481,6 +489,8 @@ main() {
   measure_idle
   log "1. run --rm busybox true"
   bench run_rm "run --rm {run} busybox true"
+  sleep 1
+  check_none_left "1 s after the run --rm runs"
   log "2. run -d busybox sleep 1000, $n per engine, interleaved"
   start_containers
   log "6. memory with $n containers running"

@@ -85,6 +85,8 @@ pub struct AttachRequest {
     pub stderr: bool,
     /// Replay the log first.
     pub logs: bool,
+    /// Stream live output (with `logs` alone, the log is sent and the stream ends).
+    pub stream: bool,
     /// Detach keys as the client gave them (Docker's default when empty).
     pub detach_keys: String,
 }
@@ -96,6 +98,7 @@ impl AttachRequest {
             stdout: flag(pairs, "stdout"),
             stderr: flag(pairs, "stderr"),
             logs: flag(pairs, "logs"),
+            stream: flag(pairs, "stream"),
             detach_keys: param(pairs, "detachKeys").unwrap_or_default().to_string(),
         }
     }
@@ -131,11 +134,13 @@ pub trait ContainerBackend: Send + Sync {
     fn resize(&self, id: &str, height: u16, width: u16) -> Result<(), ApiError>;
     /// Creates an exec instance from Docker's body; returns its id.
     fn exec_create(&self, container: &str, body: &serde_json::Value) -> Result<String, ApiError>;
-    /// Starts an exec; with `attach`, returns its stream and session.
+    /// Starts an exec; with `attach`, returns its stream and session. `tty` is the start
+    /// request's: raw output when true, Docker's frames otherwise.
     fn exec_start(
         &self,
         id: &str,
         attach: Option<&AttachRequest>,
+        tty: bool,
     ) -> Result<Option<(ProcessIo, Session)>, ApiError>;
     /// Resizes an exec's terminal.
     fn exec_resize(&self, id: &str, height: u16, width: u16) -> Result<(), ApiError>;
@@ -406,7 +411,9 @@ pub async fn exec_create(
         .into_response())
 }
 
-/// `POST /exec/{id}/start`: detached (200, empty) or hijacked (101).
+/// `POST /exec/{id}/start`: detached (200, empty) or hijacked (101). Like dockerd, the
+/// connection is hijacked before the process starts, so its first output cannot arrive
+/// along with the response head (clients that read the raw socket would lose it).
 pub async fn exec_start(
     State(b): State<Backends>,
     Path(id): Path<String>,
@@ -421,35 +428,63 @@ pub async fn exec_start(
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?
     };
+    let field = |k: &str| {
+        body.as_object()
+            .and_then(|o| o.iter().find(|(n, _)| n.eq_ignore_ascii_case(k)))
+            .and_then(|(_, v)| v.as_bool())
+            .unwrap_or(false)
+    };
+    let (detach, tty) = (field("Detach"), field("Tty"));
     let c = b.containers.clone();
-    if body["Detach"].as_bool() == Some(true) {
-        blocking(move || c.exec_start(&id, None).map(drop)).await?;
+    if detach {
+        blocking(move || c.exec_start(&id, None, tty).map(drop)).await?;
         return Ok(StatusCode::OK.into_response());
     }
     require_upgrade(&req)?;
-    let attach = AttachRequest {
-        stdin: true,
-        stdout: true,
-        stderr: true,
-        logs: false,
-        detach_keys: String::new(),
-    };
-    let tty = body["Tty"].as_bool().unwrap_or(false);
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    // Like dockerd: the connection is hijacked first; a process that cannot start is
-    // reported in the stream (its exit code, 126 or 127, in exec inspect).
-    match blocking(move || c.exec_start(&id, Some(&attach))).await {
-        Ok(Some((io, session))) => {
-            let _ = tx.send(io);
-            Ok(crate::hijack::upgrade(&mut req, rx, session))
-        }
-        Ok(None) => Ok(StatusCode::OK.into_response()),
-        Err(e) if e.status == StatusCode::NOT_FOUND || e.status == StatusCode::CONFLICT => Err(e),
-        Err(e) => {
-            let text = format!("{}\r\n", e.message);
-            Ok(crate::hijack::upgrade_with_message(&mut req, tty, text))
-        }
+    // What a client must see as a status: no such exec, one already started.
+    let probe = c.clone();
+    let probe_id = id.clone();
+    let state = blocking(move || probe.exec_inspect(&probe_id)).await?;
+    if state["Running"] == true || !state["ExitCode"].is_null() {
+        return Err(ApiError::conflict(format!(
+            "Error: Exec command {id} is already running"
+        )));
     }
+    let upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        let Ok(upgraded) = upgrade.await else { return };
+        let mut client = hyper_util::rt::TokioIo::new(upgraded);
+        let attach = AttachRequest {
+            stdin: true,
+            stdout: true,
+            stderr: true,
+            logs: false,
+            stream: true,
+            detach_keys: String::new(),
+        };
+        let started =
+            tokio::task::spawn_blocking(move || c.exec_start(&id, Some(&attach), tty)).await;
+        match started {
+            Ok(Ok(Some((io, session)))) => crate::hijack::run(client, io, session).await,
+            Ok(Ok(None)) => {
+                let _ = client.shutdown().await;
+            }
+            Ok(Err(e)) => {
+                // A process that cannot start is reported in the stream; its exit code
+                // (126 or 127) is in exec inspect.
+                let text = format!("{}\r\n", e.message);
+                let _ = client
+                    .write_all(&crate::hijack::stdout_frame(tty, text.as_bytes()))
+                    .await;
+                let _ = client.shutdown().await;
+            }
+            Err(_) => {
+                let _ = client.shutdown().await;
+            }
+        }
+    });
+    Ok(crate::hijack::switching_protocols(tty))
 }
 
 /// `POST /exec/{id}/resize`.

@@ -95,25 +95,19 @@ pub fn upgrade(
     switching_protocols(tty)
 }
 
-/// Answers with 101 and sends one message as the stream's only output (stdout).
-pub fn upgrade_with_message(req: &mut axum::extract::Request, tty: bool, text: String) -> Response {
-    let upgrade = hyper::upgrade::on(req);
-    tokio::spawn(async move {
-        let Ok(upgraded) = upgrade.await else { return };
-        let mut client = hyper_util::rt::TokioIo::new(upgraded);
-        let mut out = Vec::new();
-        if !tty {
-            out.extend_from_slice(&[1, 0, 0, 0]);
-            out.extend_from_slice(&(text.len() as u32).to_be_bytes());
-        }
-        out.extend_from_slice(text.as_bytes());
-        let _ = client.write_all(&out).await;
-        let _ = client.shutdown().await;
-    });
-    switching_protocols(tty)
+/// `data` as the stream's stdout: a Docker frame, or raw for a terminal.
+pub fn stdout_frame(tty: bool, data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + data.len());
+    if !tty {
+        out.extend_from_slice(&[1, 0, 0, 0]);
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    }
+    out.extend_from_slice(data);
+    out
 }
 
-fn switching_protocols(tty: bool) -> Response {
+/// The 101 answer of a hijacked endpoint.
+pub fn switching_protocols(tty: bool) -> Response {
     Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
         .header("content-type", content_type(tty))

@@ -59,6 +59,7 @@ impl ContainerService {
                 )));
             }
         }
+        let body = &canonical_keys(body);
         if body["Cmd"].as_array().is_none_or(|a| a.is_empty()) {
             return Err(Error::InvalidInput("No exec command specified".into()));
         }
@@ -66,7 +67,7 @@ impl ContainerService {
         let exec = ExecRecord {
             id: id.clone(),
             container_id: rec.id,
-            config: body.clone(),
+            config: canonical_keys(body),
             started: false,
             pid: 0,
             exit_code: None,
@@ -102,7 +103,14 @@ impl ContainerService {
     /// `POST /exec/{id}/start`: runs the process under a new exec shim. `before_run` is
     /// called with the exec id once its attach socket listens and before the process
     /// exists, so attach clients see all of its output.
-    pub fn exec_start(&self, id: &str, before_run: &mut dyn FnMut(&str)) -> Result<()> {
+    /// `raw_output` is the start request's `Tty`: it, not the exec's terminal, decides
+    /// whether output is framed (as in dockerd).
+    pub fn exec_start(
+        &self,
+        id: &str,
+        raw_output: bool,
+        before_run: &mut dyn FnMut(&str),
+    ) -> Result<()> {
         let exec = {
             let mut execs = self.execs.lock().expect("not poisoned");
             let rec = execs
@@ -116,7 +124,7 @@ impl ContainerService {
             rec.started = true;
             rec.clone()
         };
-        match self.run_exec(&exec, before_run) {
+        match self.run_exec(&exec, raw_output, before_run) {
             Ok(pid) => {
                 if let Some(r) = self.execs.lock().expect("not poisoned").get_mut(id) {
                     r.pid = pid;
@@ -141,7 +149,12 @@ impl ContainerService {
         }
     }
 
-    fn run_exec(&self, exec: &ExecRecord, before_run: &mut dyn FnMut(&str)) -> Result<i32> {
+    fn run_exec(
+        &self,
+        exec: &ExecRecord,
+        raw_output: bool,
+        before_run: &mut dyn FnMut(&str),
+    ) -> Result<i32> {
         let container = self.get(&exec.container_id)?;
         if container.state.status != "running" {
             return Err(Error::Conflict(format!(
@@ -175,6 +188,7 @@ impl ContainerService {
             .arg("--state-dir")
             .arg(&dir)
             .args(["--tty", flag("Tty"), "--stdin", flag("AttachStdin")])
+            .args(["--raw-output", if raw_output { "true" } else { "false" }])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -257,6 +271,36 @@ impl ContainerService {
             .expect("not poisoned")
             .retain(|_, e| e.container_id != container_id);
     }
+}
+
+/// The exec config with Docker's key names: Go decodes JSON keys case-insensitively and
+/// clients rely on it (docker-py sends `detachKeys`).
+fn canonical_keys(body: &Value) -> Value {
+    const KEYS: &[&str] = &[
+        "AttachStdin",
+        "AttachStdout",
+        "AttachStderr",
+        "DetachKeys",
+        "Tty",
+        "ConsoleSize",
+        "Env",
+        "Cmd",
+        "Privileged",
+        "User",
+        "WorkingDir",
+    ];
+    let Some(obj) = body.as_object() else {
+        return body.clone();
+    };
+    let mut out = serde_json::Map::new();
+    for (k, v) in obj {
+        let name = KEYS
+            .iter()
+            .find(|c| c.eq_ignore_ascii_case(k))
+            .map_or(k.as_str(), |c| c);
+        out.insert(name.to_string(), v.clone());
+    }
+    Value::Object(out)
 }
 
 fn read_report(r: &mut impl BufRead) -> Result<Value> {

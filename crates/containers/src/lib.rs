@@ -198,9 +198,17 @@ impl ContainerService {
         })
     }
 
-    fn save(&self, rec: &ContainerRecord) -> Result<()> {
-        self.db
-            .write(|tx| -> Result<()> { Ok(tx.put(&CONTAINERS, &rec.id, rec)?) })
+    /// Changes a stored record in one transaction, reading it afresh so concurrent
+    /// changes to other fields survive; a record removed meanwhile stays removed.
+    fn modify(&self, id: &str, f: impl FnOnce(&mut ContainerRecord)) -> Result<ContainerRecord> {
+        self.db.write(|tx| -> Result<ContainerRecord> {
+            let Some(mut rec) = tx.get(&CONTAINERS, id)? else {
+                return Err(Error::NotFound(id.to_string()));
+            };
+            f(&mut rec);
+            tx.put(&CONTAINERS, id, &rec)?;
+            Ok(rec)
+        })
     }
 
     /// Brings a running record up to date with the shim's exit record and the runtime.
@@ -212,49 +220,40 @@ impl ContainerService {
         let exited: Option<Value> = std::fs::read(&exit_file)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok());
-        let runtime = berth_runtime::StateRoot::open(self.runtime_root()).map_err(internal)?;
-        let live = berth_runtime::Container::load(&runtime, &rec.id).map(|c| c.status());
-        match (exited, live) {
-            (Some(e), _) => {
-                rec.state.status = "exited".into();
-                rec.state.exit_code = e["ExitCode"].as_i64().unwrap_or(255) as i32;
-                rec.state.finished_at = e["FinishedAt"].as_str().unwrap_or("").to_string();
-            }
-            (None, Ok(status)) if status != berth_runtime::Status::Stopped => {
-                if rec.state.shim_pid > 0 && !shim_alive(rec.state.shim_pid, &rec.id) {
-                    // Nobody holds its stdio or will record its exit: end it, as
-                    // containerd does when a shim dies.
-                    self.reap_orphan(&rec.id);
-                    rec.state.status = "exited".into();
-                    rec.state.exit_code = 137;
-                    rec.state.finished_at = berth_types::time::now_rfc3339();
-                    rec.state.error = "the container's shim died".into();
-                } else {
-                    rec.state.status = if status == berth_runtime::Status::Paused {
-                        "paused"
-                    } else {
-                        "running"
-                    }
-                    .into();
-                    return Ok(rec);
-                }
-            }
-            // The container is gone but its shim is still writing the exit record.
-            (None, _) if rec.state.shim_pid > 0 && shim_alive(rec.state.shim_pid, &rec.id) => {
-                return Ok(rec);
-            }
-            // Neither an exit record nor a live container or shim: the shim died with it.
-            (None, _) => {
-                rec.state.status = "exited".into();
+        if let Some(e) = exited {
+            rec.state.status = "exited".into();
+            rec.state.exit_code = e["ExitCode"].as_i64().unwrap_or(255) as i32;
+            rec.state.finished_at = e["FinishedAt"].as_str().unwrap_or("").to_string();
+        } else if rec.state.shim_pid > 0 && shim_alive(rec.state.shim_pid, &rec.id) {
+            // Supervised: the recorded status stands (pause and unpause record theirs).
+            // This is the common case and costs two small reads under /proc.
+            return Ok(rec);
+        } else {
+            let live = self.runtime_container(&rec.id).map(|c| c.status());
+            if live.is_ok_and(|s| s != berth_runtime::Status::Stopped) {
+                // Nobody holds its stdio or will record its exit: end it, as containerd
+                // does when a shim dies.
+                self.reap_orphan(&rec.id);
+                rec.state.exit_code = 137;
+                rec.state.error = "the container's shim died".into();
+            } else {
+                // Neither an exit record nor a live container or shim: the shim died
+                // with it.
                 rec.state.exit_code = 255;
-                rec.state.finished_at = berth_types::time::now_rfc3339();
             }
+            rec.state.status = "exited".into();
+            rec.state.finished_at = berth_types::time::now_rfc3339();
         }
         rec.state.pid = 0;
         self.unmount_rootfs(&rec.id);
-        self.save(&rec)?;
+        let state = rec.state.clone();
+        let rec = self.modify(&rec.id, |r| r.state = state)?;
         if rec.host_config["AutoRemove"].as_bool() == Some(true) {
-            self.remove(&rec.id, true)?;
+            match self.remove(&rec.id, true) {
+                // Someone else (the exit monitor, a waiter) removed it first.
+                Ok(()) | Err(Error::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
         }
         Ok(rec)
     }
@@ -415,8 +414,8 @@ impl ContainerService {
         let result = self.launch(&mut rec, before_start);
         if let Err(e) = &result {
             self.unmount_rootfs(&id);
-            rec.state.error = e.to_string();
-            let _ = self.save(&rec);
+            let message = e.to_string();
+            let _ = self.modify(&id, |r| r.state.error = message);
             // `--rm` also covers a container that never ran (the docker CLI waits for it).
             if rec.host_config["AutoRemove"].as_bool() == Some(true) {
                 let _ = self.remove(&id, true);
@@ -465,14 +464,15 @@ impl ContainerService {
             .and_then(|c| c.start())
             .map_err(internal)?;
         self.monitor.watch(&id, shim_pid);
-        rec.state = State {
+        let state = State {
             status: "running".into(),
             pid,
             shim_pid,
             started_at: berth_types::time::now_rfc3339(),
             ..Default::default()
         };
-        self.save(rec)
+        rec.state = state.clone();
+        self.modify(&id, |r| r.state = state).map(drop)
     }
 
     /// Starts the shim; returns (container pid, shim pid).
@@ -606,9 +606,18 @@ impl ContainerService {
                 rec.id
             )));
         }
-        self.runtime_container(&rec.id)?
-            .kill(signal, false)
-            .map_err(internal)
+        let container = self.runtime_container(&rec.id)?;
+        container.kill(signal, false).map_err(internal)?;
+        if signal == libc::SIGKILL && rec.state.status == "paused" {
+            // A frozen process cannot die: thaw it so the SIGKILL lands.
+            let _ = container.resume();
+        }
+        if signal == libc::SIGKILL {
+            // As dockerd: a kill with SIGKILL returns once the container is down, so the
+            // next request (an rm, an inspect) sees it stopped.
+            self.wait(&rec.id, Some(Duration::from_secs(10)))?;
+        }
+        Ok(())
     }
 
     /// Waits until the container is not running; returns its exit code.
@@ -755,7 +764,12 @@ impl ContainerService {
         let recs = self.db.read(|tx| tx.list(&CONTAINERS))?;
         let mut out: Vec<ContainerRecord> = Vec::with_capacity(recs.len());
         for (_, r) in recs {
-            let r = self.refresh(r)?;
+            let r = match self.refresh(r) {
+                Ok(r) => r,
+                // Removed while we looked (an auto-remove container that just exited).
+                Err(Error::NotFound(_)) => continue,
+                Err(e) => return Err(e),
+            };
             // Refreshing an exited `--rm` container removes it.
             let removed = r.state.status == "exited" && r.host_config["AutoRemove"] == true;
             if !removed {

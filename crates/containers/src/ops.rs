@@ -95,9 +95,8 @@ impl ContainerService {
             }
         }
         self.runtime_container(&rec.id)?.pause().map_err(internal)?;
-        let mut rec = rec;
-        rec.state.status = "paused".into();
-        self.save(&rec)
+        self.modify(&rec.id, |r| r.state.status = "paused".into())
+            .map(drop)
     }
 
     /// `POST /containers/{id}/unpause`.
@@ -112,9 +111,8 @@ impl ContainerService {
         self.runtime_container(&rec.id)?
             .resume()
             .map_err(internal)?;
-        let mut rec = rec;
-        rec.state.status = "running".into();
-        self.save(&rec)
+        self.modify(&rec.id, |r| r.state.status = "running".into())
+            .map(drop)
     }
 
     /// `GET /containers/{id}/top`: the host's `ps` with `ps_args`, keeping the rows of
@@ -149,7 +147,7 @@ impl ContainerService {
     /// `POST /containers/{id}/update`: records the new limits and applies them to a
     /// running container's cgroup. Returns warnings.
     pub fn update(&self, name: &str, body: &Value) -> Result<Vec<String>> {
-        let mut rec = self.get(name)?;
+        let rec = self.get(name)?;
         let mut host = rec.host_config.clone();
         if !host.is_object() {
             host = json!({});
@@ -175,8 +173,7 @@ impl ContainerService {
                 Error::InvalidInput(format!("Cannot update container {}: {e}", rec.id))
             })?;
         }
-        rec.host_config = host;
-        self.save(&rec)?;
+        self.modify(&rec.id, |r| r.host_config = host)?;
         Ok(Vec::new())
     }
 

@@ -167,7 +167,15 @@ impl ContainerBackend for Containers {
         };
         let session = session(tty, &req.detach_keys, prelude)?;
         let (tx, rx) = tokio::sync::oneshot::channel();
-        if rec.state.status == "running" || rec.state.status == "paused" {
+        if !req.stream {
+            // The log (if asked for) and nothing live: a stream that is already over.
+            let (ended, _) = std::os::unix::net::UnixStream::pair()
+                .map_err(|e| ApiError::internal(format!("attach: {e}")))?;
+            let _ = tx.send(ProcessIo {
+                stream: ended,
+                stdin: None,
+            });
+        } else if rec.state.status == "running" || rec.state.status == "paused" {
             let stream = self
                 .service
                 .connect_attach(&rec.id, req.stdin, req.stdout, req.stderr)
@@ -206,6 +214,7 @@ impl ContainerBackend for Containers {
         &self,
         id: &str,
         attach: Option<&AttachRequest>,
+        start_tty: bool,
     ) -> Result<Option<(ProcessIo, Session)>, ApiError> {
         let exec = self.service.exec_get(id).map_err(api_error)?;
         let c = &exec.config;
@@ -215,13 +224,14 @@ impl ContainerBackend for Containers {
             stdout: want("AttachStdout"),
             stderr: want("AttachStderr"),
             logs: false,
+            stream: true,
             detach_keys: c["DetachKeys"].as_str().unwrap_or("").to_string(),
         });
         let tty = want("Tty");
         let mut connected = None;
         let mut connect_error = None;
         self.service
-            .exec_start(id, &mut |_| {
+            .exec_start(id, start_tty, &mut |_| {
                 if let Some(r) = &req {
                     match self
                         .service
@@ -246,7 +256,7 @@ impl ContainerBackend for Containers {
                         end: (!tty).then(|| berth_types::shim::stdin_frame(b"")),
                     }),
                 };
-                Ok(Some((io, session(tty, &r.detach_keys, Vec::new())?)))
+                Ok(Some((io, session(start_tty, &r.detach_keys, Vec::new())?)))
             }
             _ => Ok(None),
         }

@@ -683,3 +683,38 @@ fn containers_outlive_a_berthd_crash() {
     ok(&d, &["rm", "-f", "survivor", "quitter", "orphan"]);
     assert_clean(&d);
 }
+
+#[test]
+fn kill_returns_once_down_and_rm_f_removes_every_one() {
+    let Some(d) = daemon_with_busybox() else {
+        return;
+    };
+    let mut ids = Vec::new();
+    for _ in 0..12 {
+        let o = docker(&d, &["run", "-d", "busybox", "sleep", "1000"]).unwrap();
+        assert!(o.status.success(), "{}", err(&o));
+        ids.push(out(&o));
+    }
+    assert!(docker(&d, &["kill", &ids[0]]).unwrap().status.success());
+    let state = docker(
+        &d,
+        &[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.ExitCode}}",
+            &ids[0],
+        ],
+    )
+    .unwrap();
+    assert_eq!(out(&state), "exited 137");
+    let mut args = vec!["rm", "-f"];
+    args.extend(ids.iter().map(String::as_str));
+    assert!(docker(&d, &args).unwrap().status.success());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(
+        out(&docker(&d, &["ps", "-aq"]).unwrap()),
+        "",
+        "a removed container came back"
+    );
+    assert_clean(&d);
+}

@@ -193,3 +193,108 @@ fn ctrl_p_ctrl_q_detaches_and_the_container_runs_on() {
     }
     assert_clean(&d);
 }
+
+/// One raw HTTP request with a JSON body; returns everything the daemon sent until it
+/// closed the connection.
+fn raw_exchange(
+    d: &common::Daemon,
+    method: &str,
+    path: &str,
+    body: &str,
+    upgrade: bool,
+) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(d.socket()).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let extra = if upgrade {
+        "Connection: Upgrade\r\nUpgrade: tcp\r\n"
+    } else {
+        "Connection: close\r\n"
+    };
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: berth\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    out
+}
+
+#[test]
+fn exec_output_is_framed_by_the_start_requests_tty() {
+    let Some(d) = daemon_with_busybox() else {
+        return;
+    };
+    assert!(
+        docker(
+            &d,
+            &["run", "-d", "--name", "framed", "busybox", "sleep", "100"]
+        )
+        .unwrap()
+        .status
+        .success()
+    );
+    // Created with a terminal, started without: Docker's frames (as docker-py expects).
+    let created = raw_exchange(
+        &d,
+        "POST",
+        "/containers/framed/exec",
+        r#"{"Cmd":["echo","hello"],"Tty":true,"AttachStdout":true,"AttachStderr":true}"#,
+        false,
+    );
+    let text = String::from_utf8_lossy(&created).to_string();
+    let id = text
+        .split("\"Id\":\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let out = raw_exchange(
+        &d,
+        "POST",
+        &format!("/exec/{id}/start"),
+        r#"{"Tty":false}"#,
+        true,
+    );
+    let head_end = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert!(
+        out.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+    let stream = &out[head_end..];
+    assert_eq!(stream[0], 1, "not a stdout frame: {stream:?}");
+    let len = u32::from_be_bytes(stream[4..8].try_into().unwrap()) as usize;
+    assert_eq!(&stream[8..8 + len], b"hello\r\n");
+    // docker-py spells it detachKeys: keys are matched without regard to case.
+    let created = raw_exchange(
+        &d,
+        "POST",
+        "/containers/framed/exec",
+        r#"{"Cmd":["true"],"detachKeys":"ctrl-x"}"#,
+        false,
+    );
+    let text = String::from_utf8_lossy(&created).to_string();
+    let id = text
+        .split("\"Id\":\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let inspect = raw_exchange(&d, "GET", &format!("/exec/{id}/json"), "", false);
+    assert!(String::from_utf8_lossy(&inspect).contains("\"DetachKeys\":\"ctrl-x\""));
+    assert!(
+        docker(&d, &["rm", "-f", "framed"])
+            .unwrap()
+            .status
+            .success()
+    );
+    assert_clean(&d);
+}

@@ -42,7 +42,7 @@ struct Args {
     stdio: streams::StdioConfig,
 }
 
-const USAGE: &str = "usage: berth-shim --id ID --runtime-root DIR --state-dir DIR [--bundle DIR [--log FILE [--log-max-size BYTES --log-max-files N]] | --exec-process FILE] [--tty true|false] [--stdin true|false]";
+const USAGE: &str = "usage: berth-shim --id ID --runtime-root DIR --state-dir DIR [--bundle DIR [--log FILE [--log-max-size BYTES --log-max-files N]] | --exec-process FILE] [--tty true|false] [--stdin true|false] [--raw-output true|false]";
 
 fn parse_args() -> Result<Args, String> {
     let mut values = std::collections::HashMap::new();
@@ -59,6 +59,7 @@ fn parse_args() -> Result<Args, String> {
             "--exec-process",
             "--tty",
             "--stdin",
+            "--raw-output",
         ];
         if !known.contains(&flag.as_str()) {
             return Err(format!("unknown flag {flag}"));
@@ -81,9 +82,13 @@ fn parse_args() -> Result<Args, String> {
             .map_or(Ok(1), |v| v.parse())
             .map_err(|_| "--log-max-files: expected a count".to_string())?,
         exec_process: take("--exec-process").map(PathBuf::from),
-        stdio: streams::StdioConfig {
-            tty: take("--tty").as_deref() == Some("true"),
-            stdin: take("--stdin").as_deref() == Some("true"),
+        stdio: {
+            let tty = take("--tty").as_deref() == Some("true");
+            streams::StdioConfig {
+                tty,
+                stdin: take("--stdin").as_deref() == Some("true"),
+                raw_output: take("--raw-output").map_or(tty, |v| v == "true"),
+            }
         },
     };
     if args.bundle.is_none() == args.exec_process.is_none() {

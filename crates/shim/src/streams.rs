@@ -22,6 +22,9 @@ pub struct StdioConfig {
     pub tty: bool,
     /// Keep a stdin the clients can write to (Docker's OpenStdin); /dev/null otherwise.
     pub stdin: bool,
+    /// Send output to clients as it comes instead of in Docker's stream frames (an exec
+    /// may have a terminal yet be started with framed output).
+    pub raw_output: bool,
 }
 
 /// The container's side of its stdio, installed as descriptors 0-2 while it is created.
@@ -108,6 +111,7 @@ impl Client {
 pub struct Streams {
     log: Option<JsonLog>,
     tty: bool,
+    raw_output: bool,
     sources: Vec<(u8, OwnedFd)>,
     /// Where client stdin goes: the write end of the stdin pipe or the pty master.
     stdin: Option<OwnedFd>,
@@ -171,6 +175,7 @@ impl Streams {
         let s = Streams {
             log,
             tty: cfg.tty,
+            raw_output: cfg.raw_output,
             sources,
             stdin: stdin_writer,
             stdin_buf: Vec::new(),
@@ -400,7 +405,7 @@ impl Streams {
                 log.write(name, &line);
             }
         }
-        let frame = if self.tty {
+        let frame = if self.raw_output {
             data.to_vec()
         } else {
             let mut f = vec![stream, 0, 0, 0];
