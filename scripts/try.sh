@@ -16,7 +16,8 @@ for b in berth berthd berth-shim berth-runtime; do
 done
 export BERTH_HOST=unix:///run/berth/berth.sock
 if ! berth version >/dev/null 2>&1; then
-  berthd 2>>/var/log/berthd.log &
+  # Its own session and no tie to our stdio: it outlives this script and any pipe.
+  setsid berthd </dev/null >>/var/log/berthd.log 2>&1 &
   for _ in $(seq 100); do berth version >/dev/null 2>&1 && break; sleep 0.05; done
   echo "berthd started (pid $(cat /run/berth/berthd.pid), log /var/log/berthd.log)"
 fi

@@ -54,6 +54,15 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Swarm-mode endpoints: Berth never runs swarm (it runs under Kubernetes through
+/// containerd instead), so it answers as dockerd does on a node outside a swarm: 503.
+pub async fn not_in_swarm() -> ApiError {
+    ApiError {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        message: "This node is not part of a swarm: Berth does not run swarm mode (use Kubernetes through containerd and berth-runtime)".into(),
+    }
+}
+
 /// The answer for paths no route matches, as dockerd gives it.
 pub async fn not_found() -> ApiError {
     ApiError::not_found("page not found")

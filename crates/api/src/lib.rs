@@ -82,6 +82,41 @@ pub fn router(backends: Backends) -> Router {
                 .post(images::dispatch)
                 .delete(images::dispatch),
         )
+        .route("/swarm", get(error::not_in_swarm))
+        .route(
+            "/swarm/{*rest}",
+            get(error::not_in_swarm).post(error::not_in_swarm),
+        )
+        .route("/nodes", get(error::not_in_swarm))
+        .route(
+            "/nodes/{*rest}",
+            get(error::not_in_swarm)
+                .post(error::not_in_swarm)
+                .delete(error::not_in_swarm),
+        )
+        .route("/services", get(error::not_in_swarm))
+        .route(
+            "/services/{*rest}",
+            get(error::not_in_swarm)
+                .post(error::not_in_swarm)
+                .delete(error::not_in_swarm),
+        )
+        .route("/tasks", get(error::not_in_swarm))
+        .route("/tasks/{*rest}", get(error::not_in_swarm))
+        .route("/secrets", get(error::not_in_swarm))
+        .route(
+            "/secrets/{*rest}",
+            get(error::not_in_swarm)
+                .post(error::not_in_swarm)
+                .delete(error::not_in_swarm),
+        )
+        .route("/configs", get(error::not_in_swarm))
+        .route(
+            "/configs/{*rest}",
+            get(error::not_in_swarm)
+                .post(error::not_in_swarm)
+                .delete(error::not_in_swarm),
+        )
         .fallback(error::not_found)
         .with_state(backends)
 }

@@ -13,6 +13,7 @@ mod attach;
 pub mod error;
 mod exec;
 mod filters;
+mod hostconfig;
 mod logconfig;
 mod logs;
 mod monitor;
@@ -296,7 +297,14 @@ impl ContainerService {
             image: image_name.to_string(),
             image_id,
             config,
-            host_config: body["HostConfig"].clone(),
+            host_config: hostconfig::normalize(
+                &body["HostConfig"],
+                if self.log_defaults.enabled {
+                    "json-file"
+                } else {
+                    "none"
+                },
+            ),
             chain,
             state: State {
                 status: "created".into(),
@@ -970,6 +978,11 @@ fn merge_config(image: &Value, body: &Value, id: &str, image_name: &str) -> Valu
         "Labels",
         "StopSignal",
         "Volumes",
+        "ExposedPorts",
+        "Healthcheck",
+        "OnBuild",
+        "Shell",
+        "ArgsEscaped",
     ] {
         if !image[key].is_null() {
             c[key] = image[key].clone();
@@ -995,9 +1008,24 @@ fn merge_config(image: &Value, body: &Value, id: &str, image_name: &str) -> Valu
         "Entrypoint",
         "StopSignal",
         "StopTimeout",
+        "Healthcheck",
+        "MacAddress",
+        "NetworkDisabled",
+        "Shell",
     ] {
         if present(key) {
             c[key] = body[key].clone();
+        }
+    }
+    // Volumes and exposed ports add to the image's.
+    for key in ["Volumes", "ExposedPorts"] {
+        if let Some(extra) = body[key].as_object().filter(|o| !o.is_empty()) {
+            if !c[key].is_object() {
+                c[key] = json!({});
+            }
+            for (k, v) in extra {
+                c[key][k] = v.clone();
+            }
         }
     }
     if let Some(env) = body["Env"].as_array() {

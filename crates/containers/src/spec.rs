@@ -143,6 +143,24 @@ pub fn capabilities(host: &Value) -> Result<Vec<String>> {
     Ok(caps)
 }
 
+/// A group given by number or by name in the rootfs's /etc/group (`--group-add`).
+fn group_id(rootfs: &Path, group: &str) -> Result<u32> {
+    if let Ok(n) = group.parse() {
+        return Ok(n);
+    }
+    std::fs::read_to_string(rootfs.join("etc/group"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() >= 3 && f[0] == group)
+        .and_then(|f| f[2].parse().ok())
+        .ok_or_else(|| {
+            Error::InvalidInput(format!(
+                "Unable to find group {group}: no matching entries in group file"
+            ))
+        })
+}
+
 /// Resolves `user[:group]` (names or numbers) against the rootfs's /etc/passwd and
 /// /etc/group; returns (uid, gid, supplementary gids).
 pub fn resolve_user(rootfs: &Path, spec: &str) -> Result<(u32, u32, Vec<u32>)> {
@@ -309,7 +327,13 @@ pub fn resources(host: &Value) -> Value {
 pub fn generate(config: &Value, host: &Value, paths: &Paths<'_>) -> Result<Value> {
     let args = argv(config)?;
     let hostname = config["Hostname"].as_str().unwrap_or("").to_string();
-    let (uid, gid, groups) = resolve_user(paths.rootfs, config["User"].as_str().unwrap_or(""))?;
+    let (uid, gid, mut groups) = resolve_user(paths.rootfs, config["User"].as_str().unwrap_or(""))?;
+    for g in strings(&host["GroupAdd"]) {
+        let gid = group_id(paths.rootfs, &g)?;
+        if !groups.contains(&gid) {
+            groups.push(gid);
+        }
+    }
     let caps = capabilities(host)?;
     let privileged = host["Privileged"].as_bool() == Some(true);
     let cwd = config["WorkingDir"]

@@ -100,12 +100,100 @@ impl Daemon {
 }
 
 impl Drop for Daemon {
+    /// Stops berthd, then removes what its containers left even when a test failed
+    /// half-way: their processes (found through their cgroups), their shims (processes
+    /// started with this daemon's directories on their command line), cgroups and mounts.
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
         }
+        let ids = self.container_ids();
+        let cgroups: Vec<PathBuf> = ids.iter().flat_map(|id| cgroup_dirs(id)).collect();
+        for dir in &cgroups {
+            // Frozen processes cannot die.
+            let _ = std::fs::write(dir.join("freezer.state"), "THAWED");
+            let _ = std::fs::write(dir.join("cgroup.freeze"), "0");
+            kill_listed(&dir.join("cgroup.procs"));
+        }
+        let ours = self.dir.path().to_string_lossy().into_owned();
+        for pid in pids_with_arg_containing(&ours) {
+            // SAFETY: kill(2) on a shim this test's daemon started (its command line names
+            // this test's private directory).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        for dir in &cgroups {
+            let _ = std::fs::remove_dir(dir);
+        }
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut mounts: Vec<&str> = mountinfo
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|m| m.starts_with(&ours))
+            .collect();
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in mounts {
+            let c = std::ffi::CString::new(m).unwrap();
+            // SAFETY: umount2 with a NUL-terminated path under this test's directory.
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
     }
+}
+
+impl Daemon {
+    fn container_ids(&self) -> Vec<String> {
+        let mut ids = Vec::new();
+        for sub in ["data/containers", "exec/containers"] {
+            for e in std::fs::read_dir(self.dir.path().join(sub))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if !ids.contains(&name) {
+                    ids.push(name);
+                }
+            }
+        }
+        ids
+    }
+}
+
+/// The cgroup directories of container `id` (Berth's default `/berth/<id>`), v1 and v2.
+fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
+    let root = std::path::Path::new("/sys/fs/cgroup");
+    let mut dirs = vec![root.join("berth").join(id)];
+    for e in std::fs::read_dir(root).into_iter().flatten().flatten() {
+        dirs.push(e.path().join("berth").join(id));
+    }
+    dirs.into_iter().filter(|d| d.is_dir()).collect()
+}
+
+fn kill_listed(procs: &std::path::Path) {
+    for pid in std::fs::read_to_string(procs)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse::<i32>().ok())
+    {
+        // SAFETY: kill(2) on a process in the cgroup of a container this test created.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+}
+
+fn pids_with_arg_containing(needle: &str) -> Vec<i32> {
+    let me = std::process::id() as i32;
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
+        .filter(|pid| *pid != me)
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(needle))
+        })
+        .collect()
 }
 
 pub fn docker(d: &Daemon, args: &[&str]) -> Option<std::process::Output> {
