@@ -26,15 +26,23 @@ fn seccomp_denies_and_returns_configured_errnos() {
             {"names": ["a_syscall_this_libseccomp_does_not_know"], "action": "SCMP_ACT_ERRNO"}
         ]
     });
-    let out = b.run();
-    let text = stdout(&out);
-    assert!(
-        text.contains("Operation not permitted"),
-        "{text} {}",
-        stderr(&out)
-    );
-    assert!(text.contains("clone3 errno 38"), "{text}");
-    assert!(text.contains("Seccomp:\t2"), "{text}");
+    // The second run loads the program compiled by the first from the cache.
+    for _ in 0..2 {
+        let out = b.run();
+        let text = stdout(&out);
+        assert!(
+            text.contains("Operation not permitted"),
+            "{text} {}",
+            stderr(&out)
+        );
+        assert!(text.contains("clone3 errno 38"), "{text}");
+        assert!(text.contains("Seccomp:\t2"), "{text}");
+    }
+    let cached: Vec<_> = std::fs::read_dir(b.state_root.path().join(".seccomp-cache"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(cached.len(), 1, "one compiled program for one profile");
 }
 
 /// The shape of Docker's default profile: deny by default with EPERM, allow a list, and

@@ -81,11 +81,12 @@ fn resources(spec: &Spec) -> Option<LinuxResources> {
     Some(res)
 }
 
-fn compile_seccomp(spec: &Spec) -> Result<Option<seccomp::Filter>> {
+fn compile_seccomp(spec: &Spec, root: &StateRoot) -> Result<Option<seccomp::Filter>> {
+    let cache = root.path().join(".seccomp-cache");
     spec.linux()
         .as_ref()
         .and_then(|l| l.seccomp().as_ref())
-        .map(seccomp::compile)
+        .map(|p| seccomp::compile_cached(p, Some(&cache)))
         .transpose()
 }
 
@@ -139,7 +140,7 @@ pub fn create(
     if let Some(res) = &resources {
         cgroup.validate(res)?;
     }
-    let seccomp = compile_seccomp(spec)?;
+    let seccomp = compile_seccomp(spec, root)?;
     let console = match (&opts.console_socket, terminal) {
         (Some(path), true) => Some(console::connect(path)?),
         _ => None,
@@ -534,7 +535,7 @@ impl Container {
             namespaces: Namespaces::for_exec(self.record.pid)?,
             cgroup: &cgroup,
             console,
-            seccomp: compile_seccomp(&spec)?,
+            seccomp: compile_seccomp(&spec, &self.root)?,
             preserve_fds: opts.preserve_fds,
         };
         let pid = launch::spawn(&launch, &mut |_| Ok(()))?;

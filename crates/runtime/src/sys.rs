@@ -157,6 +157,33 @@ pub fn reset_signals() {
     }
 }
 
+/// seccomp(SECCOMP_SET_MODE_FILTER, flags, prog): installs a BPF program given as raw
+/// `struct sock_filter` entries.
+pub fn seccomp_set_filter(program: &[u8], flags: u32) -> io::Result<()> {
+    if program.is_empty() || program.len() % 8 != 0 {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    let prog = libc::sock_fprog {
+        len: (program.len() / 8) as u16,
+        filter: program.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: `prog` points at `program`, whole 8-byte sock_filter entries that outlive
+    // the call; the kernel copies the program and writes nothing back.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            flags as libc::c_ulong,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
 /// execve(2); returns only on failure.
 pub fn execve(path: &CStr, argv: &[CString], envp: &[CString]) -> io::Error {
     let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
