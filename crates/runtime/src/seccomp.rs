@@ -56,7 +56,7 @@ pub fn compile_cached(
     let path = dir.join(format!("{key}.bpf"));
     if let Ok(program) = std::fs::read(&path)
         && !program.is_empty()
-        && program.len() % 8 == 0
+        && program.len().is_multiple_of(8)
     {
         return Ok(Filter { program, flags });
     }

@@ -160,7 +160,7 @@ pub fn reset_signals() {
 /// seccomp(SECCOMP_SET_MODE_FILTER, flags, prog): installs a BPF program given as raw
 /// `struct sock_filter` entries.
 pub fn seccomp_set_filter(program: &[u8], flags: u32) -> io::Result<()> {
-    if program.is_empty() || program.len() % 8 != 0 {
+    if program.is_empty() || !program.len().is_multiple_of(8) {
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
     }
     let prog = libc::sock_fprog {
