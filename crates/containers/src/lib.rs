@@ -104,6 +104,36 @@ pub struct ContainerService {
     /// Exit codes of containers removed lately, for waiters that saw them only running
     /// (an auto-removed container can exit and go between two looks).
     removed_exits: Arc<std::sync::Mutex<std::collections::HashMap<String, i32>>>,
+    /// Bumped whenever a record changes or goes, for waiters.
+    changes: Arc<Changes>,
+}
+
+/// A change counter with a condition variable: waiters sleep until a record changes
+/// instead of polling.
+#[derive(Default)]
+struct Changes {
+    generation: std::sync::Mutex<u64>,
+    cond: std::sync::Condvar,
+}
+
+impl Changes {
+    fn generation(&self) -> u64 {
+        *self.generation.lock().expect("not poisoned")
+    }
+
+    fn bump(&self) {
+        *self.generation.lock().expect("not poisoned") += 1;
+        self.cond.notify_all();
+    }
+
+    /// Sleeps until the counter passes `seen` or `timeout` elapses.
+    fn wait_past(&self, seen: u64, timeout: Duration) {
+        let guard = self.generation.lock().expect("not poisoned");
+        let _ = self
+            .cond
+            .wait_timeout_while(guard, timeout, |g| *g == seen)
+            .expect("not poisoned");
+    }
 }
 
 fn random_hex(bytes: usize) -> Result<String> {
@@ -143,6 +173,7 @@ impl ContainerService {
             log_defaults: LogConfig::default(),
             monitor: Arc::new(monitor::Monitor::new().map_err(internal)?),
             removed_exits: Arc::default(),
+            changes: Arc::default(),
         })
     }
 
@@ -210,6 +241,7 @@ impl ContainerService {
             tx.put(&CONTAINERS, id, &rec)?;
             Ok(rec)
         })
+        .inspect(|_| self.changes.bump())
     }
 
     /// Brings a running record up to date with the shim's exit record and the runtime.
@@ -649,6 +681,8 @@ impl ContainerService {
         let id = first.id.clone();
         let mut last_code = first.state.exit_code;
         loop {
+            // Taken before looking, so a change right after the look still wakes us.
+            let seen = self.changes.generation();
             let rec = match self.get(&id) {
                 Ok(r) => r,
                 Err(Error::NotFound(_))
@@ -676,7 +710,9 @@ impl ContainerService {
                     "timed out waiting for the container to stop".into(),
                 ));
             }
-            std::thread::sleep(Duration::from_millis(20));
+            // Woken by the next recorded change; the bound keeps `abandoned` and the
+            // deadline checked.
+            self.changes.wait_past(seen, Duration::from_millis(250));
         }
     }
 
@@ -755,6 +791,8 @@ impl ContainerService {
         // The exit code as a forced removal leaves it, not the one seen before.
         let code = self.lookup_exit_after_removal(&rec);
         removed.insert(rec.id.clone(), code);
+        drop(removed);
+        self.changes.bump();
         Ok(())
     }
 
