@@ -233,15 +233,16 @@ impl ContainerService {
     /// Changes a stored record in one transaction, reading it afresh so concurrent
     /// changes to other fields survive; a record removed meanwhile stays removed.
     fn modify(&self, id: &str, f: impl FnOnce(&mut ContainerRecord)) -> Result<ContainerRecord> {
-        self.db.write(|tx| -> Result<ContainerRecord> {
-            let Some(mut rec) = tx.get(&CONTAINERS, id)? else {
-                return Err(Error::NotFound(id.to_string()));
-            };
-            f(&mut rec);
-            tx.put(&CONTAINERS, id, &rec)?;
-            Ok(rec)
-        })
-        .inspect(|_| self.changes.bump())
+        self.db
+            .write(|tx| -> Result<ContainerRecord> {
+                let Some(mut rec) = tx.get(&CONTAINERS, id)? else {
+                    return Err(Error::NotFound(id.to_string()));
+                };
+                f(&mut rec);
+                tx.put(&CONTAINERS, id, &rec)?;
+                Ok(rec)
+            })
+            .inspect(|_| self.changes.bump())
     }
 
     /// Brings a running record up to date with the shim's exit record and the runtime.

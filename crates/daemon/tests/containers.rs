@@ -67,15 +67,12 @@ fn stop_kill_and_forced_removal() {
     let Some(d) = daemon_with_busybox() else {
         return;
     };
-    assert!(
-        docker(
-            &d,
-            &["run", "-d", "--name", "aa", "busybox", "sleep", "100"]
-        )
-        .unwrap()
-        .status
-        .success()
-    );
+    let run = docker(
+        &d,
+        &["run", "-d", "--name", "aa", "busybox", "sleep", "100"],
+    )
+    .unwrap();
+    assert!(run.status.success(), "{}", err(&run));
     let refused = docker(&d, &["rm", "aa"]).unwrap();
     assert!(!refused.status.success());
     assert!(

@@ -202,7 +202,10 @@ pub fn validate_id(id: &str) -> Result<()> {
 
 /// Writes `data` to `path` through a temp file, fsync and rename.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
+    // Unique per writer: two writers of one path must not share (and truncate) a temp.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp.{}.{n}", std::process::id()));
     let mut f = fs::OpenOptions::new()
         .write(true)
         .create(true)
