@@ -18,6 +18,7 @@
 //! process and reports `{"pid": N}` as above; its exit goes to `exit.json` as well.
 
 mod log;
+mod memory;
 mod streams;
 
 use std::io::Write;
@@ -113,6 +114,7 @@ fn main() {
         Ok(sup) => {
             let _ = writeln!(report, "{}", serde_json::json!({ "pid": sup.pid }));
             drop(report);
+            memory::shed();
             let code = sup.run();
             std::process::exit(code);
         }
