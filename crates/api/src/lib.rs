@@ -12,6 +12,7 @@ pub mod containers;
 pub mod error;
 pub mod hijack;
 pub mod images;
+pub mod legacy;
 mod query;
 pub mod system;
 pub mod version;

@@ -39,6 +39,30 @@ pub async fn bind(path: &Path) -> Result<Listener> {
     })
 }
 
+/// Accepted connections come wrapped for Docker's legacy hijack (see
+/// `berth_api::legacy`).
+impl axum::serve::Listener for Listener {
+    type Io = berth_api::legacy::LegacyHijack<tokio::net::UnixStream>;
+    type Addr = tokio::net::unix::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            match self.listener.accept().await {
+                Ok((io, addr)) => return (berth_api::legacy::LegacyHijack::new(io), addr),
+                Err(e) => {
+                    // Out of descriptors and the like: wait a little rather than spin.
+                    tracing::warn!("accept: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.listener.local_addr()
+    }
+}
+
 /// Removes a socket file at shutdown.
 pub fn remove_socket(path: &Path) {
     let _ = std::fs::remove_file(path);

@@ -108,7 +108,7 @@ async fn serve(config: Config) -> Result<()> {
         tracing::info!(socket = %l.path.display(), "API listening");
         servers.spawn(async move {
             let service = axum::ServiceExt::<axum::extract::Request>::into_make_service(app);
-            axum::serve(l.listener, service).await
+            axum::serve(l, service).await
         });
     }
     shutdown.await;

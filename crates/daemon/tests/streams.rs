@@ -298,3 +298,54 @@ fn exec_output_is_framed_by_the_start_requests_tty() {
     );
     assert_clean(&d);
 }
+
+#[test]
+fn attach_without_upgrade_gets_dockers_legacy_200_hijack() {
+    let Some(d) = daemon_with_busybox() else {
+        return;
+    };
+    let created = raw_exchange(
+        &d,
+        "POST",
+        "/containers/create?name=legacy",
+        r#"{"Image":"busybox","Cmd":["sh","-c","sleep 0.3; echo from-legacy"]}"#,
+        false,
+    );
+    assert!(String::from_utf8_lossy(&created).contains("201 Created"));
+    let socket = d.socket();
+    let attach = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let mut s = std::os::unix::net::UnixStream::connect(socket).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        // A request before it on the same connection, as pooled clients do.
+        s.write_all(b"GET /_ping HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut buf = [0u8; 512];
+        let n = s.read(&mut buf).unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).contains("200 OK"));
+        s.write_all(b"POST /v1.41/containers/legacy/attach?stream=1&stdout=1&stderr=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n").unwrap();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        out
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let started = raw_exchange(&d, "POST", "/containers/legacy/start", "", false);
+    assert!(String::from_utf8_lossy(&started).contains("204"));
+    let out = attach.join().unwrap();
+    let text = String::from_utf8_lossy(&out);
+    assert!(
+        text.starts_with(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.multiplexed-stream\r\n\r\n"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("from-legacy\n"), "{text}");
+    assert!(
+        docker(&d, &["rm", "-f", "legacy"])
+            .unwrap()
+            .status
+            .success()
+    );
+    assert_clean(&d);
+}
