@@ -106,6 +106,8 @@ pub struct ContainerService {
     removed_exits: Arc<std::sync::Mutex<std::collections::HashMap<String, i32>>>,
     /// Bumped whenever a record changes or goes, for waiters.
     changes: Arc<Changes>,
+    /// The static init binary `--init` mounts (tini).
+    init_path: Option<PathBuf>,
 }
 
 /// A change counter with a condition variable: waiters sleep until a record changes
@@ -174,7 +176,14 @@ impl ContainerService {
             monitor: Arc::new(monitor::Monitor::new().map_err(internal)?),
             removed_exits: Arc::default(),
             changes: Arc::default(),
+            init_path: None,
         })
+    }
+
+    /// Sets the init binary `--init` uses (a static tini, as Docker's docker-init is).
+    pub fn with_init_path(mut self, path: Option<PathBuf>) -> Self {
+        self.init_path = path;
+        self
     }
 
     /// Sets the logging defaults containers get when their LogConfig names none.
@@ -485,6 +494,7 @@ impl ContainerService {
             hostname: &data.join("hostname"),
             hosts: &data.join("hosts"),
             resolv: &data.join("resolv.conf"),
+            init: self.init_path.as_deref(),
         };
         let oci = spec::generate(&rec.config, &rec.host_config, &paths)?;
         std::fs::write(

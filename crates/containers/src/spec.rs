@@ -69,6 +69,26 @@ const ALL_CAPS: [&str; 41] = [
     "CAP_CHECKPOINT_RESTORE",
 ];
 
+/// Every capability this process's bounding set holds (`ALL_CAPS` is in bit order):
+/// `--privileged` grants all of them. Inside another container some are missing, and
+/// asking for one the engine lacks would fail the start.
+fn held_capabilities() -> Vec<String> {
+    let bounding = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX);
+    ALL_CAPS
+        .iter()
+        .enumerate()
+        .filter(|(bit, _)| bounding & (1 << bit) != 0)
+        .map(|(_, c)| c.to_string())
+        .collect()
+}
+
 /// Paths the container gets besides its rootfs.
 pub struct Paths<'a> {
     /// The mounted rootfs (overlay), where user and group names are looked up.
@@ -79,7 +99,12 @@ pub struct Paths<'a> {
     pub hosts: &'a Path,
     /// File bind-mounted as /etc/resolv.conf.
     pub resolv: &'a Path,
+    /// The init binary (a static tini) for `--init`, if the daemon has one.
+    pub init: Option<&'a Path>,
 }
+
+/// Where `--init` puts the init binary in the container, as Docker does.
+const INIT_IN_CONTAINER: &str = "/sbin/docker-init";
 
 fn strings(v: &Value) -> Vec<String> {
     v.as_array()
@@ -113,7 +138,7 @@ fn cap_name(c: &str) -> String {
 /// The capability set after --privileged, --cap-add and --cap-drop.
 pub fn capabilities(host: &Value) -> Result<Vec<String>> {
     if host["Privileged"].as_bool() == Some(true) {
-        return Ok(ALL_CAPS.iter().map(|s| s.to_string()).collect());
+        return Ok(held_capabilities());
     }
     let mut caps: Vec<String> = DEFAULT_CAPS.iter().map(|s| s.to_string()).collect();
     for d in strings(&host["CapDrop"]) {
@@ -325,7 +350,17 @@ pub fn resources(host: &Value) -> Value {
 
 /// The complete config.json for the container.
 pub fn generate(config: &Value, host: &Value, paths: &Paths<'_>) -> Result<Value> {
-    let args = argv(config)?;
+    let mut args = argv(config)?;
+    let with_init = host["Init"].as_bool() == Some(true);
+    if with_init {
+        if paths.init.is_none() {
+            return Err(Error::InvalidInput(
+                "--init needs an init binary: install Debian's tini (tini-static) or set init-path in daemon.json".into(),
+            ));
+        }
+        // tini runs the command as its child, reaps zombies and forwards signals.
+        args.splice(0..0, [INIT_IN_CONTAINER.to_string(), "--".to_string()]);
+    }
     let hostname = config["Hostname"].as_str().unwrap_or("").to_string();
     let (uid, gid, mut groups) = resolve_user(paths.rootfs, config["User"].as_str().unwrap_or(""))?;
     for g in strings(&host["GroupAdd"]) {
@@ -388,6 +423,15 @@ pub fn generate(config: &Value, host: &Value, paths: &Paths<'_>) -> Result<Value
             "namespaces": namespaces
         }
     });
+    if let (true, Some(init)) = (with_init, paths.init) {
+        spec["mounts"]
+            .as_array_mut()
+            .expect("mounts is a list")
+            .push(
+                json!({"destination": INIT_IN_CONTAINER, "type": "bind", "source": init,
+                "options": ["rbind", "ro", "rprivate"]}),
+            );
+    }
     let unconfined = strings(&host["SecurityOpt"])
         .iter()
         .any(|o| o == "seccomp=unconfined" || o == "seccomp:unconfined");

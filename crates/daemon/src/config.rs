@@ -41,6 +41,7 @@ struct FileConfig {
     log_level: Option<String>,
     log_driver: Option<String>,
     log_opts: Option<std::collections::BTreeMap<String, String>>,
+    init_path: Option<PathBuf>,
 }
 
 /// The resolved settings.
@@ -59,6 +60,9 @@ pub struct Config {
     /// Containers' default logging: driver (`json-file` or `none`) and options
     /// (`max-size`, `max-file`); rotation at 10 MiB × 3 files unless set.
     pub container_logs: berth_containers::LogConfig,
+    /// The static init binary for `--init`: daemon.json `init-path`, else the first of
+    /// Debian's tini-static and docker-init that exists.
+    pub init_path: Option<PathBuf>,
 }
 
 const DEFAULT_CONFIG_FILE: &str = "/etc/berth/daemon.json";
@@ -109,6 +113,14 @@ impl Config {
                 &berth_containers::LogConfig::default(),
             )
             .map_err(|e| anyhow::anyhow!("config file: {e}"))?,
+            init_path: match file.init_path {
+                Some(p) if p.is_file() => Some(p),
+                Some(p) => bail!("config file: init-path {}: no such file", p.display()),
+                None => ["/usr/bin/tini-static", "/usr/bin/docker-init"]
+                    .iter()
+                    .map(PathBuf::from)
+                    .find(|p| p.is_file()),
+            },
         })
     }
 }

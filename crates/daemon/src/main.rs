@@ -63,7 +63,8 @@ fn build_backends(config: &Config) -> Result<berth_api::Backends> {
         &config.exec_root,
         shim,
     )?
-    .with_log_defaults(config.container_logs.clone());
+    .with_log_defaults(config.container_logs.clone())
+    .with_init_path(config.init_path.clone());
     // Containers outlive berthd: pick up what happened while it was away.
     containers.recover()?;
     containers.spawn_exit_monitor();

@@ -715,3 +715,53 @@ fn kill_returns_once_down_and_rm_f_removes_every_one() {
     );
     assert_clean(&d);
 }
+
+#[test]
+fn init_read_only_and_privileged() {
+    let Some(d) = daemon_with_busybox() else {
+        return;
+    };
+    let run = |args: &[&str]| {
+        let mut all = vec!["run", "--rm"];
+        all.extend_from_slice(args);
+        docker(&d, &all).unwrap()
+    };
+    if std::path::Path::new("/usr/bin/tini-static").exists() {
+        // tini is pid 1 and runs the command as its child.
+        let o = run(&[
+            "--init",
+            "busybox",
+            "sh",
+            "-c",
+            "cat /proc/1/cmdline | tr '\\0' ' '; echo; echo $$",
+        ]);
+        assert!(o.status.success(), "{}", err(&o));
+        let text = out(&o);
+        let mut lines = text.lines();
+        assert_eq!(
+            lines.next().unwrap().trim(),
+            "/sbin/docker-init -- sh -c cat /proc/1/cmdline | tr '\\0' ' '; echo; echo $$"
+        );
+        assert_ne!(lines.next().unwrap(), "1");
+        let o = run(&["--init", "busybox", "sh", "-c", "exit 7"]);
+        assert_eq!(o.status.code(), Some(7));
+    }
+    let o = run(&["--read-only", "busybox", "sh", "-c", "echo x > /file"]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(err(&o).contains("Read-only file system"), "{}", err(&o));
+    let o = run(&["busybox", "grep", "CapEff", "/proc/self/status"]);
+    assert_eq!(out(&o), "CapEff:\t00000000a80425fb");
+    let o = run(&[
+        "--privileged",
+        "busybox",
+        "grep",
+        "CapEff",
+        "/proc/self/status",
+    ]);
+    let eff = out(&o);
+    assert!(
+        eff.starts_with("CapEff:\t000001ff") || eff.starts_with("CapEff:\t000000ff"),
+        "{eff}"
+    );
+    assert_clean(&d);
+}
