@@ -134,6 +134,9 @@ start_berthd() {
   mkdir -p "$d"
   CLI[berth]="$DOCKER -H unix://$d/berth.sock"
   RUNF[berth]="--network none"
+  # The same daemon through Berth's own CLI: timed too, in its own rows.
+  CLI[berth-cli]="$bin/berth -H unix://$d/berth.sock"
+  RUNF[berth-cli]=""
   "$bin/berthd" -H "unix://$d/berth.sock" --data-root "$d/data" --exec-root "$d/exec" \
     --pidfile "$d/berthd.pid" >"$d/berthd.log" 2>&1 &
   berthd_pid=$!
@@ -221,7 +224,7 @@ mib() { awk -v k="$1" 'BEGIN { printf "%.2f", k / 1024 }'; }
 # command fails once beforehand is left out with the error printed.
 bench() { # KEY ARGS-TEMPLATE ; "{run}" in the template is replaced by the engine's run flags
   local key=$1 tmpl=$2 e args out cmds=()
-  for e in "${engines[@]}"; do
+  for e in "${engines[@]}" berth-cli; do
     args=${tmpl//\{run\}/${RUNF[$e]}}
     args=${args//\{ctr\}/$(head -1 "$W/ids-$e" 2>/dev/null || true)}
     if ! out=$(ctl "$e" $args 2>&1 >/dev/null); then
@@ -345,13 +348,25 @@ row() { # KEY LABEL FORMAT GOAL
   printf '%-50s %9s %9s %9s %12s  %s\n' "$label" "${cells[@]}" "$ratio" "$goal"
 }
 
+# A berth-CLI time against docker's own (docker CLI + dockerd) in the ratio column.
+cli_row() { # KEY LABEL GOAL
+  local key=$1 label=$2 goal=$3 b d ratio="-"
+  b=${R[$key/berth-cli]:-}; d=${R[$key/docker]:-}
+  [ -n "$b" ] || return 0
+  [ -n "$d" ] && ratio=$(awk -v b="$b" -v d="$d" 'BEGIN { if (d > 0) printf "%.3f", b / d; else print "-" }')
+  printf '%-50s %9s %9s %9s %12s  %s\n' "$label" "$(printf %.1f "$b")" "-" "-" "$ratio" "$goal"
+}
+
 report() {
   log "results (times: mean; memory: MiB; same run for every engine)"
   printf '%-50s %9s %9s %9s %12s  %s\n' metric berth docker podman berth/docker goal
   row run_rm "run --rm busybox true (ms)" %.1f "berth/docker <= 0.10"
+  cli_row run_rm "  same, berth CLI against berthd (ms)" "berth <= 0.10"
   row run_d "run -d busybox sleep 1000, per start (ms)" %.1f ""
   row exec "exec <running ctr> true (ms)" %.1f "berth/docker <= 0.20"
+  cli_row exec "  same, berth CLI against berthd (ms)" "berth <= 0.20"
   row ps "ps, $n running (ms)" %.1f ""
+  cli_row ps "  same, berth CLI against berthd (ms)" ""
   row idle_rss "idle daemon RSS (MiB; docker: dockerd+containerd)" %.2f "berth/docker <= 0.20"
   row idle_pss "idle daemon PSS (MiB)" %.2f ""
   row n_daemon_rss "daemon RSS, $n running (MiB)" %.2f ""
@@ -495,6 +510,7 @@ main() {
   start_containers
   log "6. memory with $n containers running"
   measure_running
+  cp "$W/ids-berth" "$W/ids-berth-cli"
   log "3. exec <running container> true"
   bench exec "exec {ctr} true"
   log "4. ps with $n running"

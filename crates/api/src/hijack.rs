@@ -141,6 +141,10 @@ where
     let (mut from_client, mut to_client) = tokio::io::split(client);
     let output = async {
         if !session.prelude.is_empty() {
+            // Clients that read the raw socket after parsing the head with a buffered
+            // reader (docker-py) lose bytes that arrive together with the head: give the
+            // head a moment to be read on its own, as dockerd's scheduling does.
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
             let _ = to_client.write_all(&session.prelude).await;
         }
         let _ = tokio::io::copy(&mut from_process, &mut to_client).await;

@@ -60,9 +60,10 @@ impl LogConfig {
                 c.enabled = false;
                 return Ok(c);
             }
+            // Docker's exact words: clients match on them. Berth has json-file and none.
             other => {
                 return Err(Error::InvalidInput(format!(
-                    "logger: no log driver named '{other}' is registered (berth has json-file and none)"
+                    "logger: no log driver named '{other}' is registered"
                 )));
             }
         }
