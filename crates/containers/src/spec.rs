@@ -475,10 +475,11 @@ mod tests {
             capabilities(&json!({"CapDrop": ["ALL"]})).unwrap(),
             Vec::<String>::new()
         );
-        assert_eq!(
-            capabilities(&json!({"Privileged": true})).unwrap().len(),
-            ALL_CAPS.len()
-        );
+        // Privileged: every capability the engine itself holds (all of them outside
+        // another container).
+        let all = capabilities(&json!({"Privileged": true})).unwrap();
+        assert_eq!(all, held_capabilities());
+        assert!(all.contains(&"CAP_SYS_ADMIN".to_string()) && all.len() > DEFAULT_CAPS.len());
         assert!(
             capabilities(&json!({"CapAdd": ["NOPE"]}))
                 .unwrap_err()
