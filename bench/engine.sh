@@ -393,7 +393,7 @@ setup_notes() {
   tree=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || true)
   git -C "$repo" diff --quiet HEAD 2>/dev/null || tree+=" + uncommitted changes"
   cg=v1/hybrid; [ -f /sys/fs/cgroup/cgroup.controllers ] && cg=v2
-  note "client: docker CLI $cli for berthd and dockerd (the same client; no berth CLI); podman's own CLI"
+  note "client: docker CLI $cli for berthd and dockerd (the same client); the \"berth CLI\" rows time Berth's own CLI against the same berthd; podman's own CLI"
   note "berthd $berthd from $bin, built $(date -r "$bin/berthd" '+%F %T') (repo now at $tree)"
   note "dockerd $dockerd, $(containerd --version 2>/dev/null | awk '{print $1, $3}'), $(runc --version 2>/dev/null | head -1)"
   command -v podman >/dev/null && note "$(podman --version) (runc; shims = conmon; no daemon)"
