@@ -921,39 +921,18 @@ pub fn top(c: &Client, a: TopArgs) -> CmdResult {
     Ok(0)
 }
 
-/// docker's `--since`/`--until`: Unix seconds, RFC 3339, or a duration before now.
+/// docker's `--since`/`--until` as the Unix seconds the API takes.
 fn log_time(v: &str) -> Result<String, CliError> {
-    if v.parse::<f64>().is_ok() {
-        return Ok(v.to_string());
-    }
-    if let Some(t) = berth_types::time::parse_rfc3339_seconds(v) {
-        return Ok(t.to_string());
-    }
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
-    let mut total = 0.0;
-    let mut num = String::new();
-    for ch in v.chars() {
-        if ch.is_ascii_digit() || ch == '.' {
-            num.push(ch);
-            continue;
-        }
-        let n: f64 = num
-            .parse()
-            .map_err(|_| CliError::new(format!("invalid value for time: {v}")))?;
-        num.clear();
-        total += n * match ch {
-            'h' => 3600.0,
-            'm' => 60.0,
-            's' => 1.0,
-            _ => return Err(CliError::new(format!("invalid value for time: {v}"))),
-        };
-    }
-    if !num.is_empty() {
-        return Err(CliError::new(format!("invalid value for time: {v}")));
-    }
-    Ok(format!("{:.9}", now - total))
+    berth_types::time::parse_point_in_time(v, now)
+        .map(|t| format!("{t:.9}"))
+        .ok_or_else(|| {
+            CliError::new(format!(
+                "invalid value for time: {v}: use Unix seconds, RFC 3339 or a duration like 10m"
+            ))
+        })
 }
 
 /// `logs`.

@@ -195,25 +195,7 @@ pub fn since(unix: i64) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    format!("{} ago", human_duration(now - unix))
-}
-
-/// Docker's human durations ("Less than a second", "About a minute", "3 hours").
-pub fn human_duration(secs: i64) -> String {
-    let s = secs.max(0);
-    match s {
-        0 => "Less than a second".into(),
-        1 => "1 second".into(),
-        2..60 => format!("{s} seconds"),
-        60..120 => "About a minute".into(),
-        120..3600 => format!("{} minutes", s / 60),
-        3600..7200 => "About an hour".into(),
-        7200..172_800 => format!("{} hours", s / 3600),
-        172_800..1_209_600 => format!("{} days", s / 86_400),
-        1_209_600..7_776_000 => format!("{} weeks", s / 604_800),
-        7_776_000..63_072_000 => format!("{} months", s / 2_592_000),
-        _ => format!("{} years", s / 31_536_000),
-    }
+    format!("{} ago", berth_types::time::human_duration(now - unix))
 }
 
 #[cfg(test)]

@@ -6,23 +6,7 @@ use serde_json::{Value, json};
 
 use crate::ContainerRecord;
 
-/// Docker's human durations ("Less than a second", "About a minute", "3 hours").
-pub fn human_duration(secs: i64) -> String {
-    let s = secs.max(0);
-    match s {
-        0 => "Less than a second".into(),
-        1 => "1 second".into(),
-        2..60 => format!("{s} seconds"),
-        60..120 => "About a minute".into(),
-        120..3600 => format!("{} minutes", s / 60),
-        3600..7200 => "About an hour".into(),
-        7200..172_800 => format!("{} hours", s / 3600),
-        172_800..1_209_600 => format!("{} days", s / 86_400),
-        1_209_600..7_776_000 => format!("{} weeks", s / 604_800),
-        7_776_000..63_072_000 => format!("{} months", s / 2_592_000),
-        _ => format!("{} years", s / 31_536_000),
-    }
-}
+use berth_types::time::human_duration;
 
 fn ago(rfc: &str) -> i64 {
     let now = berth_types::time::unix_seconds(std::time::SystemTime::now());
@@ -116,19 +100,4 @@ pub fn inspect(rec: &ContainerRecord, log: &Path, data_dir: &Path) -> Value {
         "Config": rec.config,
         "NetworkSettings": {"Bridge": "", "SandboxID": "", "Ports": {}, "Networks": {}}
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_read_like_dockers() {
-        assert_eq!(human_duration(0), "Less than a second");
-        assert_eq!(human_duration(5), "5 seconds");
-        assert_eq!(human_duration(90), "About a minute");
-        assert_eq!(human_duration(600), "10 minutes");
-        assert_eq!(human_duration(4000), "About an hour");
-        assert_eq!(human_duration(3 * 86_400), "3 days");
-    }
 }

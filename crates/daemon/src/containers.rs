@@ -366,36 +366,13 @@ fn log_options(req: &LogsRequest) -> LogOptions {
     }
 }
 
-/// Docker's `until` filter: a Unix time, an RFC 3339 time, or a duration before now
-/// (`10m`, `1h30m`, `24h`).
+/// Docker's `until` filter (see `berth_types::time::parse_point_in_time`), as Unix
+/// seconds.
 fn parse_until(v: &str) -> Result<i64, ApiError> {
-    if let Ok(n) = v.parse::<f64>() {
-        return Ok(n as i64);
-    }
-    if let Some(t) = berth_types::time::parse_rfc3339_seconds(v) {
-        return Ok(t);
-    }
-    let now = berth_types::time::unix_seconds(std::time::SystemTime::now());
-    let mut total = 0i64;
-    let mut num = String::new();
-    for ch in v.chars() {
-        if ch.is_ascii_digit() {
-            num.push(ch);
-            continue;
-        }
-        let n: i64 = num
-            .parse()
-            .map_err(|_| ApiError::bad_request(format!("invalid filter 'until={v}'")))?;
-        num.clear();
-        total += n * match ch {
-            'h' => 3600,
-            'm' => 60,
-            's' => 1,
-            _ => return Err(ApiError::bad_request(format!("invalid filter 'until={v}'"))),
-        };
-    }
-    if !num.is_empty() {
-        return Err(ApiError::bad_request(format!("invalid filter 'until={v}'")));
-    }
-    Ok(now - total)
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    berth_types::time::parse_point_in_time(v, now)
+        .map(|t| t as i64)
+        .ok_or_else(|| ApiError::bad_request(format!("invalid filter 'until={v}'")))
 }

@@ -94,6 +94,54 @@ pub fn parse_unix_nanos(s: &str) -> Option<i128> {
     Some(secs * 1_000_000_000 + nanos)
 }
 
+/// Docker's human durations ("Less than a second", "About a minute", "3 hours"), as
+/// `ps` shows them in STATUS and CREATED.
+pub fn human_duration(secs: i64) -> String {
+    let s = secs.max(0);
+    match s {
+        0 => "Less than a second".into(),
+        1 => "1 second".into(),
+        2..60 => format!("{s} seconds"),
+        60..120 => "About a minute".into(),
+        120..3600 => format!("{} minutes", s / 60),
+        3600..7200 => "About an hour".into(),
+        7200..172_800 => format!("{} hours", s / 3600),
+        172_800..1_209_600 => format!("{} days", s / 86_400),
+        1_209_600..7_776_000 => format!("{} weeks", s / 604_800),
+        7_776_000..63_072_000 => format!("{} months", s / 2_592_000),
+        _ => format!("{} years", s / 31_536_000),
+    }
+}
+
+/// A point in time as docker's `--since`/`--until`/`until=` take it: Unix seconds (with
+/// a fraction), RFC 3339, or a Go duration before `now` (`10m`, `1h30m`, `45s`).
+/// Returns Unix seconds.
+pub fn parse_point_in_time(v: &str, now: f64) -> Option<f64> {
+    if let Ok(n) = v.parse::<f64>() {
+        return Some(n);
+    }
+    if let Some(t) = parse_rfc3339_nanos(v) {
+        return Some(t as f64 / 1e9);
+    }
+    let mut total = 0.0;
+    let mut num = String::new();
+    for ch in v.chars() {
+        if ch.is_ascii_digit() || ch == '.' {
+            num.push(ch);
+            continue;
+        }
+        let n: f64 = num.parse().ok()?;
+        num.clear();
+        total += n * match ch {
+            'h' => 3600.0,
+            'm' => 60.0,
+            's' => 1.0,
+            _ => return None,
+        };
+    }
+    (num.is_empty() && !v.is_empty()).then_some(now - total)
+}
+
 /// Proleptic Gregorian date to days since 1970-01-01 (Howard Hinnant's algorithm).
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
@@ -108,6 +156,16 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn points_in_time_parse_like_dockers() {
+        assert_eq!(parse_point_in_time("100.5", 0.0), Some(100.5));
+        assert_eq!(parse_point_in_time("1h30m", 10_000.0), Some(4_600.0));
+        assert_eq!(parse_point_in_time("1970-01-01T00:01:00Z", 0.0), Some(60.0));
+        assert_eq!(parse_point_in_time("10x", 0.0), None);
+        assert_eq!(human_duration(90), "About a minute");
+        assert_eq!(human_duration(3 * 86_400), "3 days");
+    }
 
     #[test]
     fn nanosecond_times_parse() {
