@@ -17,6 +17,7 @@ mod hostconfig;
 mod logconfig;
 mod logs;
 mod monitor;
+mod mounts;
 mod names;
 mod ops;
 mod seccomp;
@@ -322,6 +323,7 @@ impl ContainerService {
         spec::argv(&config)?;
         spec::capabilities(&body["HostConfig"])?;
         LogConfig::for_container(&body["HostConfig"], &self.log_defaults)?;
+        mounts::from_host_config(&body["HostConfig"])?;
         let diff_ids: Vec<String> = image["RootFS"]["Layers"]
             .as_array()
             .map(|a| {
@@ -385,8 +387,16 @@ impl ContainerService {
             tx.put(&CONTAINERS, &id, &rec)?;
             Ok(())
         })?;
-        std::fs::create_dir_all(self.data_dir(&id).join("diff")).map_err(internal)?;
-        std::fs::create_dir_all(self.data_dir(&id).join("work")).map_err(internal)?;
+        let dirs = ["diff", "work"]
+            .iter()
+            .try_for_each(|d| std::fs::create_dir_all(self.data_dir(&id).join(d)));
+        if let Err(e) = dirs {
+            // A failed create leaves nothing: no record, no name, no directory.
+            let _ = self.remove(&id, true);
+            return Err(Error::Internal(format!(
+                "create the container's directories: {e}"
+            )));
+        }
         Ok(id)
     }
 
@@ -487,6 +497,14 @@ impl ContainerService {
             std::fs::create_dir_all(self.data_dir(&id).join(sub)).map_err(internal)?;
         }
         self.write_etc_files(rec)?;
+        // `-v /host/dir:...` makes a missing host directory, as Docker does.
+        for m in mounts::from_host_config(&rec.host_config)? {
+            if m.create_source && !Path::new(&m.source).exists() {
+                std::fs::create_dir_all(&m.source).map_err(|e| {
+                    Error::InvalidInput(format!("create bind source {}: {e}", m.source))
+                })?;
+            }
+        }
         let rootfs = self.mount_rootfs(rec)?;
         let data = self.data_dir(&id);
         let paths = spec::Paths {

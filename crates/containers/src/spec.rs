@@ -423,6 +423,12 @@ pub fn generate(config: &Value, host: &Value, paths: &Paths<'_>) -> Result<Value
             "namespaces": namespaces
         }
     });
+    for m in crate::mounts::from_host_config(host)? {
+        spec["mounts"]
+            .as_array_mut()
+            .expect("mounts is a list")
+            .push(m.oci());
+    }
     if let (true, Some(init)) = (with_init, paths.init) {
         spec["mounts"]
             .as_array_mut()

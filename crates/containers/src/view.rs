@@ -27,6 +27,13 @@ fn status_text(rec: &ContainerRecord) -> String {
     }
 }
 
+/// Docker's `.Mounts`.
+fn mounts(rec: &ContainerRecord) -> Value {
+    crate::mounts::from_host_config(&rec.host_config)
+        .map(|ms| ms.iter().map(crate::mounts::Mount::inspect).collect())
+        .unwrap_or_else(|_| json!([]))
+}
+
 fn command(rec: &ContainerRecord) -> String {
     crate::spec::argv(&rec.config).unwrap_or_default().join(" ")
 }
@@ -46,7 +53,7 @@ pub fn summary(rec: &ContainerRecord) -> Value {
         "Status": status_text(rec),
         "HostConfig": {"NetworkMode": rec.host_config["NetworkMode"].as_str().unwrap_or("default")},
         "NetworkSettings": {"Networks": {}},
-        "Mounts": []
+        "Mounts": mounts(rec)
     })
 }
 
@@ -96,7 +103,7 @@ pub fn inspect(rec: &ContainerRecord, log: &Path, data_dir: &Path) -> Value {
         "HostConfig": rec.host_config,
         "GraphDriver": {"Name": "overlay2", "Data": {
             "UpperDir": data_dir.join("diff"), "WorkDir": data_dir.join("work")}},
-        "Mounts": [],
+        "Mounts": mounts(rec),
         "Config": rec.config,
         "NetworkSettings": {"Bridge": "", "SandboxID": "", "Ports": {}, "Networks": {}}
     })

@@ -765,3 +765,124 @@ fn init_read_only_and_privileged() {
     );
     assert_clean(&d);
 }
+
+#[test]
+fn bind_mounts_and_tmpfs() {
+    let Some(d) = daemon_with_busybox() else {
+        return;
+    };
+    let host = d.dir.path().join("shared");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("from-host"), "hello\n").unwrap();
+    let bind = format!("{}:/mnt", host.display());
+    let o = docker(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "-v",
+            &bind,
+            "busybox",
+            "sh",
+            "-c",
+            "cat /mnt/from-host; echo back > /mnt/from-ctr",
+        ],
+    )
+    .unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), "hello");
+    assert_eq!(
+        std::fs::read_to_string(host.join("from-ctr")).unwrap(),
+        "back\n"
+    );
+    let ro = format!("{}:/mnt:ro", host.display());
+    let o = docker(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "-v",
+            &ro,
+            "busybox",
+            "sh",
+            "-c",
+            "echo x > /mnt/nope",
+        ],
+    )
+    .unwrap();
+    assert!(err(&o).contains("Read-only file system"), "{}", err(&o));
+    // -v makes a missing host directory; --mount refuses one.
+    let made = d.dir.path().join("made-by-v");
+    let v = format!("{}:/data", made.display());
+    assert!(
+        docker(&d, &["run", "--rm", "-v", &v, "busybox", "sleep", "0"])
+            .unwrap()
+            .status
+            .success()
+    );
+    assert!(made.is_dir());
+    let missing = format!(
+        "type=bind,source={}/absent,target=/x",
+        d.dir.path().display()
+    );
+    let o = docker(
+        &d,
+        &["run", "--rm", "--mount", &missing, "busybox", "sleep", "0"],
+    )
+    .unwrap();
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        err(&o).contains("bind source path does not exist"),
+        "{}",
+        err(&o)
+    );
+    let o = docker(
+        &d,
+        &["run", "--rm", "-v", "named:/x", "busybox", "sleep", "0"],
+    )
+    .unwrap();
+    assert!(
+        err(&o).contains("named volumes are not supported"),
+        "{}",
+        err(&o)
+    );
+    // tmpfs, and what inspect shows.
+    let o = docker(
+        &d,
+        &[
+            "run",
+            "--name",
+            "mounts",
+            "--tmpfs",
+            "/scratch:size=1m",
+            "-v",
+            &ro,
+            "busybox",
+            "sh",
+            "-c",
+            "grep ' /scratch ' /proc/mounts",
+        ],
+    )
+    .unwrap();
+    assert!(
+        out(&o).starts_with("tmpfs /scratch tmpfs rw,nosuid,nodev,noexec"),
+        "{}",
+        out(&o)
+    );
+    let m = docker(
+        &d,
+        &[
+            "inspect",
+            "-f",
+            "{{range .Mounts}}{{.Type}} {{.Source}} {{.Destination}} {{.RW}};{{end}}",
+            "mounts",
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        out(&m),
+        format!("bind {} /mnt false;tmpfs  /scratch true;", host.display())
+    );
+    assert!(docker(&d, &["rm", "mounts"]).unwrap().status.success());
+    assert_clean(&d);
+}
