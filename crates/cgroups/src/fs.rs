@@ -89,24 +89,37 @@ pub(crate) fn exists(dir: &Path, file: &str) -> bool {
 
 /// `mkdir -p dir`, returning the directories that did not exist before, in
 /// creation order (outermost first) so the caller can remove exactly those.
+///
+/// Another container's removal may take away an empty shared parent (`/berth`) between
+/// our making it (or finding it) and making the leaf: that shows as ENOENT, and the walk
+/// starts over.
 pub(crate) fn create_dir_all_tracked(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut missing: Vec<&Path> = dir.ancestors().take_while(|p| !p.exists()).collect();
-    missing.reverse();
-    let mut created = Vec::with_capacity(missing.len());
-    for path in missing {
-        match std::fs::create_dir(path) {
-            Ok(()) => created.push(path.to_path_buf()),
-            // Another runtime raced us to it; it is not ours to remove.
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(err) => {
-                return Err(Error::Mkdir {
-                    path: path.to_path_buf(),
-                    err,
-                });
+    let mut created = Vec::new();
+    let mut attempts = 0;
+    'again: loop {
+        attempts += 1;
+        let mut missing: Vec<&Path> = dir.ancestors().take_while(|p| !p.exists()).collect();
+        missing.reverse();
+        for path in missing {
+            match std::fs::create_dir(path) {
+                Ok(()) => created.push(path.to_path_buf()),
+                // Another runtime raced us to it; it is not ours to remove.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 10 => {
+                    created.retain(|c| c.exists());
+                    continue 'again;
+                }
+                Err(err) => {
+                    return Err(Error::Mkdir {
+                        path: path.to_path_buf(),
+                        err,
+                    });
+                }
             }
         }
+        created.retain(|c| c.exists());
+        return Ok(created);
     }
-    Ok(created)
 }
 
 /// How long `remove_cgroup_dir` keeps retrying a busy directory. The kernel
