@@ -239,6 +239,21 @@ fn berth_and_docker_print_the_same() {
         ],
     );
     same(&d, &["logs", "@"]);
+    same(&d, &["logs", "--tail", "1", "@"]);
+    same(&d, &["top", "@", "-o", "args"]);
+    same(
+        &d,
+        &["update", "--memory", "64m", "--memory-swap", "128m", "@"],
+    );
+    same(
+        &d,
+        &[
+            "inspect",
+            "-f",
+            "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}}",
+            "@",
+        ],
+    );
     same(&d, &["exec", "@", "sh", "-c", "echo in-exec; exit 5"]);
     same(
         &d,
@@ -275,6 +290,7 @@ fn berth_and_docker_print_the_same() {
     same(&d, &["restart", "-t", "1", "@-renamed"]);
     same(&d, &["stop", "-t", "1", "@-renamed"]);
     same(&d, &["wait", "@-renamed"]);
+    same(&d, &["logs", "-f", "@-renamed"]);
     same(
         &d,
         &[
