@@ -970,8 +970,14 @@ pub fn logs(c: &Client, a: LogsArgs) -> CmdResult {
             break;
         }
         if tty {
-            let _ = stdout.write_all(&chunk);
-            let _ = stdout.flush();
+            if stdout
+                .write_all(&chunk)
+                .and_then(|_| stdout.flush())
+                .is_err()
+            {
+                // The reader of our output is gone (`| head`).
+                return Ok(0);
+            }
             continue;
         }
         pending.extend_from_slice(&chunk);

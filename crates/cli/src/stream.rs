@@ -100,7 +100,11 @@ pub fn run(
     if detached.load(Ordering::Relaxed) {
         return Ok(Ended::Detached);
     }
-    result.map(|_| Ended::Output)
+    match result {
+        // Our reader went away (`berth logs x | head`): that ends the session quietly.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(Ended::Output),
+        r => r.map(|_| Ended::Output),
+    }
 }
 
 fn pump_stdin(up: &mut UnixStream, keys: &[u8], detached: &AtomicBool) {
