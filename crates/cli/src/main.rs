@@ -207,6 +207,10 @@ fn host(flag: Option<String>) -> String {
 }
 
 fn main() {
+    // Like other Unix tools (and the docker CLI): `berth ps | head` ends quietly when
+    // `head` is done, instead of Rust's ignored SIGPIPE turning into a panic on print.
+    // SAFETY: installing the default disposition for one signal touches no memory.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
     let _ = (cli.debug, &cli.log_level);
     let client = match Client::new(&host(cli.host)) {
