@@ -162,6 +162,8 @@ pub trait ContainerBackend: Send + Sync {
     fn top(&self, id: &str, ps_args: &str) -> Result<serde_json::Value, ApiError>;
     /// `POST /containers/{id}/update` (`{"Warnings"}`).
     fn update(&self, id: &str, body: &serde_json::Value) -> Result<serde_json::Value, ApiError>;
+    /// `GET /containers/{id}/changes` (`[{"Path", "Kind"}]`, null when none).
+    fn changes(&self, id: &str) -> Result<serde_json::Value, ApiError>;
     /// `POST /containers/prune` (`{"ContainersDeleted", "SpaceReclaimed"}`).
     fn prune(&self, filters: &str) -> Result<serde_json::Value, ApiError>;
     /// `GET /containers/{id}/json`.
@@ -292,6 +294,7 @@ pub async fn action(
             blocking(move || c.unpause(&id)).await?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
+        "changes" => Ok(Json(blocking(move || c.changes(&id)).await?).into_response()),
         "top" => {
             let ps_args = param(&pairs, "ps_args").unwrap_or_default().to_string();
             Ok(Json(blocking(move || c.top(&id, &ps_args)).await?).into_response())

@@ -339,6 +339,27 @@ pub struct UpdateArgs {
     names: Vec<String>,
 }
 
+/// `diff` arguments.
+#[derive(clap::Args)]
+pub struct DiffArgs {
+    /// The container
+    container: String,
+}
+
+/// `diff`: `A /path`, `C /path`, `D /path` lines.
+pub fn diff(c: &Client, a: DiffArgs) -> CmdResult {
+    let v = c.get(&format!("/containers/{}/changes", enc_path(&a.container)))?;
+    for ch in v.as_array().cloned().unwrap_or_default() {
+        let kind = match ch["Kind"].as_u64() {
+            Some(0) => "C",
+            Some(1) => "A",
+            _ => "D",
+        };
+        println!("{kind} {}", ch["Path"].as_str().unwrap_or(""));
+    }
+    Ok(0)
+}
+
 /// `container prune` flags.
 #[derive(clap::Args)]
 pub struct PruneArgs {

@@ -101,6 +101,8 @@ enum Command {
     Attach(containers::AttachArgs),
     /// Update configuration of one or more containers
     Update(containers::UpdateArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(containers::DiffArgs),
     /// Return low-level information on Docker objects
     Inspect(InspectArgs),
     /// List images
@@ -161,6 +163,8 @@ enum ContainerCommand {
     Attach(containers::AttachArgs),
     /// Update configuration of one or more containers
     Update(containers::UpdateArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(containers::DiffArgs),
     /// Display detailed information on one or more containers
     Inspect(InspectArgs),
     /// Remove all stopped containers
@@ -252,6 +256,7 @@ fn dispatch(c: &Client, cmd: Command) -> CmdResult {
         Command::Exec(a) => ct::exec(c, a),
         Command::Attach(a) => ct::attach(c, a),
         Command::Update(a) => ct::update(c, a),
+        Command::Diff(a) => ct::diff(c, a),
         Command::Inspect(a) => inspect(c, a, None),
         Command::Images(a) => images::list(c, a),
         Command::Import(a) => images::import(c, a),
@@ -277,6 +282,7 @@ fn dispatch(c: &Client, cmd: Command) -> CmdResult {
             ContainerCommand::Exec(a) => ct::exec(c, a),
             ContainerCommand::Attach(a) => ct::attach(c, a),
             ContainerCommand::Update(a) => ct::update(c, a),
+            ContainerCommand::Diff(a) => ct::diff(c, a),
             ContainerCommand::Inspect(a) => inspect(c, a, Some("container")),
             ContainerCommand::Prune(a) => ct::prune(c, a),
         },

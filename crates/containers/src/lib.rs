@@ -10,6 +10,7 @@
 //! **Does not:** know HTTP, pull images, or set up networks beyond the namespace.
 
 mod attach;
+pub mod changes;
 pub mod error;
 mod exec;
 mod filters;
@@ -973,6 +974,17 @@ impl ContainerService {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// `GET /containers/{id}/changes`: what the container changed in its filesystem,
+    /// as (path, kind) sorted by path.
+    pub fn changes(&self, name: &str) -> Result<Vec<(String, changes::Kind)>> {
+        let rec = self.get(name)?;
+        let lower = self.snapshots.lowerdirs(&rec.chain);
+        Ok(changes::changes(
+            &self.data_dir(&rec.id).join("diff"),
+            &lower,
+        ))
     }
 
     /// Counts for `/info`: (total, running, paused, stopped).

@@ -312,6 +312,17 @@ impl ContainerBackend for Containers {
         Ok(serde_json::json!({"Warnings": warnings}))
     }
 
+    fn changes(&self, id: &str) -> Result<serde_json::Value, ApiError> {
+        let list = self.service.changes(id).map_err(api_error)?;
+        if list.is_empty() {
+            return Ok(serde_json::Value::Null);
+        }
+        Ok(list
+            .into_iter()
+            .map(|(path, kind)| serde_json::json!({"Path": path, "Kind": kind as u8}))
+            .collect())
+    }
+
     fn prune(&self, filters: &str) -> Result<serde_json::Value, ApiError> {
         let f = berth_images::Filters::parse(filters, &["until", "label", "label!"])
             .map_err(|e| ApiError::bad_request(e.to_string()))?;

@@ -301,6 +301,22 @@ fn berth_and_docker_print_the_same() {
         ],
     );
     same(&d, &["start", "@-renamed"]);
+    same(
+        &d,
+        &[
+            "exec",
+            "@-renamed",
+            "sh",
+            "-c",
+            "mkdir -p /made/sub; echo x > /made/sub/f; echo y >> /etc/passwd; rm /bin/ls",
+        ],
+    );
+    same(&d, &["diff", "@-renamed"]);
+    let diff = berth(&d, &["diff", "bt-c-renamed"], None);
+    assert_eq!(
+        text(&diff.stdout),
+        "C /bin\nD /bin/ls\nC /etc\nC /etc/passwd\nA /made\nA /made/sub\nA /made/sub/f\n"
+    );
     same(&d, &["rm", "-f", "@-renamed"]);
     same(&d, &["stop", "nosuch"]);
     same(&d, &["inspect", "nosuch"]);
