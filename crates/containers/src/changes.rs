@@ -100,10 +100,8 @@ mod tests {
         std::fs::write(upper.path().join("etc/new"), "z").unwrap();
         let c = std::ffi::CString::new(upper.path().join("gone").to_str().unwrap()).unwrap();
         // SAFETY: mknod with a NUL-terminated path in a test directory.
-        assert_eq!(
-            unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o600, 0) },
-            0
-        );
+        let made = unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o600, 0) };
+        assert_eq!(made, 0);
         let got = changes(upper.path(), &[lower.path().to_path_buf()]);
         assert_eq!(
             got,
