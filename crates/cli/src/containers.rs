@@ -105,9 +105,15 @@ pub struct RunArgs {
     /// Attach to STDIN, STDOUT or STDERR
     #[arg(short = 'a', long = "attach")]
     attach: Vec<String>,
-    /// Image, then the command and its arguments
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, num_args = 1..)]
-    image_and_command: Vec<String>,
+    /// Restart policy to apply when a container exits (no, always, unless-stopped,
+    /// on-failure[:max-retries])
+    #[arg(long = "restart")]
+    restart: Option<String>,
+    /// The image
+    image: String,
+    /// The command and its arguments (flags after the image belong to the command)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
 }
 
 /// `start` flags.
@@ -280,9 +286,11 @@ pub struct ExecArgs {
     /// Override the key sequence for detaching a container
     #[arg(long = "detach-keys")]
     detach_keys: Option<String>,
-    /// The container, then the command and its arguments
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, num_args = 2..)]
-    container_and_command: Vec<String>,
+    /// The container
+    container: String,
+    /// The command and its arguments
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, num_args = 1..)]
+    command: Vec<String>,
 }
 
 /// `attach` flags.
@@ -371,6 +379,18 @@ pub struct PruneArgs {
     filter: Vec<String>,
 }
 
+/// `--restart name[:max-retries]` as the API's RestartPolicy.
+fn restart_policy(spec: &str) -> Result<Value, CliError> {
+    let (name, count) = spec.split_once(':').unwrap_or((spec, "0"));
+    let count: i64 = count.parse().map_err(|_| CliError {
+        message: format!(
+            "berth: invalid restart policy format: maximum retry count must be an integer: {spec}"
+        ),
+        code: 125,
+    })?;
+    Ok(json!({"Name": name, "MaximumRetryCount": count}))
+}
+
 /// An error of `run`/`create`: exit code 125 like docker's, 126/127 when the command
 /// cannot be invoked or is not found.
 fn run_error(e: ClientError) -> CliError {
@@ -441,8 +461,8 @@ fn parse_bytes(s: &str) -> Result<i64, CliError> {
 
 /// The create request docker sends for these flags.
 fn create_body(a: &RunArgs, attach_stdio: bool) -> Result<Value, CliError> {
-    let image = &a.image_and_command[0];
-    let cmd: Vec<String> = a.image_and_command[1..].to_vec();
+    let image = &a.image;
+    let cmd: Vec<String> = a.command.clone();
     let mut labels = serde_json::Map::new();
     let mut label_lines = Vec::new();
     for f in &a.label_file {
@@ -481,6 +501,9 @@ fn create_body(a: &RunArgs, attach_stdio: bool) -> Result<Value, CliError> {
     }
     if let Some(p) = a.pids_limit {
         host["PidsLimit"] = json!(p);
+    }
+    if let Some(r) = &a.restart {
+        host["RestartPolicy"] = restart_policy(r)?;
     }
     let attach = |s: &str| {
         attach_stdio && (a.attach.is_empty() || a.attach.iter().any(|x| x.eq_ignore_ascii_case(s)))
@@ -538,7 +561,7 @@ fn create(c: &Client, a: &RunArgs, attach_stdio: bool) -> Result<String, CliErro
             message,
         }) if message.contains("No such image") => {
             // As docker does: say so, pull, and try again.
-            let image = &a.image_and_command[0];
+            let image = &a.image;
             let shown = if image.contains(':') || image.contains('@') {
                 image.clone()
             } else {
@@ -1022,8 +1045,8 @@ pub fn logs(c: &Client, a: LogsArgs) -> CmdResult {
 
 /// `exec`: its exit code is the process's.
 pub fn exec(c: &Client, a: ExecArgs) -> CmdResult {
-    let container = &a.container_and_command[0];
-    let cmd = &a.container_and_command[1..];
+    let container = &a.container;
+    let cmd = &a.command;
     let attach = !a.detach;
     let console = if a.tty { stream::terminal_size() } else { None };
     let mut body = json!({

@@ -215,7 +215,15 @@ fn main() {
     // `head` is done, instead of Rust's ignored SIGPIPE turning into a panic on print.
     // SAFETY: installing the default disposition for one signal touches no memory.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        // Help and version are not errors; bad flags exit 125 like the docker CLI's.
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            let _ = e.print();
+            std::process::exit(125);
+        }
+    };
     let _ = (cli.debug, &cli.log_level);
     let client = match Client::new(&host(cli.host)) {
         Ok(c) => c,

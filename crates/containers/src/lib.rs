@@ -21,6 +21,7 @@ mod monitor;
 mod mounts;
 mod names;
 mod ops;
+mod restart;
 mod seccomp;
 pub mod spec;
 mod view;
@@ -85,6 +86,9 @@ pub struct ContainerRecord {
     pub chain: Vec<String>,
     /// Lifecycle state.
     pub state: State,
+    /// Restart policy bookkeeping.
+    #[serde(default)]
+    pub restart: restart::RestartState,
 }
 
 const CONTAINERS: Table<ContainerRecord> = Table::new("containers");
@@ -291,8 +295,24 @@ impl ContainerService {
         }
         rec.state.pid = 0;
         self.unmount_rootfs(&rec.id);
+        // Recorded once: concurrent refreshes (the exit monitor, a waiter, a `ps`) race
+        // here, and only the one that still finds the run it saw records the exit and
+        // acts on it (restart policy, auto-remove).
         let state = rec.state.clone();
-        let rec = self.modify(&rec.id, |r| r.state = state)?;
+        let seen_start = rec.state.started_at.clone();
+        let mut recorded = false;
+        let rec = self.modify(&rec.id, |r| {
+            let same_run = matches!(r.state.status.as_str(), "running" | "paused")
+                && r.state.started_at == seen_start;
+            if same_run {
+                r.state = state;
+                recorded = true;
+            }
+        })?;
+        if !recorded {
+            return Ok(rec);
+        }
+        let rec = self.after_exit(rec);
         if rec.host_config["AutoRemove"].as_bool() == Some(true) {
             match self.remove(&rec.id, true) {
                 // Someone else (the exit monitor, a waiter) removed it first.
@@ -325,6 +345,7 @@ impl ContainerService {
         spec::capabilities(&body["HostConfig"])?;
         LogConfig::for_container(&body["HostConfig"], &self.log_defaults)?;
         mounts::from_host_config(&body["HostConfig"])?;
+        restart::validate(&body["HostConfig"])?;
         let diff_ids: Vec<String> = image["RootFS"]["Layers"]
             .as_array()
             .map(|a| {
@@ -355,6 +376,7 @@ impl ContainerService {
                 status: "created".into(),
                 ..Default::default()
             },
+            restart: Default::default(),
         };
         let wanted = name
             .filter(|n| !n.is_empty())
@@ -467,6 +489,24 @@ impl ContainerService {
     /// `before_start` runs once the container exists but before its process does (attach
     /// clients connect there so they miss no output).
     pub fn start(&self, name: &str, before_start: &mut dyn FnMut(&str)) -> Result<()> {
+        let rec = self.get(name)?;
+        if rec.state.status != "running" && rec.state.status != "paused" {
+            // Started by hand: the policy applies again, and counts afresh.
+            self.modify(&rec.id, |r| {
+                r.restart.manually_stopped = false;
+                r.restart.count = 0;
+                r.restart.delay_ms = 0;
+            })?;
+        }
+        self.start_inner(&rec.id, before_start)
+    }
+
+    /// A start by the restart policy: keeps the restart count.
+    pub(crate) fn start_by_policy(&self, id: &str) -> Result<()> {
+        self.start_inner(id, &mut |_| {})
+    }
+
+    fn start_inner(&self, name: &str, before_start: &mut dyn FnMut(&str)) -> Result<()> {
         let mut rec = self.get(name)?;
         if rec.state.status == "running" || rec.state.status == "paused" {
             return Ok(());
@@ -489,6 +529,9 @@ impl ContainerService {
         let id = rec.id.clone();
         let run = self.run_dir(&id);
         let _ = std::fs::remove_file(run.join("exit.json"));
+        // A previous run whose shim died (a crash, a reboot without a fresh /run) leaves
+        // the runtime's state behind; it would refuse the id.
+        self.reap_orphan(&id);
         // Execs belong to one run of the container.
         let _ = std::fs::remove_dir_all(run.join("execs"));
         self.drop_execs(&id);
@@ -631,7 +674,7 @@ impl ContainerService {
                 Ok(r) if r.state.status == "running" || r.state.status == "paused" => {
                     self.monitor.watch(&r.id, r.state.shim_pid);
                 }
-                Ok(_) => {}
+                Ok(r) => self.start_on_boot(&r),
                 Err(e) => tracing::warn!("recover: {e}"),
             }
         }
@@ -675,6 +718,13 @@ impl ContainerService {
                 "Container {} is not running",
                 rec.id
             )));
+        }
+        let stop_signal = rec.config["StopSignal"]
+            .as_str()
+            .and_then(|s| berth_runtime::signal::parse(s).ok())
+            .unwrap_or(libc::SIGTERM);
+        if signal == libc::SIGKILL || signal == stop_signal {
+            self.mark_manually_stopped(&rec.id);
         }
         let container = self.runtime_container(&rec.id)?;
         container.kill(signal, false).map_err(internal)?;
@@ -728,7 +778,8 @@ impl ContainerService {
             let done = match cond {
                 WaitCondition::NotRunning => stopped,
                 WaitCondition::NextExit => {
-                    rec.state.status == "exited" && rec.state.finished_at != first.state.finished_at
+                    (rec.state.status == "exited" || rec.state.status == "restarting")
+                        && rec.state.finished_at != first.state.finished_at
                 }
                 WaitCondition::Removed => false,
             };
@@ -776,6 +827,7 @@ impl ContainerService {
     /// `POST /containers/{id}/stop`: the stop signal, then SIGKILL after the timeout.
     pub fn stop(&self, name: &str, timeout: Option<u64>) -> Result<bool> {
         let rec = self.get(name)?;
+        self.mark_manually_stopped(&rec.id);
         if rec.state.status != "running" && rec.state.status != "paused" {
             return Ok(false);
         }
@@ -795,6 +847,15 @@ impl ContainerService {
     /// `DELETE /containers/{id}`.
     pub fn remove(&self, name: &str, force: bool) -> Result<()> {
         let rec = self.get(name)?;
+        if rec.state.status == "restarting" {
+            if !force {
+                return Err(Error::Conflict(format!(
+                    "cannot remove container \"/{}\": container is restarting: stop the container before removing or force remove",
+                    rec.name
+                )));
+            }
+            self.mark_manually_stopped(&rec.id);
+        }
         if rec.state.status == "running" || rec.state.status == "paused" {
             if !force {
                 return Err(Error::Conflict(format!(
@@ -881,7 +942,8 @@ impl ContainerService {
         let filter = filters::ListFilter::new(filters, &lookup, &image_id)?;
         let all = all || limit.is_some() || filter.implies_all();
         let shown = recs.iter().filter(|r| {
-            (all || r.state.status == "running" || r.state.status == "paused") && filter.matches(r)
+            (all || matches!(r.state.status.as_str(), "running" | "paused" | "restarting"))
+                && filter.matches(r)
         });
         let shown: Vec<&ContainerRecord> = match limit {
             Some(n) => shown.take(n).collect(),

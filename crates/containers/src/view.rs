@@ -23,6 +23,11 @@ fn status_text(rec: &ContainerRecord) -> String {
             human_duration(ago(&rec.state.finished_at))
         ),
         "created" => "Created".into(),
+        "restarting" => format!(
+            "Restarting ({}) {} ago",
+            rec.state.exit_code,
+            human_duration(ago(&rec.state.finished_at))
+        ),
         other => other.to_string(),
     }
 }
@@ -78,7 +83,7 @@ pub fn inspect(rec: &ContainerRecord, log: &Path, data_dir: &Path) -> Value {
             "Status": rec.state.status,
             "Running": running,
             "Paused": rec.state.status == "paused",
-            "Restarting": false,
+            "Restarting": rec.state.status == "restarting",
             "OOMKilled": false,
             "Dead": false,
             "Pid": if running { rec.state.pid } else { 0 },
@@ -93,7 +98,7 @@ pub fn inspect(rec: &ContainerRecord, log: &Path, data_dir: &Path) -> Value {
         "HostsPath": data_dir.join("hosts"),
         "LogPath": log,
         "Name": format!("/{}", rec.name),
-        "RestartCount": 0,
+        "RestartCount": rec.restart.count,
         "Driver": "overlay2",
         "Platform": "linux",
         "MountLabel": "",

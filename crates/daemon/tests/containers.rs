@@ -886,3 +886,195 @@ fn bind_mounts_and_tmpfs() {
     assert!(docker(&d, &["rm", "mounts"]).unwrap().status.success());
     assert_clean(&d);
 }
+
+#[test]
+fn restart_policies_and_back_at_boot() {
+    let Some(mut d) = daemon_with_busybox() else {
+        return;
+    };
+    let ok = |d: &common::Daemon, args: &[&str]| {
+        let o = docker(d, args).unwrap();
+        assert!(o.status.success(), "docker {args:?}: {}", err(&o));
+        out(&o)
+    };
+    let status = |d: &common::Daemon, name: &str| {
+        ok(
+            d,
+            &["inspect", "-f", "{{.State.Status}} {{.RestartCount}}", name],
+        )
+    };
+    // on-failure:2 runs three times, then stays down.
+    ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "flaky",
+            "--restart",
+            "on-failure:2",
+            "busybox",
+            "sh",
+            "-c",
+            "echo run; exit 3",
+        ],
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while status(&d, "flaky") != "exited 2" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "flaky: {}",
+            status(&d, "flaky")
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(ok(&d, &["logs", "flaky"]), "run\nrun\nrun");
+    // A manual stop is never undone by the policy.
+    ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "always",
+            "--restart",
+            "always",
+            "busybox",
+            "sleep",
+            "1000",
+        ],
+    );
+    ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "keep",
+            "--restart",
+            "unless-stopped",
+            "busybox",
+            "sleep",
+            "1000",
+        ],
+    );
+    ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "stopped",
+            "--restart",
+            "unless-stopped",
+            "busybox",
+            "sleep",
+            "1000",
+        ],
+    );
+    ok(
+        &d,
+        &["run", "-d", "--name", "never", "busybox", "sleep", "1000"],
+    );
+    ok(&d, &["stop", "-t", "0", "stopped"]);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(status(&d, "stopped"), "exited 0");
+    // A removal while restarting needs force; --rm and --restart do not mix.
+    let o = docker(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--restart",
+            "always",
+            "busybox",
+            "sleep",
+            "0",
+        ],
+    )
+    .unwrap();
+    assert!(
+        err(&o).contains("cannot specify both --restart and --rm"),
+        "{}",
+        err(&o)
+    );
+    let o = docker(
+        &d,
+        &["run", "--restart", "sometimes", "busybox", "sleep", "0"],
+    )
+    .unwrap();
+    assert!(err(&o).contains("invalid restart policy"), "{}", err(&o));
+    // A host reboot, as berthd sees it: berthd, shims and containers all gone at once.
+    let child = d.child.take().unwrap();
+    let mut child = child;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    for id in d.container_ids() {
+        for dir in common::cgroup_dirs(&id) {
+            common::kill_listed(&dir.join("cgroup.procs"));
+        }
+    }
+    for pid in common::pids_with_arg_containing(&d.dir.path().to_string_lossy()) {
+        // SAFETY: kill(2) on a shim of this test's daemon.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    // Until the killed processes are reaped: after a real reboot nothing is left at all.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while d.container_ids().iter().any(|id| {
+        common::cgroup_dirs(id).iter().any(|dir| {
+            std::fs::read_to_string(dir.join("cgroup.procs")).is_ok_and(|p| !p.trim().is_empty())
+        })
+    }) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "killed containers linger"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    d.child = Some(d.spawn().spawn().unwrap());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::os::unix::net::UnixStream::connect(d.socket()).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "berthd did not restart"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let now = ok(&d, &["ps", "-a", "--format", "{{.Names}} {{.State}}"]);
+        let mut lines: Vec<&str> = now.lines().collect();
+        lines.sort();
+        if lines
+            == [
+                "always running",
+                "flaky exited",
+                "keep running",
+                "never exited",
+                "stopped exited",
+            ]
+        {
+            break;
+        }
+        if std::time::Instant::now() >= deadline {
+            let why = ok(&d, &["ps", "-a", "--format", "{{.Names}}: {{.Status}}"]);
+            let errors = ok(
+                &d,
+                &[
+                    "inspect",
+                    "-f",
+                    "{{.Name}} {{.State.Error}}",
+                    "always",
+                    "keep",
+                ],
+            );
+            panic!("after the reboot: {lines:?}\n{why}\n{errors}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    ok(
+        &d,
+        &["rm", "-f", "flaky", "always", "keep", "stopped", "never"],
+    );
+    assert_clean(&d);
+}

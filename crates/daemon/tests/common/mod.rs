@@ -142,7 +142,7 @@ impl Drop for Daemon {
 }
 
 impl Daemon {
-    fn container_ids(&self) -> Vec<String> {
+    pub fn container_ids(&self) -> Vec<String> {
         let mut ids = Vec::new();
         for sub in ["data/containers", "exec/containers"] {
             for e in std::fs::read_dir(self.dir.path().join(sub))
@@ -161,7 +161,7 @@ impl Daemon {
 }
 
 /// The cgroup directories of container `id` (Berth's default `/berth/<id>`), v1 and v2.
-fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
+pub fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
     let root = std::path::Path::new("/sys/fs/cgroup");
     let mut dirs = vec![root.join("berth").join(id)];
     for e in std::fs::read_dir(root).into_iter().flatten().flatten() {
@@ -170,7 +170,7 @@ fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
     dirs.into_iter().filter(|d| d.is_dir()).collect()
 }
 
-fn kill_listed(procs: &std::path::Path) {
+pub fn kill_listed(procs: &std::path::Path) {
     for pid in std::fs::read_to_string(procs)
         .unwrap_or_default()
         .lines()
@@ -181,7 +181,7 @@ fn kill_listed(procs: &std::path::Path) {
     }
 }
 
-fn pids_with_arg_containing(needle: &str) -> Vec<i32> {
+pub fn pids_with_arg_containing(needle: &str) -> Vec<i32> {
     let me = std::process::id() as i32;
     std::fs::read_dir("/proc")
         .into_iter()
