@@ -114,6 +114,21 @@ pub struct ContainerService {
     changes: Arc<Changes>,
     /// The static init binary `--init` mounts (tini).
     init_path: Option<PathBuf>,
+    /// Containers being started now: one start at a time per container (a restart by the
+    /// policy and one at berthd's start, or two clients, must not run over each other).
+    starting: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+}
+
+/// Holds a container's place in `starting` until dropped.
+struct StartGuard<'a> {
+    set: &'a std::sync::Mutex<std::collections::HashSet<String>>,
+    id: String,
+}
+
+impl Drop for StartGuard<'_> {
+    fn drop(&mut self) {
+        self.set.lock().expect("not poisoned").remove(&self.id);
+    }
 }
 
 /// A change counter with a condition variable: waiters sleep until a record changes
@@ -183,6 +198,7 @@ impl ContainerService {
             removed_exits: Arc::default(),
             changes: Arc::default(),
             init_path: None,
+            starting: Arc::default(),
         })
     }
 
@@ -507,6 +523,20 @@ impl ContainerService {
     }
 
     fn start_inner(&self, name: &str, before_start: &mut dyn FnMut(&str)) -> Result<()> {
+        let id = self.lookup(name)?.id;
+        if !self
+            .starting
+            .lock()
+            .expect("not poisoned")
+            .insert(id.clone())
+        {
+            // Another start of it is under way; it will be running in a moment.
+            return Ok(());
+        }
+        let _guard = StartGuard {
+            set: &self.starting,
+            id,
+        };
         let mut rec = self.get(name)?;
         if rec.state.status == "running" || rec.state.status == "paused" {
             return Ok(());

@@ -1005,41 +1005,31 @@ fn restart_policies_and_back_at_boot() {
     .unwrap();
     assert!(err(&o).contains("invalid restart policy"), "{}", err(&o));
     // A host reboot, as berthd sees it: berthd, shims and containers all gone at once.
-    let child = d.child.take().unwrap();
-    let mut child = child;
-    child.kill().unwrap();
-    child.wait().unwrap();
-    for id in d.container_ids() {
-        for dir in common::cgroup_dirs(&id) {
-            common::kill_listed(&dir.join("cgroup.procs"));
+    d.crash_then(|d| {
+        for id in d.container_ids() {
+            for dir in common::cgroup_dirs(&id) {
+                common::kill_listed(&dir.join("cgroup.procs"));
+            }
         }
-    }
-    for pid in common::pids_with_arg_containing(&d.dir.path().to_string_lossy()) {
-        // SAFETY: kill(2) on a shim of this test's daemon.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-    }
-    // Until the killed processes are reaped: after a real reboot nothing is left at all.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while d.container_ids().iter().any(|id| {
-        common::cgroup_dirs(id).iter().any(|dir| {
-            std::fs::read_to_string(dir.join("cgroup.procs")).is_ok_and(|p| !p.trim().is_empty())
-        })
-    }) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "killed containers linger"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    d.child = Some(d.spawn().spawn().unwrap());
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::os::unix::net::UnixStream::connect(d.socket()).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "berthd did not restart"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+        for pid in common::pids_with_arg_containing(&d.dir.path().to_string_lossy()) {
+            // SAFETY: kill(2) on a shim of this test's daemon.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        // Until the killed processes are reaped: after a real reboot nothing is left.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while d.container_ids().iter().any(|id| {
+            common::cgroup_dirs(id).iter().any(|dir| {
+                std::fs::read_to_string(dir.join("cgroup.procs"))
+                    .is_ok_and(|p| !p.trim().is_empty())
+            })
+        }) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "killed containers linger"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    });
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         let now = ok(&d, &["ps", "-a", "--format", "{{.Names}} {{.State}}"]);

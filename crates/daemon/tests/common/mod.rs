@@ -80,9 +80,15 @@ impl Daemon {
     /// Kills berthd with SIGKILL (no cleanup at all) and starts a new one on the same
     /// socket, data root and exec root.
     pub fn crash_and_restart(&mut self) {
+        self.crash_then(|_| {});
+    }
+
+    /// Like [`Daemon::crash_and_restart`], running `while_down` between the two.
+    pub fn crash_then(&mut self, while_down: impl FnOnce(&Daemon)) {
         let mut child = self.child.take().unwrap();
         child.kill().unwrap();
         child.wait().unwrap();
+        while_down(self);
         self.child = Some(self.spawn().spawn().unwrap());
         let deadline = Instant::now() + Duration::from_secs(10);
         while UnixStream::connect(self.socket()).is_err() {
