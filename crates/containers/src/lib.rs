@@ -686,8 +686,19 @@ impl ContainerService {
 
     /// Kills and deletes a container whose shim is gone.
     fn reap_orphan(&self, id: &str) {
-        if let Ok(c) = self.runtime_container(id) {
-            let _ = c.delete(true);
+        let Ok(c) = self.runtime_container(id) else {
+            return;
+        };
+        if let Err(e) = c.delete(true) {
+            // Its processes are gone (or going): drop the runtime's record of it anyway,
+            // or the id could never be created again.
+            tracing::warn!(
+                container = id,
+                "remove the runtime state of a dead container: {e}"
+            );
+            if let Ok(root) = berth_runtime::StateRoot::open(self.runtime_root()) {
+                let _ = root.remove(id);
+            }
         }
     }
 
@@ -900,19 +911,20 @@ impl ContainerService {
         self.drop_execs(&rec.id);
         let _ = std::fs::remove_dir_all(self.run_dir(&rec.id));
         let _ = std::fs::remove_dir_all(self.data_dir(&rec.id));
+        // Noted before the record goes: a waiter that finds it gone must find the code.
+        {
+            let mut removed = self.removed_exits.lock().expect("not poisoned");
+            if removed.len() >= 1024 {
+                removed.clear();
+            }
+            // The exit code as a forced removal leaves it, not the one seen before.
+            removed.insert(rec.id.clone(), self.lookup_exit_after_removal(&rec));
+        }
         self.db.write(|tx| -> Result<()> {
             tx.delete(&CONTAINERS, &rec.id)?;
             tx.delete(&NAMES, &rec.name)?;
             Ok(())
         })?;
-        let mut removed = self.removed_exits.lock().expect("not poisoned");
-        if removed.len() >= 1024 {
-            removed.clear();
-        }
-        // The exit code as a forced removal leaves it, not the one seen before.
-        let code = self.lookup_exit_after_removal(&rec);
-        removed.insert(rec.id.clone(), code);
-        drop(removed);
         self.changes.bump();
         Ok(())
     }
