@@ -295,10 +295,10 @@ impl ContainerService {
             return Ok(rec);
         } else {
             let live = self.runtime_container(&rec.id).map(|c| c.status());
+            // Nobody holds its stdio or will record its exit: end it, as containerd does
+            // when a shim dies, and drop what the runtime kept of it (its cgroup too).
+            self.reap_orphan(&rec.id);
             if live.is_ok_and(|s| s != berth_runtime::Status::Stopped) {
-                // Nobody holds its stdio or will record its exit: end it, as containerd
-                // does when a shim dies.
-                self.reap_orphan(&rec.id);
                 rec.state.exit_code = 137;
                 rec.state.error = "the container's shim died".into();
             } else {
@@ -909,6 +909,8 @@ impl ContainerService {
         }
         self.unmount_rootfs(&rec.id);
         self.drop_execs(&rec.id);
+        // Normally gone with its shim; a shim that died leaves it (and the cgroup).
+        self.reap_orphan(&rec.id);
         let _ = std::fs::remove_dir_all(self.run_dir(&rec.id));
         let _ = std::fs::remove_dir_all(self.data_dir(&rec.id));
         // Noted before the record goes: a waiter that finds it gone must find the code.

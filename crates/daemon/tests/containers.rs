@@ -1062,9 +1062,14 @@ fn restart_policies_and_back_at_boot() {
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+    let ids = d.container_ids();
     ok(
         &d,
         &["rm", "-f", "flaky", "always", "keep", "stopped", "never"],
     );
+    // Containers whose shim died leave no cgroup behind either.
+    for id in ids {
+        assert!(common::cgroup_dirs(&id).is_empty(), "cgroup of {id} left");
+    }
     assert_clean(&d);
 }
