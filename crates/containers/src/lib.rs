@@ -687,6 +687,11 @@ impl ContainerService {
     /// Kills and deletes a container whose shim is gone.
     fn reap_orphan(&self, id: &str) {
         let Ok(c) = self.runtime_container(id) else {
+            // A create that failed half-way can leave a state directory without a record;
+            // no shim owns it (callers make sure of that), and it would block the id.
+            if let Ok(root) = berth_runtime::StateRoot::open(self.runtime_root()) {
+                let _ = root.remove(id);
+            }
             return;
         };
         if let Err(e) = c.delete(true) {
