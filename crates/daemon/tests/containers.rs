@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{assert_clean, daemon_with_busybox, docker, err, out};
+use common::{assert_clean, daemon_with_busybox, docker, docker_ok, err, out};
 
 #[test]
 fn run_detached_then_logs_wait_inspect_rm() {
@@ -313,11 +313,7 @@ fn restart_rename_pause_top_update_and_prune() {
     let Some(d) = daemon_with_busybox() else {
         return;
     };
-    let ok = |args: &[&str]| {
-        let o = docker(&d, args).unwrap();
-        assert!(o.status.success(), "docker {args:?}: {}", err(&o));
-        out(&o)
-    };
+    let ok = |args: &[&str]| docker_ok(&d, args);
     let fails = |args: &[&str]| {
         let o = docker(&d, args).unwrap();
         assert!(!o.status.success(), "docker {args:?} succeeded");
@@ -469,11 +465,7 @@ fn logs_follow_filter_by_time_and_rotate() {
     let Some(d) = daemon_with_busybox() else {
         return;
     };
-    let ok = |args: &[&str]| {
-        let o = docker(&d, args).unwrap();
-        assert!(o.status.success(), "docker {args:?}: {}", err(&o));
-        out(&o)
-    };
+    let ok = |args: &[&str]| docker_ok(&d, args);
     // -f streams lines as they are written and ends when the container does.
     ok(&[
         "run",
@@ -573,11 +565,7 @@ fn containers_outlive_a_berthd_crash() {
     let Some(mut d) = daemon_with_busybox() else {
         return;
     };
-    let ok = |d: &common::Daemon, args: &[&str]| {
-        let o = docker(d, args).unwrap();
-        assert!(o.status.success(), "docker {args:?}: {}", err(&o));
-        out(&o)
-    };
+    let ok = docker_ok;
     ok(
         &d,
         &[
@@ -892,11 +880,7 @@ fn restart_policies_and_back_at_boot() {
     let Some(mut d) = daemon_with_busybox() else {
         return;
     };
-    let ok = |d: &common::Daemon, args: &[&str]| {
-        let o = docker(d, args).unwrap();
-        assert!(o.status.success(), "docker {args:?}: {}", err(&o));
-        out(&o)
-    };
+    let ok = docker_ok;
     let status = |d: &common::Daemon, name: &str| {
         ok(
             d,

@@ -309,6 +309,13 @@ pub fn assert_clean(d: &Daemon) {
     }
 }
 
+/// The docker CLI, which must succeed; returns its trimmed stdout.
+pub fn docker_ok(d: &Daemon, args: &[&str]) -> String {
+    let o = docker(d, args).expect("the docker CLI is installed");
+    assert!(o.status.success(), "docker {args:?}: {}", err(&o));
+    out(&o)
+}
+
 /// The docker CLI with `input` on its stdin.
 pub fn docker_with_input(d: &Daemon, args: &[&str], input: &[u8]) -> Option<Output> {
     if Command::new("docker").arg("--version").output().is_err() {
