@@ -615,6 +615,27 @@ fn resizer(c: &Client, path: String) -> Box<dyn Fn(u16, u16) + Send> {
     })
 }
 
+/// Runs a hijacked session at this terminal: raw mode when both ends are terminals, the
+/// detach keys noticed here for a terminal (as the docker CLI does), and the window size
+/// kept in sync through `resize_path`.
+fn terminal_session(
+    c: &Client,
+    hijack: crate::client::Hijacked,
+    stdin: bool,
+    tty: bool,
+    keys_flag: &Option<String>,
+    resize_path: String,
+) -> Result<Ended, CliError> {
+    let keys = if tty {
+        detach_keys(keys_flag)?
+    } else {
+        Vec::new()
+    };
+    let _raw = (tty && stdin && stream::stdin_is_terminal()).then(stream::RawMode::enter);
+    let resize = tty.then(|| resizer(c, resize_path));
+    stream::run(hijack, stdin, keys, resize).map_err(|e| CliError::new(format!("berth: {e}")))
+}
+
 /// `run`: create, attach, wait, start; the exit code is the container's.
 pub fn run(c: &Client, a: RunArgs) -> CmdResult {
     let id = create(c, &a, !a.detach)?;
@@ -624,7 +645,8 @@ pub fn run(c: &Client, a: RunArgs) -> CmdResult {
         println!("{id}");
         return Ok(0);
     }
-    let keys = detach_keys(&a.detach_keys)?;
+    // Checked before anything is attached or started.
+    detach_keys(&a.detach_keys)?;
     let stdin = a.interactive;
     let hijack = c
         .hijack(
@@ -649,14 +671,14 @@ pub fn run(c: &Client, a: RunArgs) -> CmdResult {
     if let Err(e) = c.post(&format!("/containers/{id}/start"), None) {
         return Err(run_error(e));
     }
-    let raw = a.tty && stdin && stream::stdin_is_terminal();
-    let _raw_mode = raw.then(stream::RawMode::enter);
-    let resize = a
-        .tty
-        .then(|| resizer(c, format!("/containers/{id}/resize")));
-    let ended = stream::run(hijack, stdin, if a.tty { keys } else { Vec::new() }, resize)
-        .map_err(|e| CliError::new(format!("berth: {e}")))?;
-    drop(_raw_mode);
+    let ended = terminal_session(
+        c,
+        hijack,
+        stdin,
+        a.tty,
+        &a.detach_keys,
+        format!("/containers/{id}/resize"),
+    )?;
     if ended == Ended::Detached {
         return Ok(0);
     }
@@ -696,16 +718,14 @@ pub fn start(c: &Client, a: StartArgs) -> CmdResult {
             &[],
         )?;
         c.post(&format!("/containers/{id}/start"), None)?;
-        let _raw =
-            (tty && a.interactive && stream::stdin_is_terminal()).then(stream::RawMode::enter);
-        let keys = if tty {
-            detach_keys(&a.detach_keys)?
-        } else {
-            Vec::new()
-        };
-        let resize = tty.then(|| resizer(c, format!("/containers/{id}/resize")));
-        let ended = stream::run(hijack, a.interactive, keys, resize)
-            .map_err(|e| CliError::new(e.to_string()))?;
+        let ended = terminal_session(
+            c,
+            hijack,
+            a.interactive,
+            tty,
+            &a.detach_keys,
+            format!("/containers/{id}/resize"),
+        )?;
         if ended == Ended::Detached {
             return Ok(0);
         }
@@ -1082,16 +1102,14 @@ pub fn exec(c: &Client, a: ExecArgs) -> CmdResult {
     }
     let start = json!({"Detach": false, "Tty": a.tty, "ConsoleSize": console.map(|(h, w)| [h, w])});
     let hijack = c.hijack(&format!("/exec/{exec_id}/start"), Some(&start))?;
-    let _raw = (a.tty && a.interactive && stream::stdin_is_terminal()).then(stream::RawMode::enter);
-    let keys = if a.tty {
-        detach_keys(&a.detach_keys)?
-    } else {
-        Vec::new()
-    };
-    let resize = a.tty.then(|| resizer(c, format!("/exec/{exec_id}/resize")));
-    let ended = stream::run(hijack, a.interactive, keys, resize)
-        .map_err(|e| CliError::new(e.to_string()))?;
-    drop(_raw);
+    let ended = terminal_session(
+        c,
+        hijack,
+        a.interactive,
+        a.tty,
+        &a.detach_keys,
+        format!("/exec/{exec_id}/resize"),
+    )?;
     if ended == Ended::Detached {
         return Ok(0);
     }
@@ -1119,15 +1137,14 @@ pub fn attach(c: &Client, a: AttachArgs) -> CmdResult {
         ),
         None,
     )?;
-    let _raw = (tty && stdin && stream::stdin_is_terminal()).then(stream::RawMode::enter);
-    let keys = if tty {
-        detach_keys(&a.detach_keys)?
-    } else {
-        Vec::new()
-    };
-    let resize = tty.then(|| resizer(c, format!("/containers/{id}/resize")));
-    let ended =
-        stream::run(hijack, stdin, keys, resize).map_err(|e| CliError::new(e.to_string()))?;
+    let ended = terminal_session(
+        c,
+        hijack,
+        stdin,
+        tty,
+        &a.detach_keys,
+        format!("/containers/{id}/resize"),
+    )?;
     if ended == Ended::Detached {
         return Ok(0);
     }

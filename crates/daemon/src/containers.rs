@@ -250,11 +250,8 @@ impl ContainerBackend for Containers {
             (Some(r), Some(stream)) => {
                 let io = ProcessIo {
                     stream,
-                    // An exec's stdin closes with the client's input, terminal or not.
-                    stdin: r.stdin.then(|| StdinCodec {
-                        frame: berth_types::shim::stdin_frame,
-                        end: (!tty).then(|| berth_types::shim::stdin_frame(b"")),
-                    }),
+                    // An exec's stdin is attached once: it closes with the client's input.
+                    stdin: stdin_codec(&r, true, tty),
                 };
                 Ok(Some((io, session(start_tty, &r.detach_keys, Vec::new())?)))
             }
