@@ -7,7 +7,7 @@
 //! **Owns:** `data-root/containers/<id>/` (upper and work dirs, hostname, hosts,
 //! resolv.conf, log) and `exec-root/containers/<id>/` (bundle, rootfs mount point, shim
 //! sockets, exit record); the `containers` and `container_names` tables.
-//! **Does not:** know HTTP, pull images, or set up networks beyond the namespace.
+//! **Does not:** know HTTP or pull images; networks are `berth-network`'s, joined here.
 
 mod attach;
 pub mod changes;
@@ -20,6 +20,7 @@ mod logs;
 mod monitor;
 mod mounts;
 mod names;
+mod netconf;
 mod ops;
 mod restart;
 mod seccomp;
@@ -89,6 +90,10 @@ pub struct ContainerRecord {
     /// Restart policy bookkeeping.
     #[serde(default)]
     pub restart: restart::RestartState,
+    /// `NetworkingConfig.EndpointsConfig` as sent at create: per network, the address,
+    /// aliases and MAC address asked for.
+    #[serde(default)]
+    pub networking: Value,
 }
 
 const CONTAINERS: Table<ContainerRecord> = Table::new("containers");
@@ -101,6 +106,7 @@ pub struct ContainerService {
     images: ImageStore,
     content: Store,
     snapshots: Snapshotter,
+    network: berth_network::NetworkService,
     data_root: PathBuf,
     exec_root: PathBuf,
     shim: PathBuf,
@@ -114,15 +120,36 @@ pub struct ContainerService {
     changes: Arc<Changes>,
     /// The static init binary `--init` mounts (tini).
     init_path: Option<PathBuf>,
-    /// Containers being started now: one start at a time per container (a restart by the
-    /// policy and one at berthd's start, or two clients, must not run over each other).
-    starting: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    /// Containers being started, or having an exit recorded, now, with the thread doing
+    /// it: one at a time per container (a restart by the policy and one at berthd's
+    /// start, or two clients, must not run over each other, and the network of an exited
+    /// run is released before a new run can set up its own).
+    starting: Arc<std::sync::Mutex<std::collections::HashMap<String, std::thread::ThreadId>>>,
+}
+
+/// Where a starting container's network namespace and /etc files are.
+struct NetPlan {
+    /// The namespace to join; `None` for the host's.
+    netns: Option<PathBuf>,
+    hostname: PathBuf,
+    hosts: PathBuf,
+    resolv: PathBuf,
 }
 
 /// Holds a container's place in `starting` until dropped.
 struct StartGuard<'a> {
-    set: &'a std::sync::Mutex<std::collections::HashSet<String>>,
+    set: &'a std::sync::Mutex<std::collections::HashMap<String, std::thread::ThreadId>>,
     id: String,
+}
+
+/// What [`ContainerService::claim_slot`] found.
+enum Slot<'a> {
+    /// Ours until dropped.
+    Claimed(StartGuard<'a>),
+    /// This thread holds it already (a start that refreshes its own record).
+    Ours,
+    /// Another thread holds it.
+    Busy,
 }
 
 impl Drop for StartGuard<'_> {
@@ -160,13 +187,7 @@ impl Changes {
 }
 
 fn random_hex(bytes: usize) -> Result<String> {
-    let mut buf = vec![0u8; bytes];
-    std::io::Read::read_exact(
-        &mut std::fs::File::open("/dev/urandom").map_err(internal)?,
-        &mut buf,
-    )
-    .map_err(internal)?;
-    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+    berth_types::id::random_hex(bytes).map_err(internal)
 }
 
 fn internal(e: impl std::fmt::Display) -> Error {
@@ -179,6 +200,7 @@ impl ContainerService {
         db: Arc<Db>,
         images: ImageStore,
         content: Store,
+        network: berth_network::NetworkService,
         data_root: &Path,
         exec_root: &Path,
         shim: PathBuf,
@@ -189,6 +211,7 @@ impl ContainerService {
             images,
             content,
             snapshots,
+            network,
             data_root: data_root.into(),
             exec_root: exec_root.into(),
             shim,
@@ -311,6 +334,19 @@ impl ContainerService {
         }
         rec.state.pid = 0;
         self.unmount_rootfs(&rec.id);
+        // The network goes before the exit is seen (`docker stop` then `run -p` of the
+        // same port must work), and before a new run can make its own.
+        let slot = self.wait_for_slot(&rec.id);
+        let still_this_run = self
+            .db
+            .read(|tx| tx.get(&CONTAINERS, &rec.id))?
+            .is_some_and(|r| {
+                matches!(r.state.status.as_str(), "running" | "paused")
+                    && r.state.started_at == rec.state.started_at
+            });
+        if still_this_run {
+            self.network.release(&rec.id);
+        }
         // Recorded once: concurrent refreshes (the exit monitor, a waiter, a `ps`) race
         // here, and only the one that still finds the run it saw records the exit and
         // acts on it (restart policy, auto-remove).
@@ -325,6 +361,7 @@ impl ContainerService {
                 recorded = true;
             }
         })?;
+        drop(slot);
         if !recorded {
             return Ok(rec);
         }
@@ -356,12 +393,22 @@ impl ContainerService {
         let image = self.images.inspect(image_name)?;
         let image_id = image["Id"].as_str().unwrap_or_default().to_string();
         let id = random_hex(32)?;
-        let config = merge_config(&image["Config"], body, &id, image_name);
+        let mut config = merge_config(&image["Config"], body, &id, image_name);
+        let hostname_given = body["Hostname"].as_str().is_some_and(|h| !h.is_empty());
+        if netconf::mode(&body["HostConfig"]) == netconf::Mode::Host && !hostname_given {
+            // On the host's network a container carries the host's name, as in Docker.
+            let uname = rustix::system::uname();
+            config["Hostname"] = json!(uname.nodename().to_string_lossy());
+        }
         spec::argv(&config)?;
         spec::capabilities(&body["HostConfig"])?;
         LogConfig::for_container(&body["HostConfig"], &self.log_defaults)?;
         mounts::from_host_config(&body["HostConfig"])?;
         restart::validate(&body["HostConfig"])?;
+        netconf::validate(&self.network, &config, &body["HostConfig"])?;
+        if let netconf::Mode::Container(other) = netconf::mode(&body["HostConfig"]) {
+            self.lookup(&other)?;
+        }
         let diff_ids: Vec<String> = image["RootFS"]["Layers"]
             .as_array()
             .map(|a| {
@@ -393,6 +440,7 @@ impl ContainerService {
                 ..Default::default()
             },
             restart: Default::default(),
+            networking: body["NetworkingConfig"]["EndpointsConfig"].clone(),
         };
         let wanted = name
             .filter(|n| !n.is_empty())
@@ -488,17 +536,98 @@ impl ContainerService {
         let _ = berth_runtime::sys::umount2(&target, libc::MNT_DETACH);
     }
 
-    fn write_etc_files(&self, rec: &ContainerRecord) -> Result<()> {
-        let dir = self.data_dir(&rec.id);
+    /// Puts the container on its network (a prepared namespace with its veths, another
+    /// container's namespace, or the host's) and writes the /etc files it will see.
+    fn join_network(&self, rec: &ContainerRecord) -> Result<NetPlan> {
+        let data = self.data_dir(&rec.id);
+        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let mut plan = NetPlan {
+            netns: None,
+            hostname: data.join("hostname"),
+            hosts: data.join("hosts"),
+            resolv: data.join("resolv.conf"),
+        };
+        let (hosts, resolv) = match netconf::mode(&rec.host_config) {
+            netconf::Mode::Container(other) => {
+                let o = self.get(&other)?;
+                if o.state.status != "running" && o.state.status != "paused" {
+                    return Err(Error::Conflict(format!(
+                        "cannot join network namespace of a non running container: {}",
+                        o.id
+                    )));
+                }
+                let od = self.data_dir(&o.id);
+                return Ok(NetPlan {
+                    netns: Some(PathBuf::from(format!("/proc/{}/ns/net", o.state.pid))),
+                    hostname: od.join("hostname"),
+                    hosts: od.join("hosts"),
+                    resolv: od.join("resolv.conf"),
+                });
+            }
+            netconf::Mode::Host => {
+                let mut hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+                hosts.push_str(
+                    &netconf::hosts_file(rec, None, self.default_gateway())?
+                        .lines()
+                        .skip(6)
+                        .map(|l| format!("{l}\n"))
+                        .collect::<String>(),
+                );
+                let resolv = if rec.host_config["Dns"]
+                    .as_array()
+                    .is_some_and(|d| !d.is_empty())
+                {
+                    netconf::resolv_conf(&host_resolv, &rec.host_config)
+                } else {
+                    host_resolv
+                };
+                (hosts, resolv)
+            }
+            netconf::Mode::Loopback => {
+                let sb = self
+                    .network
+                    .prepare(&rec.id, &[], &[])
+                    .map_err(netconf::net_error)?;
+                plan.netns = Some(sb.netns);
+                (
+                    netconf::hosts_file(rec, None, self.default_gateway())?,
+                    netconf::resolv_conf(&host_resolv, &rec.host_config),
+                )
+            }
+            netconf::Mode::Network(name) => {
+                let wanted = netconf::attachment(rec, &name)?;
+                let ports = netconf::port_requests(&rec.config, &rec.host_config)?;
+                let sb = self
+                    .network
+                    .prepare(&rec.id, &[wanted], &ports)
+                    .map_err(netconf::net_error)?;
+                let ip = sb.endpoints.first().map(|(_, e)| e.ip);
+                plan.netns = Some(sb.netns);
+                (
+                    netconf::hosts_file(rec, ip, self.default_gateway())?,
+                    netconf::resolv_conf(&host_resolv, &rec.host_config),
+                )
+            }
+        };
         let hostname = rec.config["Hostname"].as_str().unwrap_or("");
-        std::fs::write(dir.join("hostname"), format!("{hostname}\n")).map_err(internal)?;
-        let hosts = format!(
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
-        );
-        std::fs::write(dir.join("hosts"), hosts).map_err(internal)?;
-        let resolv = std::fs::read("/etc/resolv.conf").unwrap_or_default();
-        std::fs::write(dir.join("resolv.conf"), resolv).map_err(internal)?;
-        Ok(())
+        std::fs::write(&plan.hostname, format!("{hostname}\n")).map_err(internal)?;
+        std::fs::write(&plan.hosts, hosts).map_err(internal)?;
+        std::fs::write(&plan.resolv, resolv).map_err(internal)?;
+        Ok(plan)
+    }
+
+    /// The default bridge's gateway, what `host-gateway` stands for.
+    fn default_gateway(&self) -> Option<std::net::Ipv4Addr> {
+        self.network.get("bridge").ok().and_then(|n| n.gateway)
+    }
+
+    /// The network of a container as the views show it.
+    fn live_network(&self, rec: &ContainerRecord) -> netconf::Live {
+        let endpoints = self.network.endpoints_of(&rec.id).unwrap_or_default();
+        let sandbox = matches!(rec.state.status.as_str(), "running" | "paused")
+            .then(|| self.network.sandbox_path(&rec.id))
+            .filter(|p| p.exists());
+        netconf::Live { sandbox, endpoints }
     }
 
     /// `POST /containers/{id}/start`: rootfs, bundle, shim, then the runtime's start.
@@ -517,6 +646,33 @@ impl ContainerService {
         self.start_inner(&rec.id, before_start)
     }
 
+    /// Takes the container's start slot if free.
+    fn claim_slot(&self, id: &str) -> Slot<'_> {
+        let me = std::thread::current().id();
+        let mut set = self.starting.lock().expect("not poisoned");
+        match set.get(id) {
+            Some(t) if *t == me => Slot::Ours,
+            Some(_) => Slot::Busy,
+            None => {
+                set.insert(id.to_string(), me);
+                Slot::Claimed(StartGuard {
+                    set: &self.starting,
+                    id: id.to_string(),
+                })
+            }
+        }
+    }
+
+    /// Waits for the container's start slot (starts are short).
+    fn wait_for_slot(&self, id: &str) -> Slot<'_> {
+        loop {
+            match self.claim_slot(id) {
+                Slot::Busy => std::thread::sleep(Duration::from_millis(2)),
+                slot => return slot,
+            }
+        }
+    }
+
     /// A start by the restart policy: keeps the restart count.
     pub(crate) fn start_by_policy(&self, id: &str) -> Result<()> {
         self.start_inner(id, &mut |_| {})
@@ -524,18 +680,9 @@ impl ContainerService {
 
     fn start_inner(&self, name: &str, before_start: &mut dyn FnMut(&str)) -> Result<()> {
         let id = self.lookup(name)?.id;
-        if !self
-            .starting
-            .lock()
-            .expect("not poisoned")
-            .insert(id.clone())
-        {
+        let Slot::Claimed(_guard) = self.claim_slot(&id) else {
             // Another start of it is under way; it will be running in a moment.
             return Ok(());
-        }
-        let _guard = StartGuard {
-            set: &self.starting,
-            id,
         };
         let mut rec = self.get(name)?;
         if rec.state.status == "running" || rec.state.status == "paused" {
@@ -545,6 +692,7 @@ impl ContainerService {
         let result = self.launch(&mut rec, before_start);
         if let Err(e) = &result {
             self.unmount_rootfs(&id);
+            self.network.release(&id);
             let message = e.to_string();
             let _ = self.modify(&id, |r| r.state.error = message);
             // `--rm` also covers a container that never ran (the docker CLI waits for it).
@@ -570,7 +718,7 @@ impl ContainerService {
         for sub in ["diff", "work"] {
             std::fs::create_dir_all(self.data_dir(&id).join(sub)).map_err(internal)?;
         }
-        self.write_etc_files(rec)?;
+        let net = self.join_network(rec)?;
         // `-v /host/dir:...` makes a missing host directory, as Docker does.
         for m in mounts::from_host_config(&rec.host_config)? {
             if m.create_source && !Path::new(&m.source).exists() {
@@ -580,13 +728,13 @@ impl ContainerService {
             }
         }
         let rootfs = self.mount_rootfs(rec)?;
-        let data = self.data_dir(&id);
         let paths = spec::Paths {
             rootfs: &rootfs,
-            hostname: &data.join("hostname"),
-            hosts: &data.join("hosts"),
-            resolv: &data.join("resolv.conf"),
+            hostname: &net.hostname,
+            hosts: &net.hosts,
+            resolv: &net.resolv,
             init: self.init_path.as_deref(),
+            netns: net.netns.as_deref(),
         };
         let oci = spec::generate(&rec.config, &rec.host_config, &paths)?;
         std::fs::write(
@@ -747,7 +895,16 @@ impl ContainerService {
                 }
             }
         }
-        Ok(())
+        let running: std::collections::HashSet<String> = self
+            .db
+            .read(|tx| tx.list(&CONTAINERS))?
+            .into_iter()
+            .filter(|(_, r)| matches!(r.state.status.as_str(), "running" | "paused"))
+            .map(|(id, _)| id)
+            .collect();
+        self.network
+            .reconcile(&|id| running.contains(id))
+            .map_err(netconf::net_error)
     }
 
     /// The runtime's view of a live container.
@@ -913,6 +1070,7 @@ impl ContainerService {
             self.wait(&rec.id, Some(Duration::from_secs(10)))?;
         }
         self.unmount_rootfs(&rec.id);
+        self.network.release(&rec.id);
         self.drop_execs(&rec.id);
         // Normally gone with its shim; a shim that died leaves it (and the cgroup).
         self.reap_orphan(&rec.id);
@@ -977,6 +1135,7 @@ impl ContainerService {
         size: bool,
     ) -> Result<Vec<Value>> {
         let recs = self.all()?;
+        let networks = self.network.list().map_err(netconf::net_error)?;
         let lookup = |name: &str| -> Result<String> {
             self.lookup(name)
                 .map(|r| r.created)
@@ -1001,7 +1160,7 @@ impl ContainerService {
         Ok(shown
             .into_iter()
             .map(|r| {
-                let mut v = view::summary(r);
+                let mut v = view::summary(r, &self.live_network(r), &networks);
                 if size {
                     let rw = ops::dir_size(&self.data_dir(&r.id).join("diff"));
                     let image = self
@@ -1021,11 +1180,10 @@ impl ContainerService {
     /// `GET /containers/{id}/json`.
     pub fn inspect(&self, name: &str) -> Result<Value> {
         let rec = self.get(name)?;
-        Ok(view::inspect(
-            &rec,
-            &self.log_path(&rec.id),
-            &self.data_dir(&rec.id),
-        ))
+        let networks = self.network.list().map_err(netconf::net_error)?;
+        let mut v = view::inspect(&rec, &self.log_path(&rec.id), &self.data_dir(&rec.id));
+        v["NetworkSettings"] = netconf::settings(&rec, &self.live_network(&rec), &networks);
+        Ok(v)
     }
 
     /// `GET /containers/{id}/logs` as one buffer of Docker stream frames, and whether the

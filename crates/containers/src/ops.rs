@@ -186,7 +186,7 @@ impl ContainerService {
             if rec.state.status == "running" || rec.state.status == "paused" {
                 continue;
             }
-            if keep(&crate::view::summary(&rec)) {
+            if keep(&crate::view::summary(&rec, &Default::default(), &[])) {
                 continue;
             }
             let size = dir_size(&self.data_dir(&rec.id).join("diff"));

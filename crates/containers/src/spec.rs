@@ -99,6 +99,8 @@ pub struct Paths<'a> {
     pub hosts: &'a Path,
     /// File bind-mounted as /etc/resolv.conf.
     pub resolv: &'a Path,
+    /// The network namespace to join; `None` shares the host's.
+    pub netns: Option<&'a Path>,
     /// The init binary (a static tini) for `--init`, if the daemon has one.
     pub init: Option<&'a Path>,
 }
@@ -386,8 +388,10 @@ pub fn generate(config: &Value, host: &Value, paths: &Paths<'_>) -> Result<Value
         json!({"type": "ipc"}),
         json!({"type": "uts"}),
         json!({"type": "mount"}),
-        json!({"type": "network"}),
     ];
+    if let Some(netns) = paths.netns {
+        namespaces.push(json!({"type": "network", "path": netns}));
+    }
     if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
         namespaces.push(json!({"type": "cgroup"}));
     }

@@ -44,7 +44,12 @@ fn command(rec: &ContainerRecord) -> String {
 }
 
 /// `GET /containers/json` item.
-pub fn summary(rec: &ContainerRecord) -> Value {
+pub fn summary(
+    rec: &ContainerRecord,
+    net: &crate::netconf::Live,
+    networks: &[berth_network::NetworkRecord],
+) -> Value {
+    let settings = crate::netconf::settings(rec, net, networks);
     json!({
         "Id": rec.id,
         "Names": [format!("/{}", rec.name)],
@@ -52,12 +57,12 @@ pub fn summary(rec: &ContainerRecord) -> Value {
         "ImageID": rec.image_id,
         "Command": command(rec),
         "Created": berth_types::time::parse_rfc3339_seconds(&rec.created).unwrap_or(0),
-        "Ports": [],
+        "Ports": crate::netconf::summary_ports(rec, net),
         "Labels": rec.config["Labels"],
         "State": rec.state.status,
         "Status": status_text(rec),
         "HostConfig": {"NetworkMode": rec.host_config["NetworkMode"].as_str().unwrap_or("default")},
-        "NetworkSettings": {"Networks": {}},
+        "NetworkSettings": {"Networks": settings["Networks"]},
         "Mounts": mounts(rec)
     })
 }
@@ -109,7 +114,6 @@ pub fn inspect(rec: &ContainerRecord, log: &Path, data_dir: &Path) -> Value {
         "GraphDriver": {"Name": "overlay2", "Data": {
             "UpperDir": data_dir.join("diff"), "WorkDir": data_dir.join("work")}},
         "Mounts": mounts(rec),
-        "Config": rec.config,
-        "NetworkSettings": {"Bridge": "", "SandboxID": "", "Ports": {}, "Networks": {}}
+        "Config": rec.config
     })
 }

@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
 /// berthd's flags (the fixed contract of DESIGN.md).
-#[derive(clap::Parser, Debug)]
+#[derive(clap::Parser, Debug, Default)]
 #[command(name = "berthd", version, about = "The Berth container engine daemon")]
 pub struct Flags {
     /// Socket to listen on, unix:///path (repeatable)
@@ -28,6 +28,12 @@ pub struct Flags {
     /// Log level: error, warn, info, debug, trace
     #[arg(short = 'l', long = "log-level")]
     pub log_level: Option<String>,
+    /// The default bridge device (made if missing)
+    #[arg(short = 'b', long = "bridge")]
+    pub bridge: Option<String>,
+    /// The default bridge's address and prefix, e.g. 172.17.0.1/16
+    #[arg(long = "bip")]
+    pub bip: Option<String>,
 }
 
 /// The config file's keys, named as in Docker's daemon.json.
@@ -42,6 +48,8 @@ struct FileConfig {
     log_driver: Option<String>,
     log_opts: Option<std::collections::BTreeMap<String, String>>,
     init_path: Option<PathBuf>,
+    bridge: Option<String>,
+    bip: Option<String>,
 }
 
 /// The resolved settings.
@@ -63,6 +71,8 @@ pub struct Config {
     /// The static init binary for `--init`: daemon.json `init-path`, else the first of
     /// Debian's tini-static and docker-init that exists.
     pub init_path: Option<PathBuf>,
+    /// Networking: the default bridge, its address, and the nftables table Berth owns.
+    pub network: berth_network::Config,
 }
 
 const DEFAULT_CONFIG_FILE: &str = "/etc/berth/daemon.json";
@@ -92,7 +102,26 @@ impl Config {
         } else {
             hosts.iter().map(|h| parse_host(h)).collect::<Result<_>>()?
         };
+        let bridge = flags
+            .bridge
+            .or(file.bridge)
+            .unwrap_or_else(|| "berth0".into());
+        if bridge.is_empty() || bridge.len() > 15 || bridge.contains(['/', ' ']) {
+            bail!("invalid bridge name {bridge:?}: at most 15 characters, no '/' or spaces");
+        }
+        let bip = flags.bip.or(file.bip);
+        if let Some(b) = &bip {
+            b.parse::<berth_network::Subnet>()
+                .map_err(|e| anyhow::anyhow!("--bip: {e}"))?;
+        }
+        // One table per default bridge, so that daemons side by side (tests) keep apart.
+        let table = if bridge == "berth0" {
+            "berth".to_string()
+        } else {
+            format!("berth_{}", bridge.replace(['-', '.'], "_"))
+        };
         Ok(Config {
+            network: berth_network::Config { bridge, bip, table },
             hosts,
             data_root: flags
                 .data_root
@@ -181,12 +210,9 @@ mod tests {
         )
         .unwrap();
         let flags = Flags {
-            hosts: vec![],
             data_root: Some("/flag".into()),
-            exec_root: None,
-            pidfile: None,
             config_file: Some(f.clone()),
-            log_level: None,
+            ..Default::default()
         };
         let c = Config::load(flags).unwrap();
         assert_eq!(c.data_root, PathBuf::from("/flag"));
@@ -194,13 +220,24 @@ mod tests {
         assert_eq!(c.hosts, vec![PathBuf::from("/s.sock")]);
         std::fs::write(&f, r#"{"no-such-key": 1}"#).unwrap();
         let flags = Flags {
-            hosts: vec![],
-            data_root: None,
-            exec_root: None,
-            pidfile: None,
-            config_file: Some(f),
-            log_level: None,
+            config_file: Some(f.clone()),
+            ..Default::default()
         };
         assert!(format!("{:#}", Config::load(flags).unwrap_err()).contains("no-such-key"));
+        std::fs::write(&f, r#"{"bridge": "br-x", "bip": "10.99.0.1/24"}"#).unwrap();
+        let flags = Flags {
+            config_file: Some(f.clone()),
+            ..Default::default()
+        };
+        let c = Config::load(flags).unwrap();
+        assert_eq!(c.network.bridge, "br-x");
+        assert_eq!(c.network.table, "berth_br_x");
+        assert_eq!(c.network.bip.as_deref(), Some("10.99.0.1/24"));
+        std::fs::write(&f, r#"{"bip": "10.99.0.1"}"#).unwrap();
+        let flags = Flags {
+            config_file: Some(f),
+            ..Default::default()
+        };
+        assert!(format!("{:#}", Config::load(flags).unwrap_err()).contains("--bip"));
     }
 }

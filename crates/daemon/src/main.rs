@@ -55,10 +55,13 @@ fn build_backends(config: &Config) -> Result<berth_api::Backends> {
     let shim = std::env::current_exe()
         .context("locate berthd")?
         .with_file_name("berth-shim");
+    let network =
+        berth_network::NetworkService::open(db.clone(), &config.exec_root, config.network.clone())?;
     let containers = berth_containers::ContainerService::new(
         db,
         images.clone(),
         content,
+        network,
         &config.data_root,
         &config.exec_root,
         shim,

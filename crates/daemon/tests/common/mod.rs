@@ -14,6 +14,15 @@ use std::time::{Duration, Instant};
 pub struct Daemon {
     pub dir: tempfile::TempDir,
     pub child: Option<Child>,
+    /// This daemon's own default bridge (its nftables table is `berth_<bridge>`).
+    pub bridge: String,
+}
+
+/// A bridge name no other test daemon on this host uses (at most 15 characters).
+fn unique_bridge() -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("bt{}x{n}", std::process::id())
 }
 
 impl Daemon {
@@ -28,7 +37,11 @@ impl Daemon {
             .prefix("berthd-test")
             .tempdir()
             .unwrap();
-        let mut d = Daemon { dir, child: None };
+        let mut d = Daemon {
+            dir,
+            child: None,
+            bridge: unique_bridge(),
+        };
         d.child = Some(d.spawn().spawn().unwrap());
         let deadline = Instant::now() + Duration::from_secs(10);
         while UnixStream::connect(d.socket()).is_err() {
@@ -48,6 +61,8 @@ impl Daemon {
             .arg(self.dir.path().join("exec"))
             .arg("--pidfile")
             .arg(self.pidfile())
+            .arg("--bridge")
+            .arg(&self.bridge)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -75,6 +90,22 @@ impl Daemon {
         let (head, body) = raw.split_once("\r\n\r\n").unwrap();
         let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
         (status, head.to_ascii_lowercase(), body.to_string())
+    }
+
+    /// POSTs a JSON body; returns (status, body).
+    pub fn post_json(&self, path: &str, body: &str) -> (u16, String) {
+        let mut s = UnixStream::connect(self.socket()).unwrap();
+        write!(
+            s,
+            "POST {path} HTTP/1.1\r\nHost: berth\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).unwrap();
+        let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+        let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+        (status, body.to_string())
     }
 
     /// Kills berthd with SIGKILL (no cleanup at all) and starts a new one on the same
@@ -144,7 +175,31 @@ impl Drop for Daemon {
             // SAFETY: umount2 with a NUL-terminated path under this test's directory.
             unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
         }
+        remove_network_leftovers(&self.bridge);
     }
+}
+
+/// Removes a test daemon's bridge, the veths still on it and its nftables table.
+pub fn remove_network_leftovers(bridge: &str) {
+    for port in bridge_ports(bridge) {
+        let _ = Command::new("ip").args(["link", "del", &port]).status();
+    }
+    let _ = Command::new("ip").args(["link", "del", bridge]).status();
+    let table = format!("berth_{bridge}");
+    let _ = Command::new("nft")
+        .args(["delete", "table", "ip", &table])
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// The veths attached to a bridge.
+pub fn bridge_ports(bridge: &str) -> Vec<String> {
+    std::fs::read_dir(format!("/sys/class/net/{bridge}/brif"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
 }
 
 impl Daemon {
@@ -267,7 +322,7 @@ pub fn daemon_with_busybox() -> Option<Daemon> {
         &d,
         &[
             "sh", "sleep", "echo", "cat", "hostname", "id", "ls", "pwd", "grep", "mount", "stty",
-            "tty", "env", "wc",
+            "tty", "env", "wc", "httpd", "wget", "nc", "ip",
         ],
     );
     let o = docker(
@@ -290,6 +345,11 @@ pub fn assert_clean(d: &Daemon) {
     assert!(
         !mountinfo.contains(d.dir.path().to_str().unwrap()),
         "a mount under the daemon's dirs is left"
+    );
+    assert_eq!(
+        bridge_ports(&d.bridge),
+        Vec::<String>::new(),
+        "a veth is left on the bridge"
     );
     let cg = std::path::Path::new("/sys/fs/cgroup/memory/berth");
     if cg.exists() {

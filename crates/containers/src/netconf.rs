@@ -1,0 +1,400 @@
+//! A container's networking as Docker configures it: the mode from `HostConfig.
+//! NetworkMode`, the networks it joins and the ports it publishes, the `/etc/hosts` and
+//! `/etc/resolv.conf` it sees, and Docker's `NetworkSettings` views.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use berth_network::{Attachment, Endpoint, NetworkRecord, NetworkService, PortRequest};
+use serde_json::{Value, json};
+
+use crate::{ContainerRecord, Error, Result};
+
+/// How a container is networked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// The host's own stack (`--network host`).
+    Host,
+    /// Only a loopback (`--network none`).
+    Loopback,
+    /// Another container's namespace (`--network container:<name|id>`).
+    Container(String),
+    /// Its own namespace on a network (the default bridge unless named).
+    Network(String),
+}
+
+pub(crate) fn mode(host: &Value) -> Mode {
+    match host["NetworkMode"].as_str().unwrap_or("") {
+        "host" => Mode::Host,
+        "none" => Mode::Loopback,
+        "" | "default" | "bridge" => Mode::Network("bridge".into()),
+        other => match other.strip_prefix("container:") {
+            Some(c) => Mode::Container(c.into()),
+            None => Mode::Network(other.into()),
+        },
+    }
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str().map(String::from))
+        .collect()
+}
+
+/// The ports a container asks to publish (none outside its own network namespace).
+pub(crate) fn port_requests(config: &Value, host: &Value) -> Result<Vec<PortRequest>> {
+    if !matches!(mode(host), Mode::Network(_)) {
+        return Ok(Vec::new());
+    }
+    berth_network::ports::requests(
+        &host["PortBindings"],
+        host["PublishAllPorts"].as_bool().unwrap_or(false),
+        &config["ExposedPorts"],
+    )
+    .map_err(Error::InvalidInput)
+}
+
+/// Checks a create request's networking before anything is stored.
+pub(crate) fn validate(net: &NetworkService, config: &Value, host: &Value) -> Result<()> {
+    if let Mode::Network(name) = mode(host) {
+        // A 400, not a 404: the docker CLI answers a 404 from create by pulling the image.
+        net.get(&name).map_err(|e| match e {
+            berth_network::Error::NotFound(_) => Error::InvalidInput(e.to_string()),
+            other => net_error(other),
+        })?;
+    }
+    let publishes = host["PortBindings"]
+        .as_object()
+        .is_some_and(|m| !m.is_empty());
+    if matches!(mode(host), Mode::Container(_)) && publishes {
+        return Err(Error::InvalidInput(
+            "conflicting options: port publishing and the container type network mode".into(),
+        ));
+    }
+    port_requests(config, host)?;
+    for h in strings(&host["ExtraHosts"]) {
+        parse_extra_host(&h, None)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn net_error(e: berth_network::Error) -> Error {
+    match e {
+        berth_network::Error::NotFound(n) => Error::NotFound(format!("network {n}")),
+        berth_network::Error::InvalidInput(m) => Error::InvalidInput(m),
+        berth_network::Error::Conflict(m) => Error::Conflict(m),
+        berth_network::Error::Internal(m) => Error::Internal(m),
+    }
+}
+
+/// What joining `network` asks for, from `NetworkingConfig.EndpointsConfig`.
+pub(crate) fn attachment(rec: &ContainerRecord, network: &str) -> Result<Attachment> {
+    let endpoints = &rec.networking;
+    let cfg = endpoints
+        .get(network)
+        .or_else(|| {
+            (network == "bridge")
+                .then(|| endpoints.get("default"))
+                .flatten()
+        })
+        .cloned()
+        .unwrap_or(Value::Null);
+    let ip = match cfg["IPAMConfig"]["IPv4Address"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+    {
+        Some(s) => Some(
+            s.parse::<Ipv4Addr>()
+                .map_err(|_| Error::InvalidInput(format!("invalid IPv4 address: {s}")))?,
+        ),
+        None => None,
+    };
+    let mac = cfg["MacAddress"]
+        .as_str()
+        .or(rec.config["MacAddress"].as_str())
+        .filter(|s| !s.is_empty())
+        .map(String::from);
+    Ok(Attachment {
+        network: network.into(),
+        ip,
+        mac,
+        aliases: strings(&cfg["Aliases"]),
+    })
+}
+
+/// `--add-host name:ip` (also `name=ip`); `host-gateway` is the default bridge's gateway.
+fn parse_extra_host(s: &str, gateway: Option<Ipv4Addr>) -> Result<(String, String)> {
+    let (name, ip) = s
+        .split_once(':')
+        .or_else(|| s.split_once('='))
+        .ok_or_else(|| Error::InvalidInput(format!("invalid add-host: {s}: want name:ip")))?;
+    let ip = if ip == "host-gateway" {
+        gateway
+            .map(|g| g.to_string())
+            .unwrap_or_else(|| ip.to_string())
+    } else {
+        ip.parse::<std::net::IpAddr>()
+            .map_err(|_| Error::InvalidInput(format!("invalid IP address in add-host: {ip}")))?
+            .to_string()
+    };
+    Ok((name.to_string(), ip))
+}
+
+/// The container's `/etc/hosts`: Docker's standard lines, its own address and name, then
+/// `--add-host` entries.
+pub(crate) fn hosts_file(
+    rec: &ContainerRecord,
+    own_ip: Option<Ipv4Addr>,
+    host_gateway: Option<Ipv4Addr>,
+) -> Result<String> {
+    let hostname = rec.config["Hostname"].as_str().unwrap_or("");
+    let mut s = String::from(
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::\tip6-localnet\nff00::\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
+    );
+    for h in strings(&rec.host_config["ExtraHosts"]) {
+        let (name, ip) = parse_extra_host(&h, host_gateway)?;
+        s.push_str(&format!("{ip}\t{name}\n"));
+    }
+    if let Some(ip) = own_ip {
+        let domain = rec.config["Domainname"].as_str().unwrap_or("");
+        let names = if domain.is_empty() {
+            hostname.to_string()
+        } else {
+            format!("{hostname}.{domain} {hostname}")
+        };
+        s.push_str(&format!("{ip}\t{names}\n"));
+    }
+    Ok(s)
+}
+
+/// The container's `/etc/resolv.conf`: the host's, minus loopback name servers (they
+/// would be the container's own loopback), with `--dns`, `--dns-search` and
+/// `--dns-option` replacing what they name; Google's servers when nothing is left, as
+/// Docker does.
+pub(crate) fn resolv_conf(host_resolv: &str, host: &Value) -> String {
+    let dns = strings(&host["Dns"]);
+    let search = strings(&host["DnsSearch"]);
+    let options = strings(&host["DnsOptions"]);
+    let mut servers = Vec::new();
+    let mut searches = Vec::new();
+    let mut opts = Vec::new();
+    for line in host_resolv.lines() {
+        let mut words = line.split_whitespace();
+        match words.next() {
+            Some("nameserver") => {
+                if let Some(ip) = words.next() {
+                    let loopback = ip
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|a| a.is_loopback());
+                    if !loopback {
+                        servers.push(ip.to_string());
+                    }
+                }
+            }
+            Some("search") | Some("domain") => searches = words.map(String::from).collect(),
+            Some("options") => opts.extend(words.map(String::from)),
+            _ => {}
+        }
+    }
+    if !dns.is_empty() {
+        servers = dns;
+    }
+    if servers.is_empty() {
+        servers = vec!["8.8.8.8".into(), "8.8.4.4".into()];
+    }
+    if !search.is_empty() {
+        searches = search.into_iter().filter(|s| s != ".").collect();
+    }
+    if !options.is_empty() {
+        opts = options;
+    }
+    let mut s = String::new();
+    if !searches.is_empty() {
+        s.push_str(&format!("search {}\n", searches.join(" ")));
+    }
+    for ns in servers {
+        s.push_str(&format!("nameserver {ns}\n"));
+    }
+    if !opts.is_empty() {
+        s.push_str(&format!("options {}\n", opts.join(" ")));
+    }
+    s
+}
+
+/// A running container's network as the views need it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Live {
+    pub sandbox: Option<PathBuf>,
+    pub endpoints: Vec<(NetworkRecord, Endpoint)>,
+}
+
+fn endpoint_json(rec: &ContainerRecord, n: &NetworkRecord, e: Option<&Endpoint>) -> Value {
+    let cfg = rec.networking.get(&n.name).cloned().unwrap_or(Value::Null);
+    let ip = e.map(|e| e.ip.to_string()).unwrap_or_default();
+    json!({
+        "IPAMConfig": cfg.get("IPAMConfig").cloned().unwrap_or(Value::Null),
+        "Links": cfg.get("Links").cloned().unwrap_or(Value::Null),
+        "Aliases": e.map(|e| json!(e.aliases)).filter(|a| a.as_array().is_some_and(|a| !a.is_empty())).unwrap_or(Value::Null),
+        "MacAddress": e.map(|e| e.mac.clone()).unwrap_or_default(),
+        "DriverOpts": null,
+        "NetworkID": n.id,
+        "EndpointID": e.map(|e| e.id.clone()).unwrap_or_default(),
+        "Gateway": e.map(|e| e.gateway.to_string()).unwrap_or_default(),
+        "IPAddress": ip,
+        "IPPrefixLen": e.map(|e| e.prefix).unwrap_or(0),
+        "IPv6Gateway": "",
+        "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0,
+        "DNSNames": null
+    })
+}
+
+/// `.NetworkSettings` of `inspect`.
+pub(crate) fn settings(rec: &ContainerRecord, live: &Live, networks: &[NetworkRecord]) -> Value {
+    let mut nets = serde_json::Map::new();
+    let joined: Vec<String> = match mode(&rec.host_config) {
+        Mode::Host => vec!["host".into()],
+        Mode::Loopback => vec!["none".into()],
+        Mode::Container(_) => Vec::new(),
+        Mode::Network(n) => vec![n],
+    };
+    for name in joined {
+        let Some(n) = networks.iter().find(|n| n.name == name || n.id == name) else {
+            continue;
+        };
+        let e = live
+            .endpoints
+            .iter()
+            .find(|(ln, _)| ln.id == n.id)
+            .map(|(_, e)| e);
+        nets.insert(n.name.clone(), endpoint_json(rec, n, e));
+    }
+    let mappings: Vec<berth_network::PortMapping> = live
+        .endpoints
+        .iter()
+        .flat_map(|(_, e)| e.ports.clone())
+        .collect();
+    let running = live.sandbox.is_some() || !live.endpoints.is_empty();
+    let ports = if running {
+        berth_network::ports::settings_json(&rec.config["ExposedPorts"], &mappings)
+    } else {
+        json!({})
+    };
+    let default = live
+        .endpoints
+        .iter()
+        .find(|(n, _)| n.is_default_bridge())
+        .map(|(_, e)| e);
+    json!({
+        "Bridge": "",
+        "SandboxID": live.sandbox.as_ref().map(|_| rec.id.clone()).unwrap_or_default(),
+        "SandboxKey": live.sandbox.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+        "HairpinMode": false,
+        "LinkLocalIPv6Address": "",
+        "LinkLocalIPv6PrefixLen": 0,
+        "Ports": ports,
+        "SecondaryIPAddresses": null,
+        "SecondaryIPv6Addresses": null,
+        "EndpointID": default.map(|e| e.id.clone()).unwrap_or_default(),
+        "Gateway": default.map(|e| e.gateway.to_string()).unwrap_or_default(),
+        "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0,
+        "IPAddress": default.map(|e| e.ip.to_string()).unwrap_or_default(),
+        "IPPrefixLen": default.map(|e| e.prefix).unwrap_or(0),
+        "IPv6Gateway": "",
+        "MacAddress": default.map(|e| e.mac.clone()).unwrap_or_default(),
+        "Networks": nets
+    })
+}
+
+/// `Ports` of a `ps` item: published ports, then exposed ones that are not.
+pub(crate) fn summary_ports(rec: &ContainerRecord, live: &Live) -> Value {
+    let mut out = Vec::new();
+    let mappings: Vec<&berth_network::PortMapping> = live
+        .endpoints
+        .iter()
+        .flat_map(|(_, e)| e.ports.iter())
+        .collect();
+    for m in &mappings {
+        let ip = if m.host_ip.is_empty() {
+            "0.0.0.0"
+        } else {
+            &m.host_ip
+        };
+        out.push(json!({"IP": ip, "PrivatePort": m.container_port, "PublicPort": m.host_port, "Type": m.proto}));
+    }
+    for key in rec.config["ExposedPorts"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, _)| k)
+    {
+        if let Ok((port, proto)) = berth_network::ports::parse_key(key)
+            && !mappings
+                .iter()
+                .any(|m| m.container_port == port && m.proto == proto)
+        {
+            out.push(json!({"PrivatePort": port, "Type": proto}));
+        }
+    }
+    Value::Array(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolv_drops_loopback_servers_and_takes_overrides() {
+        let host =
+            "search example.org\nnameserver 127.0.0.53\nnameserver 10.0.0.2\noptions edns0\n";
+        assert_eq!(
+            resolv_conf(host, &json!({})),
+            "search example.org\nnameserver 10.0.0.2\noptions edns0\n"
+        );
+        assert_eq!(
+            resolv_conf("nameserver 127.0.0.1\n", &json!({})),
+            "nameserver 8.8.8.8\nnameserver 8.8.4.4\n"
+        );
+        let h = json!({"Dns": ["1.1.1.1"], "DnsSearch": ["a.b"], "DnsOptions": ["ndots:2"]});
+        assert_eq!(
+            resolv_conf(host, &h),
+            "search a.b\nnameserver 1.1.1.1\noptions ndots:2\n"
+        );
+    }
+
+    #[test]
+    fn modes_follow_docker_names() {
+        assert_eq!(
+            mode(&json!({"NetworkMode": "default"})),
+            Mode::Network("bridge".into())
+        );
+        assert_eq!(mode(&json!({"NetworkMode": "host"})), Mode::Host);
+        assert_eq!(mode(&json!({"NetworkMode": "none"})), Mode::Loopback);
+        assert_eq!(
+            mode(&json!({"NetworkMode": "container:abc"})),
+            Mode::Container("abc".into())
+        );
+        assert_eq!(
+            mode(&json!({"NetworkMode": "mynet"})),
+            Mode::Network("mynet".into())
+        );
+    }
+
+    #[test]
+    fn extra_hosts_parse_and_refuse_garbage() {
+        let gw = Some(Ipv4Addr::new(172, 17, 0, 1));
+        assert_eq!(
+            parse_extra_host("db:10.0.0.5", gw).unwrap(),
+            ("db".into(), "10.0.0.5".into())
+        );
+        assert_eq!(
+            parse_extra_host("h:host-gateway", gw).unwrap().1,
+            "172.17.0.1"
+        );
+        assert!(parse_extra_host("nohost", gw).is_err());
+        assert!(parse_extra_host("x:notanip", gw).is_err());
+    }
+}

@@ -1,0 +1,484 @@
+//! Networking with real traffic: the default bridge, published ports reached from the
+//! host and from other containers, `-P`, `port`, `--network none|host|container:`, the
+//! /etc files, port conflicts, and what is left after stops and crashes.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use common::*;
+
+/// A TCP port nothing on the host listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("0.0.0.0:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// GET / over plain TCP from the host; the body, or the error.
+fn http_get(addr: &str) -> Result<String, String> {
+    let mut last = String::new();
+    // The server in the container may take a moment to listen.
+    for _ in 0..50 {
+        match TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(2)) {
+            Ok(mut s) => {
+                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                write!(s, "GET / HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+                let mut raw = String::new();
+                let _ = s.read_to_string(&mut raw);
+                if let Some((_, body)) = raw.split_once("\r\n\r\n") {
+                    return Ok(body.to_string());
+                }
+                last = format!("no HTTP answer: {raw:?}");
+            }
+            Err(e) => last = e.to_string(),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err(last)
+}
+
+/// The host's own address on its default route (what other hosts would connect to).
+fn host_address() -> String {
+    let o = std::process::Command::new("ip")
+        .args(["-4", "route", "get", "1.1.1.1"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    let mut words = text.split_whitespace();
+    while let Some(w) = words.next() {
+        if w == "src" {
+            return words.next().unwrap().to_string();
+        }
+    }
+    panic!("no source address in {text:?}")
+}
+
+/// Serves `body` with busybox httpd on port 80 of a new detached container.
+fn web_server(d: &Daemon, name: &str, body: &str, publish: &[&str]) -> String {
+    let script =
+        format!("mkdir -p /www && echo {body} > /www/index.html && exec httpd -f -p 80 -h /www");
+    let mut args = vec!["run", "-d", "--name", name];
+    args.extend_from_slice(publish);
+    args.extend_from_slice(&["busybox", "sh", "-c", &script]);
+    docker_ok(d, &args)
+}
+
+fn nft_table(d: &Daemon) -> String {
+    let o = std::process::Command::new("nft")
+        .args(["list", "table", "ip", &format!("berth_{}", d.bridge)])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn published_port_answers_host_loopback_host_address_and_other_containers() {
+    let Some(d) = daemon_with_busybox() else {
+        return;
+    };
+    let port = free_port();
+    let publish = format!("{port}:80");
+    web_server(&d, "web", "hello-berth", &["-p", &publish]);
+    assert_eq!(
+        http_get(&format!("127.0.0.1:{port}")).unwrap().trim(),
+        "hello-berth"
+    );
+    let host = host_address();
+    assert_eq!(
+        http_get(&format!("{host}:{port}")).unwrap().trim(),
+        "hello-berth"
+    );
+    // Another container: through the host's address (hairpin NAT) and directly.
+    let ip = docker_ok(
+        &d,
+        &["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "web"],
+    );
+    let via_host = docker_ok(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "busybox",
+            "wget",
+            "-qO-",
+            &format!("http://{host}:{port}/"),
+        ],
+    );
+    assert_eq!(via_host, "hello-berth");
+    let direct = docker_ok(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "busybox",
+            "wget",
+            "-qO-",
+            &format!("http://{ip}/"),
+        ],
+    );
+    assert_eq!(direct, "hello-berth");
+    // `port`, `ps` and inspect say where it is.
+    assert_eq!(
+        docker_ok(&d, &["port", "web"]),
+        format!("80/tcp -> 0.0.0.0:{port}")
+    );
+    assert_eq!(
+        docker_ok(&d, &["port", "web", "80"]),
+        format!("0.0.0.0:{port}")
+    );
+    let ports = docker_ok(&d, &["ps", "--format", "{{.Ports}}", "-f", "name=web"]);
+    assert_eq!(ports, format!("0.0.0.0:{port}->80/tcp"));
+    let same = docker_ok(
+        &d,
+        &[
+            "inspect",
+            "-f",
+            "{{.NetworkSettings.Networks.bridge.IPAddress}}",
+            "web",
+        ],
+    );
+    assert_eq!(same, ip);
+    let inside = docker_ok(
+        &d,
+        &["exec", "web", "ip", "-4", "-o", "addr", "show", "eth0"],
+    );
+    assert!(inside.contains(&format!("inet {ip}/")), "{inside}");
+    // Removed: the rule, the veth and the port go.
+    docker_ok(&d, &["rm", "-f", "web"]);
+    assert!(
+        !nft_table(&d).contains(&format!("dport {port}")),
+        "{}",
+        nft_table(&d)
+    );
+    assert!(std::net::TcpListener::bind(("0.0.0.0", port)).is_ok());
+    assert!(http_get(&format!("127.0.0.1:{port}")).is_err());
+    assert_clean(&d);
+}
+
+#[test]
+fn publish_all_maps_exposed_ports_to_ephemeral_host_ports() {
+    let Some(d) = daemon_with_busybox() else {
+        return;
+    };
+    web_server(
+        &d,
+        "web",
+        "ephemeral",
+        &["-P", "--expose", "80", "--expose", "9999/udp"],
+    );
+    let mapped = docker_ok(&d, &["port", "web", "80/tcp"]);
+    let host_port: u16 = mapped.rsplit(':').next().unwrap().parse().unwrap();
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
+    let bounds: Vec<u16> = range
+        .split_whitespace()
+        .map(|s| s.parse().unwrap())
+        .collect();
+    assert!(
+        (bounds[0]..=bounds[1]).contains(&host_port),
+        "{host_port} outside {range}"
+    );
+    assert!(docker_ok(&d, &["port", "web", "9999/udp"]).starts_with("0.0.0.0:"));
+    assert_eq!(
+        http_get(&format!("127.0.0.1:{host_port}")).unwrap().trim(),
+        "ephemeral"
+    );
+    docker_ok(&d, &["rm", "-f", "web"]);
+    assert_clean(&d);
+}
+
+#[test]
+fn a_taken_port_is_refused_and_stopping_frees_it() {
+    let Some(d) = daemon_with_busybox() else {
+        return;
+    };
+    let port = free_port();
+    let publish = format!("{port}:80");
+    web_server(&d, "one", "first", &["-p", &publish]);
+    let o = docker(
+        &d,
+        &[
+            "run", "-d", "--name", "two", "-p", &publish, "busybox", "sleep", "10",
+        ],
+    )
+    .unwrap();
+    assert_eq!(o.status.code(), Some(125));
+    assert!(err(&o).contains("port is already allocated"), "{}", err(&o));
+    // The failed start left no namespace or veth.
+    assert_eq!(bridge_ports(&d.bridge).len(), 1);
+    let netns = std::fs::read_dir(d.dir.path().join("exec/netns"))
+        .unwrap()
+        .count();
+    assert_eq!(netns, 1);
+    // A port a host process listens on is refused too.
+    let busy = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let busy_port = busy.local_addr().unwrap().port().to_string();
+    let o = docker(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "-p",
+            &format!("{busy_port}:80"),
+            "busybox",
+            "sleep",
+            "0",
+        ],
+    )
+    .unwrap();
+    assert_eq!(o.status.code(), Some(125), "{}", err(&o));
+    drop(busy);
+    // `stop` returns with the port free: the next run takes it at once.
+    docker_ok(&d, &["stop", "-t", "1", "one"]);
+    docker_ok(&d, &["rm", "two"]);
+    web_server(&d, "two", "second", &["-p", &publish]);
+    assert_eq!(
+        http_get(&format!("127.0.0.1:{port}")).unwrap().trim(),
+        "second"
+    );
+    docker_ok(&d, &["rm", "-f", "one", "two"]);
+    assert_clean(&d);
+}
+
+#[test]
+fn none_host_and_container_modes() {
+    let Some(d) = daemon_with_busybox() else {
+        return;
+    };
+    let none = docker_ok(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "busybox",
+            "ls",
+            "/sys/class/net",
+        ],
+    );
+    assert_eq!(none, "lo");
+    let host_links = docker_ok(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            "busybox",
+            "ls",
+            "/sys/class/net",
+        ],
+    );
+    assert!(
+        host_links.split_whitespace().any(|l| l == d.bridge),
+        "{host_links}"
+    );
+    let host_name = docker_ok(
+        &d,
+        &["run", "--rm", "--network", "host", "busybox", "hostname"],
+    );
+    assert_eq!(
+        host_name,
+        rustix::system::uname().nodename().to_string_lossy()
+    );
+    docker_ok(
+        &d,
+        &["run", "-d", "--name", "holder", "busybox", "sleep", "60"],
+    );
+    let ip = docker_ok(
+        &d,
+        &["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "holder"],
+    );
+    let joined = docker_ok(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "container:holder",
+            "busybox",
+            "ip",
+            "-4",
+            "-o",
+            "addr",
+            "show",
+            "eth0",
+        ],
+    );
+    assert!(joined.contains(&format!("inet {ip}/")), "{joined}");
+    let o = docker(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "container:holder",
+            "-p",
+            "80:80",
+            "busybox",
+            "sleep",
+            "0",
+        ],
+    )
+    .unwrap();
+    assert_eq!(o.status.code(), Some(125));
+    assert!(err(&o).contains("conflicting options"), "{}", err(&o));
+    docker_ok(&d, &["rm", "-f", "holder"]);
+    assert_clean(&d);
+}
+
+#[test]
+fn etc_files_carry_address_extra_hosts_and_dns_settings() {
+    let Some(d) = daemon_with_busybox() else {
+        return;
+    };
+    let out = docker_ok(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--hostname",
+            "box",
+            "--add-host",
+            "db:10.9.8.7",
+            "--add-host",
+            "gw:host-gateway",
+            "--dns",
+            "192.0.2.53",
+            "--dns-search",
+            "example.test",
+            "busybox",
+            "sh",
+            "-c",
+            "cat /etc/hosts; echo ---; cat /etc/resolv.conf; echo ---; ip -4 -o addr show eth0",
+        ],
+    );
+    let mut parts = out.split("---\n");
+    let (hosts, resolv, addr) = (
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+    );
+    let ip = addr
+        .split_whitespace()
+        .nth(3)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap();
+    assert!(hosts.contains(&format!("{ip}\tbox\n")), "{hosts}");
+    assert!(hosts.contains("10.9.8.7\tdb\n"), "{hosts}");
+    let gw = std::process::Command::new("ip")
+        .args(["-4", "-o", "addr", "show", &d.bridge])
+        .output()
+        .unwrap();
+    let gw = String::from_utf8_lossy(&gw.stdout)
+        .split_whitespace()
+        .nth(3)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(hosts.contains(&format!("{gw}\tgw\n")), "{hosts}");
+    assert_eq!(resolv, "search example.test\nnameserver 192.0.2.53\n");
+    // Without --dns: the host's servers minus loopback ones.
+    let resolv = docker_ok(&d, &["run", "--rm", "busybox", "cat", "/etc/resolv.conf"]);
+    assert!(!resolv.contains("nameserver 127."), "{resolv}");
+    assert!(resolv.contains("nameserver"), "{resolv}");
+    assert_clean(&d);
+}
+
+#[test]
+fn bad_network_input_is_refused_before_anything_is_made() {
+    let Some(d) = daemon_with_busybox() else {
+        return;
+    };
+    let o = docker(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "nosuch",
+            "busybox",
+            "sleep",
+            "0",
+        ],
+    )
+    .unwrap();
+    assert_eq!(o.status.code(), Some(125));
+    assert!(err(&o).contains("network nosuch not found"), "{}", err(&o));
+    assert!(!err(&o).contains("Unable to find image"), "{}", err(&o));
+    for (host_config, needle) in [
+        (r#"{"ExtraHosts": ["oops"]}"#, "invalid add-host"),
+        (r#"{"ExtraHosts": ["db:not-an-ip"]}"#, "invalid IP address"),
+        (
+            r#"{"PortBindings": {"80/tcp": [{"HostPort": "70000"}]}}"#,
+            "invalid hostPort",
+        ),
+        (
+            r#"{"PortBindings": {"eighty/tcp": []}}"#,
+            "invalid containerPort",
+        ),
+        (
+            r#"{"PortBindings": {"80/tcp": [{"HostIp": "nowhere", "HostPort": "80"}]}}"#,
+            "invalid IP address",
+        ),
+    ] {
+        let body = format!(r#"{{"Image": "busybox", "HostConfig": {host_config}}}"#);
+        let (status, text) = d.post_json("/containers/create", &body);
+        assert_eq!(status, 400, "{host_config}: {text}");
+        assert!(text.contains(needle), "{host_config}: {text}");
+    }
+    assert_eq!(docker_ok(&d, &["ps", "-aq"]), "");
+    assert_clean(&d);
+}
+
+#[test]
+fn a_crash_leaves_no_rule_veth_or_namespace_and_a_lost_bridge_comes_back() {
+    let Some(mut d) = daemon_with_busybox() else {
+        return;
+    };
+    let port = free_port();
+    let publish = format!("{port}:80");
+    web_server(&d, "web", "before", &["-p", &publish]);
+    let pid: i32 = docker_ok(&d, &["inspect", "-f", "{{.State.Pid}}", "web"])
+        .parse()
+        .unwrap();
+    // berthd dies; the container dies while it is away; the bridge goes (a reboot).
+    d.crash_then(|d| {
+        // SAFETY: kill(2) on the container process this test started.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &d.bridge])
+            .status();
+    });
+    let status = docker_ok(&d, &["inspect", "-f", "{{.State.Status}}", "web"]);
+    assert_eq!(status, "exited");
+    assert!(
+        !nft_table(&d).contains(&format!("dport {port}")),
+        "{}",
+        nft_table(&d)
+    );
+    assert_eq!(
+        std::fs::read_dir(d.dir.path().join("exec/netns"))
+            .unwrap()
+            .count(),
+        0
+    );
+    // The bridge is back and the port is free for the next container.
+    web_server(&d, "again", "after", &["-p", &publish]);
+    assert_eq!(
+        http_get(&format!("127.0.0.1:{port}")).unwrap().trim(),
+        "after"
+    );
+    docker_ok(&d, &["rm", "-f", "web", "again"]);
+    assert_clean(&d);
+}

@@ -1,0 +1,655 @@
+//! # berth-network
+//!
+//! Container networking with real kernel parts: Linux bridges, a veth per container and
+//! network, a network namespace made before its container and joined by the runtime by
+//! path, IPv4 address management whose allocations live in the metadata store, and NAT
+//! and published ports in Berth's own nftables table.
+//!
+//! **Owns:** the `networks` and `endpoints` tables, the bridges of its networks, the
+//! host ends of container veths, `exec-root/netns/`, and its nftables table.
+//! **Does not:** know containers beyond their ids, or touch any other firewall table.
+//!
+//! Crash safety: everything in the kernel is derived from the store. [`NetworkService::
+//! reconcile`] at berthd's start releases what no running container holds and renders the
+//! nftables table again, so no stale address, veth, namespace or rule survives a crash.
+
+pub mod ipam;
+mod netlink;
+mod netns;
+pub mod nft;
+pub mod ports;
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use berth_metadata::{Db, Table};
+use serde::{Deserialize, Serialize};
+
+pub use ipam::Subnet;
+use netlink::Netlink;
+pub use ports::{PortMapping, PortRequest};
+
+/// Errors, in the shape the API maps to status codes.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// 404.
+    #[error("network {0} not found")]
+    NotFound(String),
+    /// 400.
+    #[error("{0}")]
+    InvalidInput(String),
+    /// 409.
+    #[error("{0}")]
+    Conflict(String),
+    /// 500.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<berth_metadata::Error> for Error {
+    fn from(e: berth_metadata::Error) -> Self {
+        Error::Internal(e.to_string())
+    }
+}
+
+/// Result with [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
+
+fn internal(what: &str) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |e| Error::Internal(format!("{what}: {e}"))
+}
+
+/// A network as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NetworkRecord {
+    /// 64 hex digits.
+    pub id: String,
+    /// Unique name (`bridge`, `host` and `none` are predefined).
+    pub name: String,
+    /// `bridge`, `host` or `null`.
+    pub driver: String,
+    /// RFC 3339.
+    pub created: String,
+    /// The bridge device (bridge driver only).
+    pub bridge: String,
+    /// IPv4 subnet (bridge driver only).
+    pub subnet: Option<Subnet>,
+    /// The bridge's own address, the containers' default route.
+    pub gateway: Option<Ipv4Addr>,
+    /// Where container addresses come from, inside the subnet.
+    pub ip_range: Option<Subnet>,
+    /// No way in or out, only between members.
+    pub internal: bool,
+    /// User labels.
+    pub labels: BTreeMap<String, String>,
+    /// Driver options as given.
+    pub options: BTreeMap<String, String>,
+}
+
+impl NetworkRecord {
+    /// The network the daemon made, where containers go by default.
+    pub fn is_default_bridge(&self) -> bool {
+        self.name == "bridge"
+    }
+
+    fn rules(&self) -> Option<nft::BridgeRules> {
+        Some(nft::BridgeRules {
+            bridge: self.bridge.clone(),
+            subnet: self.subnet?,
+            internal: self.internal,
+        })
+    }
+}
+
+/// A container's place in one network, while it runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Endpoint {
+    /// 64 hex digits.
+    pub id: String,
+    /// The container.
+    pub container_id: String,
+    /// The network.
+    pub network_id: String,
+    /// The container's address.
+    pub ip: Ipv4Addr,
+    /// The subnet's prefix length.
+    pub prefix: u8,
+    /// The default route.
+    pub gateway: Ipv4Addr,
+    /// The container side's MAC address.
+    pub mac: String,
+    /// Names it answers to in this network besides its own.
+    pub aliases: Vec<String>,
+    /// The host end of the veth.
+    pub veth: String,
+    /// Ports published through this endpoint.
+    pub ports: Vec<PortMapping>,
+}
+
+/// How a container wants to join one network.
+#[derive(Debug, Clone, Default)]
+pub struct Attachment {
+    /// The network's name or id.
+    pub network: String,
+    /// A fixed address (`--ip`), else the next free one.
+    pub ip: Option<Ipv4Addr>,
+    /// A fixed MAC address (`--mac-address`), else one derived from the address.
+    pub mac: Option<String>,
+    /// Extra names.
+    pub aliases: Vec<String>,
+}
+
+/// A container's prepared network namespace and its endpoints.
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    /// The pinned namespace, for the runtime to join.
+    pub netns: PathBuf,
+    /// Its endpoints with their networks.
+    pub endpoints: Vec<(NetworkRecord, Endpoint)>,
+}
+
+/// Daemon-level settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The default bridge device (`berth0`).
+    pub bridge: String,
+    /// `--bip`: the default bridge's address and prefix, e.g. `172.17.0.1/16`.
+    pub bip: Option<String>,
+    /// The nftables table Berth owns (`ip berth`).
+    pub table: String,
+}
+
+const NETWORKS: Table<NetworkRecord> = Table::new("networks");
+const ENDPOINTS: Table<Endpoint> = Table::new("endpoints");
+
+/// The network service.
+#[derive(Clone)]
+pub struct NetworkService {
+    db: Arc<Db>,
+    netns_dir: PathBuf,
+    config: Config,
+    /// Serialises changes to endpoints and the rules rendered from them.
+    lock: Arc<Mutex<()>>,
+}
+
+fn endpoint_key(container_id: &str, network_id: &str) -> String {
+    format!("{container_id}/{network_id}")
+}
+
+fn random_hex(bytes: usize) -> Result<String> {
+    berth_types::id::random_hex(bytes).map_err(internal("random id"))
+}
+
+/// Docker's MAC address for a container address: 02:42 then the four address bytes.
+fn mac_for(ip: Ipv4Addr) -> String {
+    let o = ip.octets();
+    format!("02:42:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3])
+}
+
+fn parse_mac(s: &str) -> Result<[u8; 6]> {
+    let bad = || Error::InvalidInput(format!("invalid MAC address: {s}"));
+    let parts: Vec<u8> = s
+        .split(':')
+        .map(|p| u8::from_str_radix(p, 16).map_err(|_| bad()))
+        .collect::<Result<_>>()?;
+    parts.try_into().map_err(|_| bad())
+}
+
+fn write_sysctl(path: &str, value: &str) -> Result<()> {
+    std::fs::write(path, value).map_err(internal(path))
+}
+
+impl NetworkService {
+    /// Opens the service: the predefined networks exist and their bridges are up
+    /// afterwards, and IP forwarding is on.
+    pub fn open(db: Arc<Db>, exec_root: &Path, config: Config) -> Result<Self> {
+        let netns_dir = exec_root.join("netns");
+        std::fs::create_dir_all(&netns_dir).map_err(internal("create netns directory"))?;
+        let svc = NetworkService {
+            db,
+            netns_dir,
+            config,
+            lock: Arc::default(),
+        };
+        let _guard = subnet_lock();
+        svc.ensure_predefined()?;
+        write_sysctl("/proc/sys/net/ipv4/ip_forward", "1")?;
+        let mut nl = Netlink::open().map_err(internal("netlink"))?;
+        for n in svc.list()? {
+            if n.driver == "bridge" {
+                svc.ensure_bridge(&mut nl, &n)?;
+            }
+        }
+        Ok(svc)
+    }
+
+    /// Makes `bridge`, `host` and `none` if missing; the default bridge takes `--bip` or
+    /// the first of Docker's pools that clashes with no route and no other network.
+    fn ensure_predefined(&self) -> Result<()> {
+        let bip = match &self.config.bip {
+            Some(b) => {
+                let subnet: Subnet = b.parse().map_err(Error::InvalidInput)?;
+                let gw: Ipv4Addr = b
+                    .split('/')
+                    .next()
+                    .unwrap_or("")
+                    .parse()
+                    .unwrap_or(subnet.nth(1));
+                let gw = if gw == subnet.addr { subnet.nth(1) } else { gw };
+                Some((subnet, gw))
+            }
+            None => None,
+        };
+        let existing = self.list()?;
+        let bridge_rec = existing.iter().find(|n| n.name == "bridge");
+        let keep = bridge_rec.filter(|n| {
+            n.bridge == self.config.bridge
+                && bip.is_none_or(|(s, g)| n.subnet == Some(s) && n.gateway == Some(g))
+        });
+        if keep.is_none() {
+            let (subnet, gateway) = match bip {
+                Some(b) => b,
+                None => {
+                    let mut taken = ipam::host_routes();
+                    taken.extend(
+                        existing
+                            .iter()
+                            .filter(|n| n.name != "bridge")
+                            .filter_map(|n| n.subnet),
+                    );
+                    let s = ipam::pick_free(&taken).ok_or_else(|| {
+                        Error::Internal(
+                            "no free address pool for the default bridge; set --bip".into(),
+                        )
+                    })?;
+                    (s, s.nth(1))
+                }
+            };
+            let id = bridge_rec
+                .map(|n| n.id.clone())
+                .map_or_else(|| random_hex(32), Ok)?;
+            let mut options = BTreeMap::new();
+            options.insert(
+                "com.docker.network.bridge.name".into(),
+                self.config.bridge.clone(),
+            );
+            options.insert(
+                "com.docker.network.bridge.default_bridge".into(),
+                "true".into(),
+            );
+            self.put_network(NetworkRecord {
+                id,
+                name: "bridge".into(),
+                driver: "bridge".into(),
+                created: berth_types::time::now_rfc3339(),
+                bridge: self.config.bridge.clone(),
+                subnet: Some(subnet),
+                gateway: Some(gateway),
+                ip_range: None,
+                internal: false,
+                labels: BTreeMap::new(),
+                options,
+            })?;
+        }
+        for (name, driver) in [("host", "host"), ("none", "null")] {
+            if !existing.iter().any(|n| n.name == name) {
+                self.put_network(NetworkRecord {
+                    id: random_hex(32)?,
+                    name: name.into(),
+                    driver: driver.into(),
+                    created: berth_types::time::now_rfc3339(),
+                    bridge: String::new(),
+                    subnet: None,
+                    gateway: None,
+                    ip_range: None,
+                    internal: false,
+                    labels: BTreeMap::new(),
+                    options: BTreeMap::new(),
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    fn put_network(&self, rec: NetworkRecord) -> Result<()> {
+        self.db
+            .write(|tx| tx.put(&NETWORKS, &rec.id.clone(), &rec))?;
+        Ok(())
+    }
+
+    /// Creates the bridge device if missing, with the gateway address, up, and letting the
+    /// host's 127.0.0.1 reach published ports.
+    fn ensure_bridge(&self, nl: &mut Netlink, n: &NetworkRecord) -> Result<()> {
+        let (Some(subnet), Some(gw)) = (n.subnet, n.gateway) else {
+            return Ok(());
+        };
+        let index = match nl
+            .link_index(&n.bridge)
+            .map_err(internal("look up bridge"))?
+        {
+            Some(i) => i,
+            None => {
+                nl.add_bridge(&n.bridge)
+                    .map_err(internal(&format!("create bridge {}", n.bridge)))?;
+                nl.link_index(&n.bridge)
+                    .map_err(internal("look up bridge"))?
+                    .ok_or_else(|| Error::Internal(format!("bridge {} vanished", n.bridge)))?
+            }
+        };
+        nl.add_address(index, gw, subnet.prefix)
+            .map_err(internal(&format!("address bridge {}", n.bridge)))?;
+        nl.set_up(index, None)
+            .map_err(internal("bring bridge up"))?;
+        write_sysctl(
+            &format!("/proc/sys/net/ipv4/conf/{}/route_localnet", n.bridge),
+            "1",
+        )
+    }
+
+    /// Every network.
+    pub fn list(&self) -> Result<Vec<NetworkRecord>> {
+        let mut all: Vec<NetworkRecord> = self
+            .db
+            .read(|tx| tx.list(&NETWORKS))?
+            .into_iter()
+            .map(|(_, n)| n)
+            .collect();
+        all.sort_by(|a, b| a.created.cmp(&b.created).then(a.name.cmp(&b.name)));
+        Ok(all)
+    }
+
+    /// A network by full name, full id or unique id prefix (Docker's order).
+    pub fn get(&self, name_or_id: &str) -> Result<NetworkRecord> {
+        let all = self.list()?;
+        if let Some(n) = all
+            .iter()
+            .find(|n| n.name == name_or_id || n.id == name_or_id)
+        {
+            return Ok(n.clone());
+        }
+        let by_prefix: Vec<&NetworkRecord> = all
+            .iter()
+            .filter(|n| n.id.starts_with(name_or_id))
+            .collect();
+        match by_prefix.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(Error::NotFound(name_or_id.into())),
+            _ => Err(Error::InvalidInput(format!(
+                "network {name_or_id} is ambiguous ({} matches found based on ID prefix)",
+                by_prefix.len()
+            ))),
+        }
+    }
+
+    /// The endpoints of a container, with their networks.
+    pub fn endpoints_of(&self, container_id: &str) -> Result<Vec<(NetworkRecord, Endpoint)>> {
+        let networks = self.list()?;
+        let eps = self.db.read(|tx| tx.list(&ENDPOINTS))?;
+        Ok(eps
+            .into_iter()
+            .filter(|(_, e)| e.container_id == container_id)
+            .filter_map(|(_, e)| {
+                let n = networks.iter().find(|n| n.id == e.network_id)?.clone();
+                Some((n, e))
+            })
+            .collect())
+    }
+
+    /// Every endpoint of a network.
+    pub fn endpoints_in(&self, network_id: &str) -> Result<Vec<Endpoint>> {
+        let eps = self.db.read(|tx| tx.list(&ENDPOINTS))?;
+        Ok(eps
+            .into_iter()
+            .map(|(_, e)| e)
+            .filter(|e| e.network_id == network_id)
+            .collect())
+    }
+
+    /// Where a container's namespace is pinned while it runs.
+    pub fn sandbox_path(&self, container_id: &str) -> PathBuf {
+        self.netns_path(container_id)
+    }
+
+    /// Where a container's namespace is pinned.
+    fn netns_path(&self, container_id: &str) -> PathBuf {
+        self.netns_dir.join(container_id)
+    }
+
+    /// Makes a container's network namespace and joins it to `attachments` (none: only a
+    /// loopback, as `--network none`), publishing `ports` on the first. On failure nothing
+    /// of it is left: no namespace, veth, address or rule.
+    pub fn prepare(
+        &self,
+        container_id: &str,
+        attachments: &[Attachment],
+        ports: &[PortRequest],
+    ) -> Result<Sandbox> {
+        let networks: Vec<NetworkRecord> = attachments
+            .iter()
+            .map(|a| self.get(&a.network))
+            .collect::<Result<_>>()?;
+        // A sandbox left by a run that was cut off is replaced.
+        self.release(container_id);
+        let path = self.netns_path(container_id);
+        let mut inside = netns::create(&path).map_err(internal("create network namespace"))?;
+        let made = self.join_all(
+            container_id,
+            &path,
+            &mut inside,
+            &networks,
+            attachments,
+            ports,
+        );
+        match made {
+            Ok(endpoints) => Ok(Sandbox {
+                netns: path,
+                endpoints: networks.into_iter().zip(endpoints).collect(),
+            }),
+            Err(e) => {
+                self.release(container_id);
+                Err(e)
+            }
+        }
+    }
+
+    fn join_all(
+        &self,
+        container_id: &str,
+        netns_path: &Path,
+        inside: &mut Netlink,
+        networks: &[NetworkRecord],
+        attachments: &[Attachment],
+        ports: &[PortRequest],
+    ) -> Result<Vec<Endpoint>> {
+        let netns = netns::open(netns_path).map_err(internal("open network namespace"))?;
+        let mut host = Netlink::open().map_err(internal("netlink"))?;
+        let mut out = Vec::new();
+        for (i, (n, a)) in networks.iter().zip(attachments).enumerate() {
+            let publish = if i == 0 { ports } else { &[] };
+            let ep = self.allocate(container_id, n, a, publish)?;
+            let ifname = format!("eth{i}");
+            let mac = parse_mac(&ep.mac)?;
+            host.add_veth_into(&ep.veth, &ifname, netns.as_fd(), mac)
+                .map_err(internal("create veth"))?;
+            let bridge = host
+                .link_index(&n.bridge)
+                .map_err(internal("look up bridge"))?
+                .ok_or_else(|| Error::Internal(format!("bridge {} is missing", n.bridge)))?;
+            let veth = host
+                .link_index(&ep.veth)
+                .map_err(internal("look up veth"))?
+                .ok_or_else(|| Error::Internal(format!("veth {} vanished", ep.veth)))?;
+            host.set_up(veth, Some(bridge))
+                .map_err(internal("attach veth"))?;
+            host.set_hairpin(veth).map_err(internal("hairpin"))?;
+            let peer = inside
+                .link_index(&ifname)
+                .map_err(internal("look up eth"))?
+                .ok_or_else(|| Error::Internal(format!("{ifname} missing in the container")))?;
+            inside
+                .add_address(peer, ep.ip, ep.prefix)
+                .map_err(internal("address container"))?;
+            inside
+                .set_up(peer, None)
+                .map_err(internal("bring eth up"))?;
+            if i == 0 && !n.internal {
+                inside
+                    .add_default_route(ep.gateway)
+                    .map_err(internal("default route"))?;
+            }
+            if !ep.ports.is_empty() {
+                self.apply_rules()?;
+            }
+            out.push(ep);
+        }
+        Ok(out)
+    }
+
+    /// Stores an endpoint: the next free address (or the one asked for), host ports clear
+    /// of every other endpoint's, all in one transaction.
+    fn allocate(
+        &self,
+        container_id: &str,
+        n: &NetworkRecord,
+        a: &Attachment,
+        ports: &[PortRequest],
+    ) -> Result<Endpoint> {
+        let (Some(subnet), Some(gateway)) = (n.subnet, n.gateway) else {
+            return Err(Error::InvalidInput(format!(
+                "container cannot be connected to network {} (driver {})",
+                n.name, n.driver
+            )));
+        };
+        let id = random_hex(32)?;
+        let veth = format!("veth{}", &random_hex(4)?[..7]);
+        let _guard = self.lock.lock().expect("not poisoned");
+        self.db.write(|tx| -> Result<Endpoint> {
+            let all: Vec<Endpoint> = tx.list(&ENDPOINTS)?.into_iter().map(|(_, e)| e).collect();
+            let used: Vec<Ipv4Addr> = all
+                .iter()
+                .filter(|e| e.network_id == n.id)
+                .map(|e| e.ip)
+                .collect();
+            let ip = match a.ip {
+                Some(ip) if !subnet.contains(ip) => {
+                    return Err(Error::InvalidInput(format!(
+                        "no configured subnet contains IP address {ip}"
+                    )));
+                }
+                Some(ip) if used.contains(&ip) || ip == gateway => {
+                    return Err(Error::Conflict(format!("Address already in use: {ip}")));
+                }
+                Some(ip) => ip,
+                None => ipam::allocate(subnet, n.ip_range, gateway, &used).ok_or_else(|| {
+                    Error::Conflict(format!("no available IPv4 addresses on network {}", n.name))
+                })?,
+            };
+            let taken: Vec<PortMapping> = all.iter().flat_map(|e| e.ports.clone()).collect();
+            let mapped = ports::assign(ports, &taken).map_err(|msg| {
+                Error::Conflict(format!(
+                    "driver failed programming external connectivity on endpoint {}: {msg}",
+                    &id[..12]
+                ))
+            })?;
+            let ep = Endpoint {
+                id: id.clone(),
+                container_id: container_id.into(),
+                network_id: n.id.clone(),
+                ip,
+                prefix: subnet.prefix,
+                gateway,
+                mac: a.mac.clone().unwrap_or_else(|| mac_for(ip)),
+                aliases: a.aliases.clone(),
+                veth: veth.clone(),
+                ports: mapped,
+            };
+            tx.put(&ENDPOINTS, &endpoint_key(container_id, &n.id), &ep)?;
+            Ok(ep)
+        })
+    }
+
+    /// Renders and loads the nftables table from the store.
+    fn apply_rules(&self) -> Result<()> {
+        let networks = self.list()?;
+        let eps = self.db.read(|tx| tx.list(&ENDPOINTS))?;
+        let bridges: Vec<nft::BridgeRules> =
+            networks.iter().filter_map(NetworkRecord::rules).collect();
+        let forwards: Vec<nft::Forward> = eps
+            .iter()
+            .flat_map(|(_, e)| {
+                e.ports.iter().map(|m| nft::Forward {
+                    mapping: m.clone(),
+                    container_ip: e.ip,
+                })
+            })
+            .collect();
+        nft::apply(&nft::render(&self.config.table, &bridges, &forwards))
+            .map_err(internal("firewall"))
+    }
+
+    /// Takes a container off all its networks: veths deleted, addresses and ports freed,
+    /// namespace released. Safe to call for a container with no network.
+    pub fn release(&self, container_id: &str) {
+        let eps = self.endpoints_of(container_id).unwrap_or_default();
+        if let Ok(mut nl) = Netlink::open() {
+            for (_, e) in &eps {
+                if let Ok(Some(i)) = nl.link_index(&e.veth) {
+                    let _ = nl.delete_link(i);
+                }
+            }
+        }
+        let had_ports = eps.iter().any(|(_, e)| !e.ports.is_empty());
+        {
+            let _guard = self.lock.lock().expect("not poisoned");
+            let _ = self.db.write(|tx| -> Result<()> {
+                for (n, _) in &eps {
+                    tx.delete(&ENDPOINTS, &endpoint_key(container_id, &n.id))?;
+                }
+                Ok(())
+            });
+        }
+        if had_ports && let Err(e) = self.apply_rules() {
+            tracing::warn!(container = container_id, "remove published ports: {e}");
+        }
+        netns::remove(&self.netns_path(container_id));
+    }
+
+    /// After berthd starts: releases what no running container holds (endpoints, pinned
+    /// namespaces), then loads the rules afresh.
+    pub fn reconcile(&self, is_running: &dyn Fn(&str) -> bool) -> Result<()> {
+        let eps = self.db.read(|tx| tx.list(&ENDPOINTS))?;
+        for (_, e) in eps {
+            if !is_running(&e.container_id) {
+                self.release(&e.container_id);
+            }
+        }
+        for entry in std::fs::read_dir(&self.netns_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let id = entry.file_name().to_string_lossy().into_owned();
+            if !is_running(&id) {
+                netns::remove(&entry.path());
+            }
+        }
+        self.apply_rules()
+    }
+
+    /// Removes the rules table (tests and uninstall; bridges stay, like docker0).
+    pub fn remove_rules(&self) -> Result<()> {
+        nft::remove(&self.config.table).map_err(internal("firewall"))
+    }
+}
+
+/// Held while a subnet is chosen and its bridge addressed: daemons on one host (tests
+/// run several) must not pick the same free pool at the same time. The lock is on `/run`
+/// itself, so no lock file is left behind.
+fn subnet_lock() -> Option<std::fs::File> {
+    let f = std::fs::File::open("/run").ok()?;
+    rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive).ok()?;
+    Some(f)
+}
