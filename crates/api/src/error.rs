@@ -38,6 +38,14 @@ impl ApiError {
         }
     }
 
+    /// 403: the object may not be changed that way (a predefined network).
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::FORBIDDEN,
+            message: message.into(),
+        }
+    }
+
     /// 500: a real server fault.
     pub fn internal(message: impl Into<String>) -> Self {
         ApiError {

@@ -13,6 +13,7 @@ pub mod error;
 pub mod hijack;
 pub mod images;
 pub mod legacy;
+pub mod networks;
 mod query;
 pub mod system;
 pub mod version;
@@ -27,6 +28,7 @@ pub use containers::{AttachRequest, ContainerBackend, ListRequest, LogsRequest};
 pub use error::ApiError;
 pub use hijack::{ProcessIo, Session, StdinCodec};
 pub use images::{ImageBackend, ImportRequest};
+pub use networks::NetworkBackend;
 pub use system::{SystemBackend, VersionInfo};
 pub use version::{ApiVersion, MAX_API_VERSION, MIN_API_VERSION};
 
@@ -39,6 +41,8 @@ pub struct Backends {
     pub images: Arc<dyn ImageBackend>,
     /// Containers.
     pub containers: Arc<dyn ContainerBackend>,
+    /// Networks.
+    pub networks: Arc<dyn NetworkBackend>,
 }
 
 /// Runs blocking backend work off the async threads.
@@ -75,6 +79,15 @@ pub fn router(backends: Backends) -> Router {
             "/containers/{id}/{action}",
             post(containers::action).get(containers::action),
         )
+        .route("/networks", get(networks::list))
+        .route("/networks/create", post(networks::create))
+        .route("/networks/prune", post(networks::prune))
+        .route(
+            "/networks/{id}",
+            get(networks::inspect).delete(networks::remove),
+        )
+        .route("/networks/{id}/connect", post(networks::connect))
+        .route("/networks/{id}/disconnect", post(networks::disconnect))
         .route("/images/create", post(images::create))
         .route("/images/json", get(images::list))
         .route(

@@ -594,12 +594,15 @@ impl ContainerService {
                     netconf::resolv_conf(&host_resolv, &rec.host_config),
                 )
             }
-            netconf::Mode::Network(name) => {
-                let wanted = netconf::attachment(rec, &name)?;
+            netconf::Mode::Network(_) => {
+                let wanted = netconf::networks_to_join(rec)
+                    .iter()
+                    .map(|n| netconf::attachment(rec, n))
+                    .collect::<Result<Vec<_>>>()?;
                 let ports = netconf::port_requests(&rec.config, &rec.host_config)?;
                 let sb = self
                     .network
-                    .prepare(&rec.id, &[wanted], &ports)
+                    .prepare(&rec.id, &wanted, &ports)
                     .map_err(netconf::net_error)?;
                 let ip = sb.endpoints.first().map(|(_, e)| e.ip);
                 plan.netns = Some(sb.netns);
@@ -614,6 +617,66 @@ impl ContainerService {
         std::fs::write(&plan.hosts, hosts).map_err(internal)?;
         std::fs::write(&plan.resolv, resolv).map_err(internal)?;
         Ok(plan)
+    }
+
+    /// `POST /networks/{id}/connect`: the container joins the network now if it runs,
+    /// and at every start.
+    pub fn connect(&self, name: &str, network: &str, endpoint: &Value) -> Result<()> {
+        let rec = self.get(name)?;
+        let n = self.network.get(network).map_err(netconf::net_error)?;
+        if !matches!(netconf::mode(&rec.host_config), netconf::Mode::Network(_)) {
+            return Err(Error::InvalidInput(
+                "container sharing network namespace with another container or host cannot be connected to any other network".into(),
+            ));
+        }
+        let mut probe = rec.clone();
+        probe.networking[&n.name] = endpoint.clone();
+        if netconf::networks_to_join(&rec).contains(&n.name) {
+            return Err(Error::Conflict(format!(
+                "endpoint with name {} already exists in network {}",
+                rec.name, n.name
+            )));
+        }
+        let wanted = netconf::attachment(&probe, &n.name)?;
+        if matches!(rec.state.status.as_str(), "running" | "paused") {
+            self.network
+                .join(&rec.id, &wanted)
+                .map_err(netconf::net_error)?;
+        }
+        self.modify(&rec.id, |r| {
+            if !r.networking.is_object() {
+                r.networking = json!({});
+            }
+            r.networking[&n.name] = endpoint.clone();
+        })
+        .map(drop)
+    }
+
+    /// `POST /networks/{id}/disconnect`.
+    pub fn disconnect(&self, name: &str, network: &str) -> Result<()> {
+        let rec = self.get(name)?;
+        let n = self.network.get(network).map_err(netconf::net_error)?;
+        if !netconf::networks_to_join(&rec).contains(&n.name) {
+            return Err(Error::InvalidInput(format!(
+                "container {} is not connected to network {}",
+                rec.id, n.name
+            )));
+        }
+        self.network
+            .leave(&rec.id, &n.id)
+            .map_err(netconf::net_error)?;
+        self.modify(&rec.id, |r| {
+            if let Some(m) = r.networking.as_object_mut() {
+                m.remove(&n.name);
+            }
+            if netconf::mode(&r.host_config) == netconf::Mode::Network(n.name.clone()) {
+                // Off its first network: the next one leads; with none left it keeps a
+                // loopback only.
+                let next = netconf::networks_to_join(r).get(1).cloned();
+                r.host_config["NetworkMode"] = json!(next.as_deref().unwrap_or("none"));
+            }
+        })
+        .map(drop)
     }
 
     /// The default bridge's gateway, what `host-gateway` stands for.

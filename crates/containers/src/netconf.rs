@@ -84,9 +84,33 @@ pub(crate) fn net_error(e: berth_network::Error) -> Error {
     match e {
         berth_network::Error::NotFound(n) => Error::NotFound(format!("network {n}")),
         berth_network::Error::InvalidInput(m) => Error::InvalidInput(m),
-        berth_network::Error::Conflict(m) => Error::Conflict(m),
+        berth_network::Error::Conflict(m) | berth_network::Error::Forbidden(m) => {
+            Error::Conflict(m)
+        }
         berth_network::Error::Internal(m) => Error::Internal(m),
     }
+}
+
+/// The networks a container joins at start, its mode's first, then those added by
+/// `network connect`.
+pub(crate) fn networks_to_join(rec: &ContainerRecord) -> Vec<String> {
+    let Mode::Network(first) = mode(&rec.host_config) else {
+        return Vec::new();
+    };
+    let mut out = vec![first.clone()];
+    for key in rec
+        .networking
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, _)| k)
+    {
+        let same = key == &first || (first == "bridge" && key == "default");
+        if !same && !out.contains(key) {
+            out.push(key.clone());
+        }
+    }
+    out
 }
 
 /// What joining `network` asks for, from `NetworkingConfig.EndpointsConfig`.
@@ -258,7 +282,7 @@ pub(crate) fn settings(rec: &ContainerRecord, live: &Live, networks: &[NetworkRe
         Mode::Host => vec!["host".into()],
         Mode::Loopback => vec!["none".into()],
         Mode::Container(_) => Vec::new(),
-        Mode::Network(n) => vec![n],
+        Mode::Network(_) => networks_to_join(rec),
     };
     for name in joined {
         let Some(n) = networks.iter().find(|n| n.name == name || n.id == name) else {

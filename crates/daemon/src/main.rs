@@ -7,6 +7,7 @@ mod config;
 mod containers;
 mod images;
 mod listen;
+mod networks;
 mod pidfile;
 mod system;
 
@@ -61,7 +62,7 @@ fn build_backends(config: &Config) -> Result<berth_api::Backends> {
         db,
         images.clone(),
         content,
-        network,
+        network.clone(),
         &config.data_root,
         &config.exec_root,
         shim,
@@ -78,6 +79,7 @@ fn build_backends(config: &Config) -> Result<berth_api::Backends> {
             containers.clone(),
         )),
         images: Arc::new(images::ImageService(images)),
+        networks: Arc::new(networks::Networks::new(network, containers.clone())),
         containers: Arc::new(containers::Containers::new(containers)),
     })
 }

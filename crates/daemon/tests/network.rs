@@ -482,3 +482,254 @@ fn a_crash_leaves_no_rule_veth_or_namespace_and_a_lost_bridge_comes_back() {
     docker_ok(&d, &["rm", "-f", "web", "again"]);
     assert_clean(&d);
 }
+
+/// Whether `ip` answers one ping from inside container `from`.
+fn pings(d: &Daemon, from: &str, ip: &str) -> bool {
+    docker(d, &["exec", from, "ping", "-c", "1", "-W", "1", ip])
+        .unwrap()
+        .status
+        .success()
+}
+
+fn ip_in(d: &Daemon, container: &str, network: &str) -> String {
+    let f = format!("{{{{(index .NetworkSettings.Networks \"{network}\").IPAddress}}}}");
+    docker_ok(d, &["inspect", "-f", &f, container])
+}
+
+#[test]
+fn user_networks_connect_isolate_and_go_away() {
+    let Some(d) = daemon_with_busybox() else {
+        return;
+    };
+    let id = docker_ok(
+        &d,
+        &[
+            "network",
+            "create",
+            "--subnet",
+            "10.231.7.0/24",
+            "--ip-range",
+            "10.231.7.128/25",
+            "--label",
+            "team=a",
+            "front",
+        ],
+    );
+    docker_ok(&d, &["network", "create", "back"]);
+    let ls = docker_ok(&d, &["network", "ls", "--format", "{{.Name}} {{.Driver}}"]);
+    for want in [
+        "bridge bridge",
+        "host host",
+        "none null",
+        "front bridge",
+        "back bridge",
+    ] {
+        assert!(ls.lines().any(|l| l == want), "{want} missing in {ls}");
+    }
+    let labelled = docker_ok(
+        &d,
+        &["network", "ls", "-q", "--no-trunc", "-f", "label=team=a"],
+    );
+    assert_eq!(labelled, id);
+    let subnet = docker_ok(
+        &d,
+        &[
+            "network",
+            "inspect",
+            "-f",
+            "{{(index .IPAM.Config 0).Subnet}} {{(index .IPAM.Config 0).Gateway}}",
+            "front",
+        ],
+    );
+    assert_eq!(subnet, "10.231.7.0/24 10.231.7.1");
+    docker_ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "f1",
+            "--network",
+            "front",
+            "busybox",
+            "sleep",
+            "60",
+        ],
+    );
+    docker_ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "f2",
+            "--network",
+            "front",
+            "--ip",
+            "10.231.7.200",
+            "busybox",
+            "sleep",
+            "60",
+        ],
+    );
+    docker_ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "b1",
+            "--network",
+            "back",
+            "busybox",
+            "sleep",
+            "60",
+        ],
+    );
+    let f1 = ip_in(&d, "f1", "front");
+    assert_eq!(f1, "10.231.7.128", "addresses come from the ip-range");
+    assert_eq!(ip_in(&d, "f2", "front"), "10.231.7.200");
+    assert!(pings(&d, "f2", &f1));
+    // Different networks cannot reach each other...
+    assert!(!pings(&d, "b1", &f1));
+    // ... until one is connected to the other's network, live.
+    docker_ok(
+        &d,
+        &["network", "connect", "--alias", "extra", "front", "b1"],
+    );
+    let b1_front = ip_in(&d, "b1", "front");
+    assert!(b1_front.starts_with("10.231.7."), "{b1_front}");
+    assert!(pings(&d, "b1", &f1));
+    let members = docker_ok(
+        &d,
+        &[
+            "network",
+            "inspect",
+            "-f",
+            "{{range .Containers}}{{.Name}} {{end}}",
+            "front",
+        ],
+    );
+    let mut names: Vec<&str> = members.split_whitespace().collect();
+    names.sort();
+    assert_eq!(names, ["b1", "f1", "f2"]);
+    // In use: not removable.
+    let o = docker(&d, &["network", "rm", "front"]).unwrap();
+    assert!(!o.status.success());
+    assert!(err(&o).contains("has active endpoints"), "{}", err(&o));
+    docker_ok(&d, &["network", "disconnect", "front", "b1"]);
+    assert!(!pings(&d, "b1", &f1));
+    let links = docker_ok(&d, &["exec", "b1", "ls", "/sys/class/net"]);
+    assert_eq!(links.split_whitespace().collect::<Vec<_>>(), ["eth0", "lo"]);
+    docker_ok(&d, &["rm", "-f", "f1", "f2", "b1"]);
+    let bridges = d.user_bridges();
+    assert_eq!(bridges.len(), 2);
+    docker_ok(&d, &["network", "rm", "front"]);
+    // prune takes the unused rest; the predefined ones stay.
+    let pruned = docker_ok(&d, &["network", "prune", "-f"]);
+    assert!(pruned.contains("back"), "{pruned}");
+    let ls = docker_ok(&d, &["network", "ls", "--format", "{{.Name}}"]);
+    assert_eq!(ls.lines().count(), 3, "{ls}");
+    for b in bridges {
+        assert!(
+            !std::path::Path::new(&format!("/sys/class/net/{b}")).exists(),
+            "{b} left"
+        );
+    }
+    assert_clean(&d);
+}
+
+#[test]
+fn an_internal_network_has_no_way_out() {
+    let Some(d) = daemon_with_busybox() else {
+        return;
+    };
+    docker_ok(&d, &["network", "create", "--internal", "sealed"]);
+    docker_ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "s1",
+            "--network",
+            "sealed",
+            "busybox",
+            "sleep",
+            "60",
+        ],
+    );
+    docker_ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "s2",
+            "--network",
+            "sealed",
+            "busybox",
+            "sleep",
+            "60",
+        ],
+    );
+    assert!(pings(&d, "s2", &ip_in(&d, "s1", "sealed")));
+    let routes = docker_ok(&d, &["exec", "s1", "ip", "route"]);
+    assert!(!routes.contains("default"), "{routes}");
+    // Not even the host's address behind the gateway.
+    assert!(!pings(&d, "s1", &host_address()));
+    docker_ok(&d, &["rm", "-f", "s1", "s2"]);
+    docker_ok(&d, &["network", "rm", "sealed"]);
+    assert_clean(&d);
+}
+
+#[test]
+fn bad_network_requests_are_refused() {
+    let Some(d) = daemon_with_busybox() else {
+        return;
+    };
+    docker_ok(
+        &d,
+        &["network", "create", "--subnet", "10.232.0.0/16", "taken"],
+    );
+    for (args, needle) in [
+        (vec!["network", "create", "taken"], "already exists"),
+        (vec!["network", "create", "bridge"], "pre-defined"),
+        (
+            vec!["network", "create", "--subnet", "10.232.5.0/24", "overlap"],
+            "overlaps",
+        ),
+        (
+            vec!["network", "create", "--subnet", "10.233.0.0/33", "bad"],
+            "invalid CIDR",
+        ),
+        (
+            vec![
+                "network",
+                "create",
+                "--subnet",
+                "10.234.0.0/24",
+                "--gateway",
+                "10.9.9.9",
+                "gw",
+            ],
+            "gateway",
+        ),
+        (vec!["network", "create", "-d", "overlay", "ov"], "plugin"),
+        (vec!["network", "rm", "host"], "pre-defined"),
+        (vec!["network", "rm", "nosuch"], "not found"),
+        (vec!["network", "inspect", "nosuch"], "not found"),
+    ] {
+        let o = docker(&d, &args).unwrap();
+        assert!(!o.status.success(), "{args:?} succeeded");
+        assert!(err(&o).contains(needle), "{args:?}: {}", err(&o));
+    }
+    let ls = docker_ok(&d, &["network", "ls", "--format", "{{.Name}}"]);
+    assert_eq!(
+        ls.lines().count(),
+        4,
+        "only the predefined ones and 'taken': {ls}"
+    );
+    docker_ok(&d, &["network", "rm", "taken"]);
+    assert_clean(&d);
+}

@@ -18,6 +18,7 @@ mod netlink;
 mod netns;
 pub mod nft;
 pub mod ports;
+mod view;
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -31,6 +32,7 @@ use serde::{Deserialize, Serialize};
 pub use ipam::Subnet;
 use netlink::Netlink;
 pub use ports::{PortMapping, PortRequest};
+pub use view::{inspect_json, matches_filters};
 
 /// Errors, in the shape the API maps to status codes.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +46,9 @@ pub enum Error {
     /// 409.
     #[error("{0}")]
     Conflict(String),
+    /// 403: predefined networks, networks in use.
+    #[error("{0}")]
+    Forbidden(String),
     /// 500.
     #[error("{0}")]
     Internal(String),
@@ -149,6 +154,37 @@ pub struct Sandbox {
     pub netns: PathBuf,
     /// Its endpoints with their networks.
     pub endpoints: Vec<(NetworkRecord, Endpoint)>,
+}
+
+/// `POST /networks/create` in Berth's terms.
+#[derive(Debug, Clone, Default)]
+pub struct CreateRequest {
+    /// Unique name.
+    pub name: String,
+    /// Only `bridge` (the default) is offered.
+    pub driver: String,
+    /// `--subnet`, else a free pool.
+    pub subnet: Option<String>,
+    /// `--gateway`, else the subnet's first address.
+    pub gateway: Option<String>,
+    /// `--ip-range`.
+    pub ip_range: Option<String>,
+    /// `--internal`.
+    pub internal: bool,
+    /// `--label`.
+    pub labels: BTreeMap<String, String>,
+    /// `-o`: `com.docker.network.bridge.name` names the bridge device.
+    pub options: BTreeMap<String, String>,
+}
+
+/// Names Docker reserves for its predefined networks.
+const PREDEFINED: [&str; 3] = ["bridge", "host", "none"];
+
+/// Docker's rule for object names.
+fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
 
 /// Daemon-level settings.
@@ -435,14 +471,7 @@ impl NetworkService {
         self.release(container_id);
         let path = self.netns_path(container_id);
         let mut inside = netns::create(&path).map_err(internal("create network namespace"))?;
-        let made = self.join_all(
-            container_id,
-            &path,
-            &mut inside,
-            &networks,
-            attachments,
-            ports,
-        );
+        let made = self.join_all(container_id, &mut inside, &networks, attachments, ports, 0);
         match made {
             Ok(endpoints) => Ok(Sandbox {
                 netns: path,
@@ -458,17 +487,19 @@ impl NetworkService {
     fn join_all(
         &self,
         container_id: &str,
-        netns_path: &Path,
         inside: &mut Netlink,
         networks: &[NetworkRecord],
         attachments: &[Attachment],
         ports: &[PortRequest],
+        first_index: usize,
     ) -> Result<Vec<Endpoint>> {
-        let netns = netns::open(netns_path).map_err(internal("open network namespace"))?;
+        let netns = netns::open(&self.netns_path(container_id))
+            .map_err(internal("open network namespace"))?;
         let mut host = Netlink::open().map_err(internal("netlink"))?;
         let mut out = Vec::new();
-        for (i, (n, a)) in networks.iter().zip(attachments).enumerate() {
-            let publish = if i == 0 { ports } else { &[] };
+        for (k, (n, a)) in networks.iter().zip(attachments).enumerate() {
+            let i = first_index + k;
+            let publish = if k == 0 { ports } else { &[] };
             let ep = self.allocate(container_id, n, a, publish)?;
             let ifname = format!("eth{i}");
             let mac = parse_mac(&ep.mac)?;
@@ -637,6 +668,255 @@ impl NetworkService {
             }
         }
         self.apply_rules()
+    }
+
+    /// Creates a user-defined bridge network: the record first (so a crash leaves one
+    /// that the next start completes), then its bridge and rules; a failure removes both.
+    pub fn create(&self, req: CreateRequest) -> Result<NetworkRecord> {
+        let driver = if req.driver.is_empty() {
+            "bridge"
+        } else {
+            req.driver.as_str()
+        };
+        if driver != "bridge" {
+            return Err(Error::NotFound(format!(
+                "plugin \"{driver}\" (only the bridge driver is built in)"
+            )));
+        }
+        if PREDEFINED.contains(&req.name.as_str()) {
+            return Err(Error::Forbidden(format!(
+                "{} is a pre-defined network and cannot be created",
+                req.name
+            )));
+        }
+        if !valid_name(&req.name) {
+            return Err(Error::InvalidInput(format!(
+                "invalid network name \"{}\": only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
+                req.name
+            )));
+        }
+        let parse = |s: &Option<String>| -> Result<Option<Subnet>> {
+            s.as_deref()
+                .filter(|s| !s.is_empty())
+                .map(|s| s.parse().map_err(Error::InvalidInput))
+                .transpose()
+        };
+        let subnet = parse(&req.subnet)?;
+        let ip_range = parse(&req.ip_range)?;
+        let gateway: Option<Ipv4Addr> = match req.gateway.as_deref().filter(|g| !g.is_empty()) {
+            Some(g) => Some(
+                g.parse()
+                    .map_err(|_| Error::InvalidInput(format!("invalid gateway address: {g}")))?,
+            ),
+            None => None,
+        };
+        if subnet.is_none() && (gateway.is_some() || ip_range.is_some()) {
+            return Err(Error::InvalidInput(
+                "a gateway or ip-range needs a subnet: add --subnet".into(),
+            ));
+        }
+        let id = random_hex(32)?;
+        let bridge = req
+            .options
+            .get("com.docker.network.bridge.name")
+            .cloned()
+            .unwrap_or_else(|| format!("br-{}", &id[..12]));
+        if bridge.is_empty() || bridge.len() > 15 {
+            return Err(Error::InvalidInput(format!(
+                "invalid bridge name {bridge:?}: 1 to 15 characters"
+            )));
+        }
+        let _guard = subnet_lock();
+        let existing = self.list()?;
+        if existing.iter().any(|n| n.name == req.name) {
+            return Err(Error::Conflict(format!(
+                "network with name {} already exists",
+                req.name
+            )));
+        }
+        if existing.iter().any(|n| n.bridge == bridge) {
+            return Err(Error::Conflict(format!(
+                "bridge {bridge} is used by another network"
+            )));
+        }
+        let subnet = match subnet {
+            Some(s) => {
+                if let Some(other) = existing
+                    .iter()
+                    .find(|n| n.subnet.is_some_and(|o| o.overlaps(s)))
+                {
+                    return Err(Error::Forbidden(format!(
+                        "Pool overlaps with other one on this address space (network {})",
+                        other.name
+                    )));
+                }
+                s
+            }
+            None => {
+                let mut taken = ipam::host_routes();
+                taken.extend(existing.iter().filter_map(|n| n.subnet));
+                ipam::pick_free(&taken).ok_or_else(|| {
+                    Error::Forbidden(
+                        "all predefined address pools have been fully subnetted: give --subnet"
+                            .into(),
+                    )
+                })?
+            }
+        };
+        let gateway = gateway.unwrap_or(subnet.nth(1));
+        if !subnet.contains(gateway) {
+            return Err(Error::InvalidInput(format!(
+                "gateway {gateway} is not in subnet {subnet}"
+            )));
+        }
+        if let Some(r) = ip_range.filter(|r| !subnet.covers(*r)) {
+            return Err(Error::InvalidInput(format!(
+                "ip-range {r} is not inside subnet {subnet}"
+            )));
+        }
+        let rec = NetworkRecord {
+            id,
+            name: req.name,
+            driver: "bridge".into(),
+            created: berth_types::time::now_rfc3339(),
+            bridge,
+            subnet: Some(subnet),
+            gateway: Some(gateway),
+            ip_range,
+            internal: req.internal,
+            labels: req.labels,
+            options: req.options,
+        };
+        self.put_network(rec.clone())?;
+        let made = Netlink::open()
+            .map_err(internal("netlink"))
+            .and_then(|mut nl| self.ensure_bridge(&mut nl, &rec))
+            .and_then(|()| self.apply_rules());
+        if let Err(e) = made {
+            let _ = self.drop_network(&rec);
+            return Err(e);
+        }
+        Ok(rec)
+    }
+
+    /// Deletes the record, the bridge and the network's rules.
+    fn drop_network(&self, n: &NetworkRecord) -> Result<()> {
+        self.db.write(|tx| tx.delete(&NETWORKS, &n.id))?;
+        if let Ok(mut nl) = Netlink::open()
+            && let Ok(Some(i)) = nl.link_index(&n.bridge)
+        {
+            let _ = nl.delete_link(i);
+        }
+        self.apply_rules()
+    }
+
+    /// `network rm`: refused for predefined networks and networks with containers on them.
+    pub fn remove(&self, name_or_id: &str) -> Result<()> {
+        let n = self.get(name_or_id)?;
+        if PREDEFINED.contains(&n.name.as_str()) {
+            return Err(Error::Forbidden(format!(
+                "{} is a pre-defined network and cannot be removed",
+                n.name
+            )));
+        }
+        if !self.endpoints_in(&n.id)?.is_empty() {
+            return Err(Error::Forbidden(format!(
+                "error while removing network: network {} id {} has active endpoints",
+                n.name, n.id
+            )));
+        }
+        self.drop_network(&n)
+    }
+
+    /// Removes a running container's endpoint on one network (`network disconnect`).
+    pub fn leave(&self, container_id: &str, network_id: &str) -> Result<()> {
+        let key = endpoint_key(container_id, network_id);
+        let Some(ep) = self.db.read(|tx| tx.get(&ENDPOINTS, &key))? else {
+            return Ok(());
+        };
+        if let Ok(mut nl) = Netlink::open()
+            && let Ok(Some(i)) = nl.link_index(&ep.veth)
+        {
+            let _ = nl.delete_link(i);
+        }
+        {
+            let _guard = self.lock.lock().expect("not poisoned");
+            self.db.write(|tx| tx.delete(&ENDPOINTS, &key))?;
+        }
+        if !ep.ports.is_empty() {
+            self.apply_rules()?;
+        }
+        Ok(())
+    }
+
+    /// Adds a running container (whose namespace is pinned) to one more network.
+    pub fn join(&self, container_id: &str, attachment: &Attachment) -> Result<Endpoint> {
+        let n = self.get(&attachment.network)?;
+        let path = self.netns_path(container_id);
+        if !path.exists() {
+            return Err(Error::Conflict(format!(
+                "container {container_id} has no network namespace of its own to connect"
+            )));
+        }
+        if self
+            .endpoints_of(container_id)?
+            .iter()
+            .any(|(o, _)| o.id == n.id)
+        {
+            return Err(Error::Forbidden(format!(
+                "endpoint with name {} already exists in network {}",
+                &container_id[..12.min(container_id.len())],
+                n.name
+            )));
+        }
+        let file = netns::open(&path).map_err(internal("open network namespace"))?;
+        let mut inside =
+            Netlink::open_in(file.as_fd()).map_err(internal("netlink in container"))?;
+        let index = self.next_interface_index(&mut inside)?;
+        let made = self.join_all(
+            container_id,
+            &mut inside,
+            std::slice::from_ref(&n),
+            std::slice::from_ref(attachment),
+            &[],
+            index,
+        );
+        match made {
+            Ok(mut eps) => Ok(eps.remove(0)),
+            Err(e) => {
+                let _ = self.leave(container_id, &n.id);
+                Err(e)
+            }
+        }
+    }
+
+    /// The first `ethN` not yet in the namespace.
+    fn next_interface_index(&self, inside: &mut Netlink) -> Result<usize> {
+        for i in 0..64 {
+            if inside
+                .link_index(&format!("eth{i}"))
+                .map_err(internal("look up eth"))?
+                .is_none()
+            {
+                return Ok(i);
+            }
+        }
+        Err(Error::Conflict("too many networks on one container".into()))
+    }
+
+    /// `network prune`: user networks with nothing on them, matching `keep`.
+    pub fn prune(&self, keep: &dyn Fn(&NetworkRecord) -> bool) -> Result<Vec<String>> {
+        let mut gone = Vec::new();
+        for n in self.list()? {
+            if PREDEFINED.contains(&n.name.as_str()) || !keep(&n) {
+                continue;
+            }
+            if self.endpoints_in(&n.id)?.is_empty() {
+                self.drop_network(&n)?;
+                gone.push(n.name);
+            }
+        }
+        Ok(gone)
     }
 
     /// Removes the rules table (tests and uninstall; bridges stay, like docker0).

@@ -7,7 +7,7 @@
 
 use std::io;
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
 use netlink_packet_core::{
     NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage,
@@ -38,6 +38,22 @@ impl Netlink {
         socket.bind_auto()?;
         socket.connect(&SocketAddr::new(0, 0))?;
         Ok(Netlink { socket, seq: 0 })
+    }
+
+    /// Opens a socket inside the network namespace `netns` (a `/proc/*/ns/net` file or a
+    /// bind mount of one) without moving the calling thread: a short-lived thread enters
+    /// the namespace, opens the socket and ends.
+    pub fn open_in(netns: BorrowedFd<'_>) -> io::Result<Self> {
+        let fd = netns.try_clone_to_owned()?;
+        std::thread::spawn(move || {
+            rustix::thread::move_into_link_name_space(
+                fd.as_fd(),
+                Some(rustix::thread::LinkNameSpaceType::Network),
+            )?;
+            Netlink::open()
+        })
+        .join()
+        .map_err(|_| io::Error::other("netlink thread panicked"))?
     }
 
     /// Sends one request and collects the replies until the kernel's acknowledgement (or

@@ -141,6 +141,12 @@ impl Drop for Daemon {
     /// half-way: their processes (found through their cgroups), their shims (processes
     /// started with this daemon's directories on their command line), cgroups and mounts.
     fn drop(&mut self) {
+        // User networks' bridges, while berthd can still say which they are.
+        let bridges = if self.child.is_some() {
+            self.user_bridges()
+        } else {
+            Vec::new()
+        };
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
@@ -176,6 +182,9 @@ impl Drop for Daemon {
             unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
         }
         remove_network_leftovers(&self.bridge);
+        for b in bridges {
+            remove_network_leftovers(&b);
+        }
     }
 }
 
@@ -203,6 +212,32 @@ pub fn bridge_ports(bridge: &str) -> Vec<String> {
 }
 
 impl Daemon {
+    /// The bridges of this daemon's user-defined networks.
+    pub fn user_bridges(&self) -> Vec<String> {
+        let Ok(mut s) = UnixStream::connect(self.socket()) else {
+            return Vec::new();
+        };
+        let _ = write!(
+            s,
+            "GET /networks HTTP/1.1\r\nHost: berth\r\nConnection: close\r\n\r\n"
+        );
+        let mut raw = String::new();
+        let _ = s.read_to_string(&mut raw);
+        let body = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+        let list: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+        list.as_array()
+            .into_iter()
+            .flatten()
+            .filter(|n| n["Driver"] == "bridge" && n["Name"] != "bridge")
+            .map(
+                |n| match n["Options"]["com.docker.network.bridge.name"].as_str() {
+                    Some(b) => b.to_string(),
+                    None => format!("br-{}", &n["Id"].as_str().unwrap_or("")[..12]),
+                },
+            )
+            .collect()
+    }
+
     pub fn container_ids(&self) -> Vec<String> {
         let mut ids = Vec::new();
         for sub in ["data/containers", "exec/containers"] {
@@ -322,7 +357,7 @@ pub fn daemon_with_busybox() -> Option<Daemon> {
         &d,
         &[
             "sh", "sleep", "echo", "cat", "hostname", "id", "ls", "pwd", "grep", "mount", "stty",
-            "tty", "env", "wc", "httpd", "wget", "nc", "ip",
+            "tty", "env", "wc", "httpd", "wget", "nc", "ip", "ping", "nslookup",
         ],
     );
     let o = docker(
