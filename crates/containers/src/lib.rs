@@ -586,7 +586,7 @@ impl ContainerService {
             netconf::Mode::Loopback => {
                 let sb = self
                     .network
-                    .prepare(&rec.id, &[], &[])
+                    .prepare(&rec.id, &[], &[], &[])
                     .map_err(netconf::net_error)?;
                 plan.netns = Some(sb.netns);
                 (
@@ -600,15 +600,22 @@ impl ContainerService {
                     .map(|n| netconf::attachment(rec, n))
                     .collect::<Result<Vec<_>>>()?;
                 let ports = netconf::port_requests(&rec.config, &rec.host_config)?;
+                let upstream = netconf::dns_upstream(&host_resolv, &rec.host_config);
                 let sb = self
                     .network
-                    .prepare(&rec.id, &wanted, &ports)
+                    .prepare(&rec.id, &wanted, &ports, &upstream)
                     .map_err(netconf::net_error)?;
                 let ip = sb.endpoints.first().map(|(_, e)| e.ip);
+                let embedded_dns = sb.endpoints.iter().any(|(n, _)| !n.is_default_bridge());
                 plan.netns = Some(sb.netns);
+                let resolv = if embedded_dns {
+                    netconf::embedded_resolv_conf(&host_resolv, &rec.host_config)
+                } else {
+                    netconf::resolv_conf(&host_resolv, &rec.host_config)
+                };
                 (
                     netconf::hosts_file(rec, ip, self.default_gateway())?,
-                    netconf::resolv_conf(&host_resolv, &rec.host_config),
+                    resolv,
                 )
             }
         };

@@ -145,6 +145,7 @@ pub(crate) fn attachment(rec: &ContainerRecord, network: &str) -> Result<Attachm
         ip,
         mac,
         aliases: strings(&cfg["Aliases"]),
+        names: vec![rec.name.clone(), rec.id[..12.min(rec.id.len())].to_string()],
     })
 }
 
@@ -247,6 +248,41 @@ pub(crate) fn resolv_conf(host_resolv: &str, host: &Value) -> String {
     s
 }
 
+/// Where a container's DNS queries go when its resolv.conf names the embedded server:
+/// `--dns` servers, else the host's (loopback ones too: the relay runs on the host).
+pub(crate) fn dns_upstream(host_resolv: &str, host: &Value) -> Vec<std::net::SocketAddr> {
+    let dns = strings(&host["Dns"]);
+    if dns.is_empty() {
+        return berth_network::dns::servers_of(host_resolv);
+    }
+    dns.iter()
+        .filter_map(|ip| ip.parse::<std::net::IpAddr>().ok())
+        .map(|ip| std::net::SocketAddr::new(ip, 53))
+        .collect()
+}
+
+/// The resolv.conf of a container on a user-defined network: the embedded server only,
+/// with the search list and options it would have had, and `ndots:0` as Docker writes.
+pub(crate) fn embedded_resolv_conf(host_resolv: &str, host: &Value) -> String {
+    let plain = resolv_conf(host_resolv, host);
+    let mut s = format!("nameserver {}\n", berth_network::dns::ADDRESS);
+    let mut options = vec!["ndots:0".to_string()];
+    for line in plain.lines() {
+        if line.starts_with("search ") {
+            s.push_str(line);
+            s.push('\n');
+        } else if let Some(opts) = line.strip_prefix("options ") {
+            options.extend(
+                opts.split_whitespace()
+                    .filter(|o| !o.starts_with("ndots:"))
+                    .map(String::from),
+            );
+        }
+    }
+    s.push_str(&format!("options {}\n", options.join(" ")));
+    s
+}
+
 /// A running container's network as the views need it.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Live {
@@ -271,7 +307,7 @@ fn endpoint_json(rec: &ContainerRecord, n: &NetworkRecord, e: Option<&Endpoint>)
         "IPv6Gateway": "",
         "GlobalIPv6Address": "",
         "GlobalIPv6PrefixLen": 0,
-        "DNSNames": null
+        "DNSNames": e.map(|e| json!(e.dns_names)).filter(|_| !n.is_default_bridge()).unwrap_or(Value::Null)
     })
 }
 

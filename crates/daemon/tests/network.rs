@@ -733,3 +733,102 @@ fn bad_network_requests_are_refused() {
     docker_ok(&d, &["network", "rm", "taken"]);
     assert_clean(&d);
 }
+
+/// The address `name` resolves to inside `from`, through the embedded DNS.
+fn resolve(d: &Daemon, from: &str, name: &str) -> Option<String> {
+    let o = docker(d, &["exec", from, "nslookup", name]).unwrap();
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    // busybox prints the server first, then "Name: ..." and "Address: ..." of the answer.
+    let answer = text.split_once(&format!("Name:\t{name}"))?.1.to_string();
+    answer
+        .lines()
+        .find_map(|l| l.strip_prefix("Address: "))
+        .map(|a| a.trim().to_string())
+}
+
+#[test]
+fn containers_on_a_user_network_find_each_other_by_name_alias_and_id() {
+    let Some(mut d) = daemon_with_busybox() else {
+        return;
+    };
+    docker_ok(&d, &["network", "create", "app"]);
+    docker_ok(&d, &["network", "create", "elsewhere"]);
+    let db_id = docker_ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "db",
+            "--network",
+            "app",
+            "--network-alias",
+            "database",
+            "busybox",
+            "sleep",
+            "60",
+        ],
+    );
+    docker_ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "--network",
+            "app",
+            "busybox",
+            "sleep",
+            "60",
+        ],
+    );
+    docker_ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "far",
+            "--network",
+            "elsewhere",
+            "busybox",
+            "sleep",
+            "60",
+        ],
+    );
+    let db_ip = ip_in(&d, "db", "app");
+    let resolv = docker_ok(&d, &["exec", "web", "cat", "/etc/resolv.conf"]);
+    assert!(resolv.starts_with("nameserver 127.0.0.11\n"), "{resolv}");
+    assert_eq!(resolve(&d, "web", "db").as_deref(), Some(db_ip.as_str()));
+    assert_eq!(
+        resolve(&d, "web", "database").as_deref(),
+        Some(db_ip.as_str())
+    );
+    assert_eq!(
+        resolve(&d, "web", &db_id[..12]).as_deref(),
+        Some(db_ip.as_str())
+    );
+    assert!(pings(&d, "web", "db"));
+    // Not from another network.
+    assert_eq!(resolve(&d, "far", "db"), None);
+    let names = docker_ok(
+        &d,
+        &[
+            "inspect",
+            "-f",
+            "{{json (index .NetworkSettings.Networks \"app\").DNSNames}}",
+            "db",
+        ],
+    );
+    assert_eq!(names, format!("[\"db\",\"{}\",\"database\"]", &db_id[..12]));
+    // berthd restarts: the running containers' resolvers come back.
+    d.crash_and_restart();
+    assert_eq!(resolve(&d, "web", "db").as_deref(), Some(db_ip.as_str()));
+    // The default bridge has no embedded DNS, as in Docker.
+    let plain = docker_ok(&d, &["run", "--rm", "busybox", "cat", "/etc/resolv.conf"]);
+    assert!(!plain.contains("127.0.0.11"), "{plain}");
+    docker_ok(&d, &["rm", "-f", "db", "web", "far"]);
+    docker_ok(&d, &["network", "rm", "app", "elsewhere"]);
+    assert_clean(&d);
+}

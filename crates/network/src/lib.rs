@@ -13,6 +13,7 @@
 //! reconcile`] at berthd's start releases what no running container holds and renders the
 //! nftables table again, so no stale address, veth, namespace or rule survives a crash.
 
+pub mod dns;
 pub mod ipam;
 mod netlink;
 mod netns;
@@ -21,7 +22,7 @@ pub mod ports;
 mod view;
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -132,6 +133,12 @@ pub struct Endpoint {
     pub veth: String,
     /// Ports published through this endpoint.
     pub ports: Vec<PortMapping>,
+    /// Names the embedded DNS answers with this address (user-defined networks).
+    #[serde(default)]
+    pub dns_names: Vec<String>,
+    /// Where the container's other DNS queries go (`ip:port`).
+    #[serde(default)]
+    pub dns_upstream: Vec<String>,
 }
 
 /// How a container wants to join one network.
@@ -143,8 +150,10 @@ pub struct Attachment {
     pub ip: Option<Ipv4Addr>,
     /// A fixed MAC address (`--mac-address`), else one derived from the address.
     pub mac: Option<String>,
-    /// Extra names.
+    /// Extra names (`--network-alias`).
     pub aliases: Vec<String>,
+    /// The container's own names in DNS: its name and short id.
+    pub names: Vec<String>,
 }
 
 /// A container's prepared network namespace and its endpoints.
@@ -198,6 +207,16 @@ pub struct Config {
     pub table: String,
 }
 
+/// How endpoints are added to a namespace.
+struct Joining<'a> {
+    /// Published on the first network joined.
+    ports: &'a [PortRequest],
+    /// The first interface is `eth<first_index>`.
+    first_index: usize,
+    /// Stored with the endpoints, for the DNS relay after a restart.
+    dns_upstream: &'a [String],
+}
+
 const NETWORKS: Table<NetworkRecord> = Table::new("networks");
 const ENDPOINTS: Table<Endpoint> = Table::new("endpoints");
 
@@ -209,6 +228,8 @@ pub struct NetworkService {
     config: Config,
     /// Serialises changes to endpoints and the rules rendered from them.
     lock: Arc<Mutex<()>>,
+    /// The embedded DNS server of user-defined networks.
+    dns: Arc<dns::Resolver>,
 }
 
 fn endpoint_key(container_id: &str, network_id: &str) -> String {
@@ -244,11 +265,17 @@ impl NetworkService {
     pub fn open(db: Arc<Db>, exec_root: &Path, config: Config) -> Result<Self> {
         let netns_dir = exec_root.join("netns");
         std::fs::create_dir_all(&netns_dir).map_err(internal("create netns directory"))?;
+        let names_db = db.clone();
+        let dns = dns::Resolver::start(Box::new(move |container: &str, name: &str| {
+            dns_lookup(&names_db, container, name)
+        }))
+        .map_err(internal("start the DNS server"))?;
         let svc = NetworkService {
             db,
             netns_dir,
             config,
             lock: Arc::default(),
+            dns,
         };
         let _guard = subnet_lock();
         svc.ensure_predefined()?;
@@ -462,6 +489,7 @@ impl NetworkService {
         container_id: &str,
         attachments: &[Attachment],
         ports: &[PortRequest],
+        dns_upstream: &[SocketAddr],
     ) -> Result<Sandbox> {
         let networks: Vec<NetworkRecord> = attachments
             .iter()
@@ -471,7 +499,21 @@ impl NetworkService {
         self.release(container_id);
         let path = self.netns_path(container_id);
         let mut inside = netns::create(&path).map_err(internal("create network namespace"))?;
-        let made = self.join_all(container_id, &mut inside, &networks, attachments, ports, 0);
+        let upstream: Vec<String> = dns_upstream.iter().map(|a| a.to_string()).collect();
+        let how = Joining {
+            ports,
+            first_index: 0,
+            dns_upstream: &upstream,
+        };
+        let made = self.join_all(container_id, &mut inside, &networks, attachments, &how);
+        let made = made.and_then(|eps| {
+            if networks.iter().any(|n| !n.is_default_bridge()) {
+                self.dns
+                    .serve(container_id, &path, dns_upstream.to_vec())
+                    .map_err(internal("serve DNS in the container"))?;
+            }
+            Ok(eps)
+        });
         match made {
             Ok(endpoints) => Ok(Sandbox {
                 netns: path,
@@ -490,17 +532,16 @@ impl NetworkService {
         inside: &mut Netlink,
         networks: &[NetworkRecord],
         attachments: &[Attachment],
-        ports: &[PortRequest],
-        first_index: usize,
+        how: &Joining<'_>,
     ) -> Result<Vec<Endpoint>> {
         let netns = netns::open(&self.netns_path(container_id))
             .map_err(internal("open network namespace"))?;
         let mut host = Netlink::open().map_err(internal("netlink"))?;
         let mut out = Vec::new();
         for (k, (n, a)) in networks.iter().zip(attachments).enumerate() {
-            let i = first_index + k;
-            let publish = if k == 0 { ports } else { &[] };
-            let ep = self.allocate(container_id, n, a, publish)?;
+            let i = how.first_index + k;
+            let publish = if k == 0 { how.ports } else { &[] };
+            let ep = self.allocate(container_id, n, a, publish, how.dns_upstream)?;
             let ifname = format!("eth{i}");
             let mac = parse_mac(&ep.mac)?;
             host.add_veth_into(&ep.veth, &ifname, netns.as_fd(), mac)
@@ -547,6 +588,7 @@ impl NetworkService {
         n: &NetworkRecord,
         a: &Attachment,
         ports: &[PortRequest],
+        dns_upstream: &[String],
     ) -> Result<Endpoint> {
         let (Some(subnet), Some(gateway)) = (n.subnet, n.gateway) else {
             return Err(Error::InvalidInput(format!(
@@ -596,6 +638,8 @@ impl NetworkService {
                 aliases: a.aliases.clone(),
                 veth: veth.clone(),
                 ports: mapped,
+                dns_names: a.names.iter().chain(&a.aliases).cloned().collect(),
+                dns_upstream: dns_upstream.to_vec(),
             };
             tx.put(&ENDPOINTS, &endpoint_key(container_id, &n.id), &ep)?;
             Ok(ep)
@@ -624,6 +668,7 @@ impl NetworkService {
     /// Takes a container off all its networks: veths deleted, addresses and ports freed,
     /// namespace released. Safe to call for a container with no network.
     pub fn release(&self, container_id: &str) {
+        self.dns.stop(container_id);
         let eps = self.endpoints_of(container_id).unwrap_or_default();
         if let Ok(mut nl) = Netlink::open() {
             for (_, e) in &eps {
@@ -665,6 +710,16 @@ impl NetworkService {
             let id = entry.file_name().to_string_lossy().into_owned();
             if !is_running(&id) {
                 netns::remove(&entry.path());
+                continue;
+            }
+            // A running container on a user network gets its resolver back.
+            let eps = self.endpoints_of(&id)?;
+            if let Some((_, e)) = eps.iter().find(|(n, _)| !n.is_default_bridge())
+                && let Err(err) =
+                    self.dns
+                        .serve(&id, &entry.path(), parse_upstream(&e.dns_upstream))
+            {
+                tracing::warn!(container = id, "serve DNS again: {err}");
             }
         }
         self.apply_rules()
@@ -873,14 +928,32 @@ impl NetworkService {
         let mut inside =
             Netlink::open_in(file.as_fd()).map_err(internal("netlink in container"))?;
         let index = self.next_interface_index(&mut inside)?;
-        let made = self.join_all(
-            container_id,
-            &mut inside,
-            std::slice::from_ref(&n),
-            std::slice::from_ref(attachment),
-            &[],
-            index,
-        );
+        let existing = self.endpoints_of(container_id)?;
+        let upstream = existing
+            .first()
+            .map(|(_, e)| e.dns_upstream.clone())
+            .unwrap_or_else(host_upstream);
+        let made = self
+            .join_all(
+                container_id,
+                &mut inside,
+                std::slice::from_ref(&n),
+                std::slice::from_ref(attachment),
+                &Joining {
+                    ports: &[],
+                    first_index: index,
+                    dns_upstream: &upstream,
+                },
+            )
+            .and_then(|eps| {
+                let had_dns = existing.iter().any(|(o, _)| !o.is_default_bridge());
+                if !had_dns && !n.is_default_bridge() {
+                    self.dns
+                        .serve(container_id, &path, parse_upstream(&upstream))
+                        .map_err(internal("serve DNS in the container"))?;
+                }
+                Ok(eps)
+            });
         match made {
             Ok(mut eps) => Ok(eps.remove(0)),
             Err(e) => {
@@ -923,6 +996,44 @@ impl NetworkService {
     pub fn remove_rules(&self) -> Result<()> {
         nft::remove(&self.config.table).map_err(internal("firewall"))
     }
+}
+
+/// The embedded DNS's answer: addresses of containers that share a user-defined network
+/// with `container` and answer to `name`.
+fn dns_lookup(db: &Db, container: &str, name: &str) -> Vec<Ipv4Addr> {
+    let read = db.read(|tx| -> std::result::Result<_, berth_metadata::Error> {
+        Ok((tx.list(&ENDPOINTS)?, tx.list(&NETWORKS)?))
+    });
+    let Ok((eps, nets)) = read else {
+        return Vec::new();
+    };
+    let user_net = |id: &str| {
+        nets.iter()
+            .any(|(_, n)| n.id == id && !n.is_default_bridge())
+    };
+    let mine: Vec<&str> = eps
+        .iter()
+        .filter(|(_, e)| e.container_id == container && user_net(&e.network_id))
+        .map(|(_, e)| e.network_id.as_str())
+        .collect();
+    eps.iter()
+        .filter(|(_, e)| mine.contains(&e.network_id.as_str()))
+        .filter(|(_, e)| e.dns_names.iter().any(|n| n.eq_ignore_ascii_case(name)))
+        .map(|(_, e)| e.ip)
+        .collect()
+}
+
+/// The host's name servers, where containers' other queries go by default.
+pub fn host_upstream() -> Vec<String> {
+    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    dns::servers_of(&resolv)
+        .iter()
+        .map(|a| a.to_string())
+        .collect()
+}
+
+fn parse_upstream(list: &[String]) -> Vec<SocketAddr> {
+    list.iter().filter_map(|s| s.parse().ok()).collect()
 }
 
 /// Held while a subnet is chosen and its bridge addressed: daemons on one host (tests
