@@ -15,6 +15,7 @@ pub mod error;
 mod exec;
 mod filters;
 mod hostconfig;
+mod links;
 mod logconfig;
 mod logs;
 mod monitor;
@@ -131,6 +132,8 @@ pub struct ContainerService {
 struct NetPlan {
     /// The namespace to join; `None` for the host's.
     netns: Option<PathBuf>,
+    /// Variables its links add to its environment.
+    link_env: Vec<String>,
     hostname: PathBuf,
     hosts: PathBuf,
     resolv: PathBuf,
@@ -406,6 +409,14 @@ impl ContainerService {
         mounts::from_host_config(&body["HostConfig"])?;
         restart::validate(&body["HostConfig"])?;
         netconf::validate(&self.network, &config, &body["HostConfig"])?;
+        for l in links::parse(&body["HostConfig"])? {
+            self.lookup(&l.target).map_err(|_| {
+                Error::InvalidInput(format!(
+                    "could not get container for {}: no such container",
+                    l.target
+                ))
+            })?;
+        }
         if let netconf::Mode::Container(other) = netconf::mode(&body["HostConfig"]) {
             self.lookup(&other)?;
         }
@@ -543,6 +554,7 @@ impl ContainerService {
         let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         let mut plan = NetPlan {
             netns: None,
+            link_env: Vec::new(),
             hostname: data.join("hostname"),
             hosts: data.join("hosts"),
             resolv: data.join("resolv.conf"),
@@ -559,6 +571,7 @@ impl ContainerService {
                 let od = self.data_dir(&o.id);
                 return Ok(NetPlan {
                     netns: Some(PathBuf::from(format!("/proc/{}/ns/net", o.state.pid))),
+                    link_env: Vec::new(),
                     hostname: od.join("hostname"),
                     hosts: od.join("hosts"),
                     resolv: od.join("resolv.conf"),
@@ -607,16 +620,30 @@ impl ContainerService {
                     .map_err(netconf::net_error)?;
                 let ip = sb.endpoints.first().map(|(_, e)| e.ip);
                 let embedded_dns = sb.endpoints.iter().any(|(n, _)| !n.is_default_bridge());
+                // Links are a default-bridge feature; elsewhere names come from DNS.
+                let on_default_bridge = sb
+                    .endpoints
+                    .first()
+                    .is_some_and(|(n, _)| n.is_default_bridge());
+                let specs = if on_default_bridge {
+                    links::parse(&rec.host_config)?
+                } else {
+                    Vec::new()
+                };
+                let linked = self.resolve_links(rec, &specs)?;
+                plan.link_env = linked
+                    .iter()
+                    .flat_map(|l| links::env(&rec.name, l))
+                    .collect();
                 plan.netns = Some(sb.netns);
                 let resolv = if embedded_dns {
                     netconf::embedded_resolv_conf(&host_resolv, &rec.host_config)
                 } else {
                     netconf::resolv_conf(&host_resolv, &rec.host_config)
                 };
-                (
-                    netconf::hosts_file(rec, ip, self.default_gateway())?,
-                    resolv,
-                )
+                let mut hosts = netconf::hosts_file(rec, ip, self.default_gateway())?;
+                hosts.push_str(&links::hosts_lines(&linked));
+                (hosts, resolv)
             }
         };
         let hostname = rec.config["Hostname"].as_str().unwrap_or("");
@@ -684,6 +711,34 @@ impl ContainerService {
             }
         })
         .map(drop)
+    }
+
+    /// Finds each link's container, which must be running on the default bridge.
+    fn resolve_links<'a>(
+        &self,
+        rec: &ContainerRecord,
+        specs: &'a [links::LinkSpec],
+    ) -> Result<Vec<links::Linked<'a>>> {
+        let mut out = Vec::new();
+        for spec in specs {
+            let refuse = || {
+                Error::InvalidInput(format!(
+                    "Cannot link to a non running container: /{} AS /{}/{}",
+                    spec.target, rec.name, spec.alias
+                ))
+            };
+            let target = self.get(&spec.target).map_err(|_| refuse())?;
+            let ip = self
+                .network
+                .endpoints_of(&target.id)
+                .map_err(netconf::net_error)?
+                .into_iter()
+                .find(|(n, _)| n.is_default_bridge())
+                .map(|(_, e)| e.ip)
+                .ok_or_else(refuse)?;
+            out.push(links::Linked { spec, target, ip });
+        }
+        Ok(out)
     }
 
     /// The default bridge's gateway, what `host-gateway` stands for.
@@ -806,7 +861,15 @@ impl ContainerService {
             init: self.init_path.as_deref(),
             netns: net.netns.as_deref(),
         };
-        let oci = spec::generate(&rec.config, &rec.host_config, &paths)?;
+        let oci = if net.link_env.is_empty() {
+            spec::generate(&rec.config, &rec.host_config, &paths)?
+        } else {
+            let mut config = rec.config.clone();
+            let mut env = config["Env"].as_array().cloned().unwrap_or_default();
+            env.extend(net.link_env.iter().map(|v| json!(v)));
+            config["Env"] = json!(env);
+            spec::generate(&config, &rec.host_config, &paths)?
+        };
         std::fs::write(
             run.join("config.json"),
             serde_json::to_vec_pretty(&oci).map_err(internal)?,
@@ -1253,6 +1316,16 @@ impl ContainerService {
         let networks = self.network.list().map_err(netconf::net_error)?;
         let mut v = view::inspect(&rec, &self.log_path(&rec.id), &self.data_dir(&rec.id));
         v["NetworkSettings"] = netconf::settings(&rec, &self.live_network(&rec), &networks);
+        if let Ok(specs) = links::parse(&rec.host_config)
+            && !specs.is_empty()
+        {
+            // dockerd shows links as /target:/linker/alias.
+            let shown: Vec<String> = specs
+                .iter()
+                .map(|l| format!("/{}:/{}/{}", l.target, rec.name, l.alias))
+                .collect();
+            v["HostConfig"]["Links"] = json!(shown);
+        }
         Ok(v)
     }
 

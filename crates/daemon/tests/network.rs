@@ -832,3 +832,100 @@ fn containers_on_a_user_network_find_each_other_by_name_alias_and_id() {
     docker_ok(&d, &["network", "rm", "app", "elsewhere"]);
     assert_clean(&d);
 }
+
+#[test]
+fn links_give_hosts_entries_and_docker_s_variables() {
+    let Some(d) = daemon_with_busybox() else {
+        return;
+    };
+    docker_ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "db",
+            "-e",
+            "SECRET=s3",
+            "--expose",
+            "5432",
+            "--expose",
+            "53/udp",
+            "busybox",
+            "sleep",
+            "60",
+        ],
+    );
+    let ip = docker_ok(
+        &d,
+        &["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "db"],
+    );
+    let out = docker_ok(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--name",
+            "web",
+            "--link",
+            "db:database",
+            "busybox",
+            "sh",
+            "-c",
+            "env | grep ^DATABASE_ | sort; grep database /etc/hosts; ping -c1 -W1 database >/dev/null && echo reached",
+        ],
+    );
+    let want = [
+        "DATABASE_ENV_SECRET=s3".to_string(),
+        "DATABASE_NAME=/web/database".to_string(),
+        format!("DATABASE_PORT=udp://{ip}:53"),
+        format!("DATABASE_PORT_53_UDP=udp://{ip}:53"),
+        format!("DATABASE_PORT_53_UDP_ADDR={ip}"),
+        "DATABASE_PORT_53_UDP_PORT=53".to_string(),
+        "DATABASE_PORT_53_UDP_PROTO=udp".to_string(),
+        format!("DATABASE_PORT_5432_TCP=tcp://{ip}:5432"),
+        format!("DATABASE_PORT_5432_TCP_ADDR={ip}"),
+        "DATABASE_PORT_5432_TCP_PORT=5432".to_string(),
+        "DATABASE_PORT_5432_TCP_PROTO=tcp".to_string(),
+        format!("{ip}\tdatabase db"),
+        "reached".to_string(),
+    ];
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        want.iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    docker_ok(
+        &d,
+        &[
+            "create",
+            "--name",
+            "linker",
+            "--link",
+            "db:database",
+            "busybox",
+            "sleep",
+            "1",
+        ],
+    );
+    let shown = docker_ok(
+        &d,
+        &["inspect", "-f", "{{json .HostConfig.Links}}", "linker"],
+    );
+    assert_eq!(shown, r#"["/db:/linker/database"]"#);
+    // A stopped target cannot be linked to; a missing one is refused at create.
+    docker_ok(&d, &["stop", "-t", "0", "db"]);
+    let o = docker(&d, &["start", "linker"]).unwrap();
+    assert!(
+        err(&o).contains("Cannot link to a non running container: /db AS /linker/database"),
+        "{}",
+        err(&o)
+    );
+    let o = docker(&d, &["create", "--link", "nosuch:x", "busybox"]).unwrap();
+    assert!(
+        err(&o).contains("could not get container for nosuch"),
+        "{}",
+        err(&o)
+    );
+    docker_ok(&d, &["rm", "-f", "db", "linker"]);
+    assert_clean(&d);
+}
