@@ -24,9 +24,10 @@
 # "goal" repeats the issue's targets for orientation. This machine is noisy: compare
 # ratios from one run, not absolute figures across runs. There is no pass/fail.
 # Fairness: berthd and dockerd are driven by the same client, the docker CLI ($DOCKER_CLI),
-# so only the daemons differ (Berth's own `berth` CLI is not measured); podman by its CLI. Every container gets --network none:
-# Berth has no networking yet, and dockerd runs with --bridge=none --iptables=false so it
-# leaves host networking alone. podman runs with --runtime runc and --ulimit nofile/nproc
+# so only the daemons differ (Berth's own CLI has rows of its own); podman by its CLI. Every
+# container gets --network none, so this measures the engines without network setup
+# (bench/network.sh measures that); dockerd runs with --bridge=none --iptables=false so it
+# leaves host networking alone, and berthd gets a bridge of its own that is removed after. podman runs with --runtime runc and --ulimit nofile/nproc
 # set (its default limits are refused on this kind of machine).
 #
 # usage: sudo bash bench/engine.sh
@@ -52,6 +53,7 @@ want_podman=${PODMAN:-1}
 unset DOCKER_HOST DOCKER_CONTEXT DOCKER_TLS_VERIFY DOCKER_CERT_PATH
 
 W=""                    # work dir; everything the daemons store lives under it
+berth_bridge=bbench$$   # berthd's default bridge (its nftables table: berth_<bridge>)
 berthd_pid="" dockerd_pid="" containerd_pid="" load_start=""
 engines=(berth docker)  # podman is added when it works
 declare -A CLI RUNF     # per engine: client command line, extra `run` flags
@@ -138,7 +140,7 @@ start_berthd() {
   CLI[berth-cli]="$bin/berth -H unix://$d/berth.sock"
   RUNF[berth-cli]=""
   "$bin/berthd" -H "unix://$d/berth.sock" --data-root "$d/data" --exec-root "$d/exec" \
-    --pidfile "$d/berthd.pid" >"$d/berthd.log" 2>&1 &
+    --pidfile "$d/berthd.pid" --bridge "$berth_bridge" >"$d/berthd.log" 2>&1 &
   berthd_pid=$!
   wait_for_api berth "$berthd_pid" "$d/berthd.log"
 }
@@ -397,7 +399,7 @@ setup_notes() {
   note "berthd $berthd from $bin, built $(date -r "$bin/berthd" '+%F %T') (repo now at $tree)"
   note "dockerd $dockerd, $(containerd --version 2>/dev/null | awk '{print $1, $3}'), $(runc --version 2>/dev/null | head -1)"
   command -v podman >/dev/null && note "$(podman --version) (runc; shims = conmon; no daemon)"
-  note "all containers --network none (Berth has no networking); dockerd --bridge=none --iptables=false"
+  note "all containers --network none (network setup is bench/network.sh's); dockerd --bridge=none --iptables=false"
   note "load average at start $load_start, at the end $(cut -d' ' -f1-3 /proc/loadavg) (other work adds noise)"
   note "$(nproc) cpus, kernel $(uname -r), cgroup $cg, $runs hyperfine runs + 3 warmup, $n containers"
 }
@@ -465,6 +467,8 @@ cleanup() {
     umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || note "could not unmount $m"
   done
   rm -rf "$W"
+  ip link del "$berth_bridge" 2>/dev/null
+  nft delete table ip "berth_$berth_bridge" 2>/dev/null
   for p in "${new_host_paths[@]}"; do
     case $p in
       /run/docker | /run/runc) [ -d "$p" ] && find "$p" -depth -type d -empty -delete ;; # shared names: only if empty

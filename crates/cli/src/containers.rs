@@ -109,6 +109,8 @@ pub struct RunArgs {
     /// on-failure[:max-retries])
     #[arg(long = "restart")]
     restart: Option<String>,
+    #[command(flatten)]
+    net: crate::network::NetArgs,
     /// The image
     image: String,
     /// The command and its arguments (flags after the image belong to the command)
@@ -545,6 +547,7 @@ fn create_body(a: &RunArgs, attach_stdio: bool) -> Result<Value, CliError> {
     if let Some(t) = a.stop_timeout {
         body["StopTimeout"] = json!(t);
     }
+    crate::network::apply(&a.net, &mut body)?;
     Ok(body)
 }
 
@@ -935,14 +938,17 @@ fn ps_row(ct: &Value, no_trunc: bool) -> Value {
         "Command": truncate_command(ct["Command"].as_str().unwrap_or(""), no_trunc),
         "CreatedAt": crate::images::format_local_time(created),
         "RunningFor": format::since(created),
-        "Ports": "",
+        "Ports": crate::network::ports_column(&ct["Ports"]),
         "State": ct["State"],
         "Status": ct["Status"],
         "Size": size,
         "Names": names.join(","),
         "Labels": labels,
         "Mounts": "",
-        "Networks": "",
+        "Networks": ct["NetworkSettings"]["Networks"]
+            .as_object()
+            .map(|m| m.keys().cloned().collect::<Vec<_>>().join(","))
+            .unwrap_or_default(),
         "LocalVolumes": "0",
     })
 }
@@ -1194,15 +1200,8 @@ pub fn update(c: &Client, a: UpdateArgs) -> CmdResult {
 
 /// `container prune`.
 pub fn prune(c: &Client, a: PruneArgs) -> CmdResult {
-    if !a.force {
-        eprint!(
-            "WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] "
-        );
-        let mut answer = String::new();
-        let _ = std::io::stdin().read_line(&mut answer);
-        if !answer.trim().eq_ignore_ascii_case("y") {
-            return Ok(0);
-        }
+    if !a.force && !crate::confirm("WARNING! This will remove all stopped containers.") {
+        return Ok(0);
     }
     let f = filters_json(&a.filter)?;
     let path = if f.is_empty() {

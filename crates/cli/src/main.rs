@@ -10,6 +10,7 @@ mod client;
 mod containers;
 mod format;
 mod images;
+mod network;
 mod stream;
 
 use clap::{Parser, Subcommand};
@@ -123,6 +124,11 @@ enum Command {
     /// Manage images
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(network::NetworkCommand),
+    /// List port mappings or a specific mapping for the container
+    Port(network::PortArgs),
 }
 
 #[derive(Subcommand)]
@@ -294,6 +300,8 @@ fn dispatch(c: &Client, cmd: Command) -> CmdResult {
             ContainerCommand::Inspect(a) => inspect(c, a, Some("container")),
             ContainerCommand::Prune(a) => ct::prune(c, a),
         },
+        Command::Network(sub) => network::dispatch(c, sub),
+        Command::Port(a) => network::port(c, a),
         Command::Image(sub) => match sub {
             ImageCommand::Ls(a) => images::list(c, a),
             ImageCommand::Import(a) => images::import(c, a),
@@ -332,16 +340,30 @@ fn inspect(c: &Client, a: InspectArgs, only: Option<&str>) -> CmdResult {
             }
         }
     }
-    match &a.format {
+    print_inspected(&found, a.format.as_deref())?;
+    Ok(code)
+}
+
+/// Prints inspected objects: the template per object, or a JSON array indented like Go's.
+pub fn print_inspected(found: &[serde_json::Value], format: Option<&str>) -> Result<(), CliError> {
+    match format {
         Some(f) if !f.is_empty() => {
-            for v in &found {
+            for v in found {
                 let line = format::render(f, v).map_err(CliError::new)?;
                 println!("{line}");
             }
         }
-        _ => println!("{}", go_indent(&serde_json::Value::from(found))),
+        _ => println!("{}", go_indent(&serde_json::Value::from(found.to_vec()))),
     }
-    Ok(code)
+    Ok(())
+}
+
+/// Asks `warning` + docker's "Are you sure" question on stderr; true for y/Y.
+pub fn confirm(warning: &str) -> bool {
+    eprint!("{warning}\nAre you sure you want to continue? [y/N] ");
+    let mut answer = String::new();
+    let _ = std::io::stdin().read_line(&mut answer);
+    answer.trim().eq_ignore_ascii_case("y")
 }
 
 /// JSON indented with 4 spaces, as Go's `json.MarshalIndent(v, "", "    ")`.

@@ -339,3 +339,91 @@ fn berth_and_docker_print_the_same() {
     same(&d, &["inspect", "nosuch"]);
     assert_clean(&d);
 }
+
+#[test]
+fn network_commands_print_the_same() {
+    let Some(d) = daemon_with_busybox() else {
+        return;
+    };
+    same(&d, &["network", "create", "--label", "k=v", "@-net"]);
+    same(&d, &["network", "ls"]);
+    same(&d, &["network", "ls", "-q", "-f", "name=c-net"]);
+    same(
+        &d,
+        &[
+            "network",
+            "ls",
+            "--format",
+            "{{.Name}}: {{.Labels}}",
+            "-f",
+            "label=k",
+        ],
+    );
+    same(
+        &d,
+        &[
+            "network",
+            "inspect",
+            "-f",
+            "{{.Name}} {{.Driver}} {{.Internal}} {{.Labels}}",
+            "@-net",
+        ],
+    );
+    same(&d, &["network", "inspect", "nosuch"]);
+    same(&d, &["network", "create", "@-net"]);
+    same(&d, &["network", "rm", "nosuch"]);
+    same(&d, &["network", "rm", "host"]);
+    same(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "@",
+            "--network",
+            "@-net",
+            "--expose",
+            "7000",
+            "--expose",
+            "7001",
+            "-p",
+            "127.0.0.1::80",
+            "busybox",
+            "sleep",
+            "60",
+        ],
+    );
+    same(
+        &d,
+        &["ps", "--format", "{{.Names}} {{.Networks}}", "-f", "name=@"],
+    );
+    same(&d, &["port", "@", "81"]);
+    same(&d, &["port", "@", "7000"]);
+    same(&d, &["network", "connect", "bridge", "@"]);
+    same(&d, &["network", "connect", "bridge", "@"]);
+    same(
+        &d,
+        &["inspect", "-f", "{{len .NetworkSettings.Networks}}", "@"],
+    );
+    same(&d, &["network", "disconnect", "bridge", "@"]);
+    same(&d, &["network", "rm", "@-net"]);
+    same(&d, &["rm", "-f", "@"]);
+    same(&d, &["network", "rm", "@-net"]);
+    same(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "busybox",
+            "ls",
+            "/sys/class/net",
+        ],
+    );
+    same(
+        &d,
+        &["run", "--rm", "-p", "99999:80", "busybox", "sleep", "0"],
+    );
+    assert_clean(&d);
+}
