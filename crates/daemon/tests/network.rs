@@ -929,3 +929,180 @@ fn links_give_hosts_entries_and_docker_s_variables() {
     docker_ok(&d, &["rm", "-f", "db", "linker"]);
     assert_clean(&d);
 }
+
+/// A second "host" for the tests: a network namespace joined to this host by a veth
+/// (`10.250.<n>.1` here, `.2` there), with no route to container subnets, so that only
+/// NAT lets containers talk to it. Removed (with whatever it runs) on drop.
+struct OtherHost {
+    ns: String,
+    near: String,
+    far_ip: String,
+    near_ip: String,
+    children: Vec<std::process::Child>,
+}
+
+impl OtherHost {
+    fn new() -> Self {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = format!("{}{n}", std::process::id() % 100_000);
+        let octet = (std::process::id() % 200 + n) % 250;
+        let h = OtherHost {
+            ns: format!("bto{id}"),
+            near: format!("btoh{id}"),
+            far_ip: format!("10.250.{octet}.2"),
+            near_ip: format!("10.250.{octet}.1"),
+            children: Vec::new(),
+        };
+        let far = format!("btof{id}");
+        let ip = |args: &[&str]| {
+            let ok = std::process::Command::new("ip")
+                .args(args)
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "ip {args:?}");
+        };
+        ip(&["netns", "add", &h.ns]);
+        ip(&[
+            "link", "add", &h.near, "type", "veth", "peer", "name", &far, "netns", &h.ns,
+        ]);
+        ip(&["addr", "add", &format!("{}/30", h.near_ip), "dev", &h.near]);
+        ip(&["link", "set", &h.near, "up"]);
+        ip(&[
+            "-n",
+            &h.ns,
+            "addr",
+            "add",
+            &format!("{}/30", h.far_ip),
+            "dev",
+            &far,
+        ]);
+        ip(&["-n", &h.ns, "link", "set", &far, "up"]);
+        ip(&["-n", &h.ns, "link", "set", "lo", "up"]);
+        h
+    }
+
+    /// GET / from `ip:port`, from inside the other host (busybox nc: busybox's wget
+    /// crashes in glibc's NSS when run on a full host); the body, if any answer came.
+    fn get(&self, ip: &str, port: u16) -> Option<String> {
+        use std::io::Write as _;
+        let mut child = std::process::Command::new("ip")
+            .args(["netns", "exec", &self.ns, "busybox", "nc", "-w", "2", ip])
+            .arg(port.to_string())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"GET / HTTP/1.0\r\n\r\n")
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.split_once("\r\n\r\n")
+            .map(|(_, b)| b.trim().to_string())
+    }
+
+    /// Serves `body` over HTTP on port 8000 of the other host.
+    fn serve(&mut self, dir: &std::path::Path, body: &str) {
+        std::fs::write(dir.join("index.html"), body).unwrap();
+        let child = std::process::Command::new("ip")
+            .args([
+                "netns", "exec", &self.ns, "busybox", "httpd", "-f", "-p", "8000", "-h",
+            ])
+            .arg(dir)
+            .spawn()
+            .unwrap();
+        self.children.push(child);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+impl Drop for OtherHost {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.ns])
+            .status();
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &self.near])
+            .status();
+    }
+}
+
+#[test]
+fn other_hosts_reach_published_ports_containers_reach_them_through_nat_and_host_rules_hold() {
+    let Some(d) = daemon_with_busybox() else {
+        return;
+    };
+    let had_run_netns = std::path::Path::new("/run/netns").exists();
+    {
+        let mut other = OtherHost::new();
+        let port = free_port();
+        web_server(
+            &d,
+            "web",
+            "from-a-container",
+            &["-p", &format!("{port}:80")],
+        );
+        // Another host reaches the published port on this host's address.
+        let mut got = None;
+        for _ in 0..50 {
+            got = other.get(&other.near_ip, port);
+            if got.is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(got.as_deref(), Some("from-a-container"));
+        // Outbound: the other host has no route to the container's subnet, so only the
+        // masquerade lets the answer come back.
+        let www = d.dir.path().join("other-www");
+        std::fs::create_dir_all(&www).unwrap();
+        other.serve(&www, "from-another-host");
+        assert_eq!(
+            other.get(&other.far_ip, 8000).as_deref(),
+            Some("from-another-host")
+        );
+        let far = format!("http://{}:8000/", other.far_ip);
+        // (busybox's wget crashes with -T, so no timeout flag here)
+        let out = docker_ok(&d, &["run", "--rm", "busybox", "wget", "-qO-", &far]);
+        assert_eq!(out, "from-another-host");
+        // A host rule in the forward hook (where published traffic goes) holds: Berth
+        // does not go around it.
+        let table = format!("bt_hostfw_{}", std::process::id());
+        let rules = format!(
+            "table inet {table} {{\n chain hostforward {{\n type filter hook forward priority 0;\n meta l4proto tcp ct original proto-dst {port} drop\n }}\n}}\n"
+        );
+        let ok = std::process::Command::new("nft")
+            .args(["-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .map(|mut c| {
+                use std::io::Write as _;
+                c.stdin.take().unwrap().write_all(rules.as_bytes()).unwrap();
+                c.wait().unwrap().success()
+            });
+        assert!(ok.unwrap());
+        let blocked = other.get(&other.near_ip, port);
+        let _ = std::process::Command::new("nft")
+            .args(["delete", "table", "inet", &table])
+            .status();
+        assert_eq!(blocked, None, "the host's drop rule was bypassed");
+        assert_eq!(
+            other.get(&other.near_ip, port).as_deref(),
+            Some("from-a-container")
+        );
+        docker_ok(&d, &["rm", "-f", "web"]);
+    }
+    if !had_run_netns {
+        let _ = std::fs::remove_dir("/run/netns");
+    }
+    assert_clean(&d);
+}

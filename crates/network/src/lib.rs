@@ -280,6 +280,8 @@ impl NetworkService {
         let _guard = subnet_lock();
         svc.ensure_predefined()?;
         write_sysctl("/proc/sys/net/ipv4/ip_forward", "1")?;
+        let bridge = svc.config.bridge.clone();
+        std::thread::spawn(move || warn_if_forwarding_dropped(&bridge));
         let mut nl = Netlink::open().map_err(internal("netlink"))?;
         for n in svc.list()? {
             if n.driver == "bridge" {
@@ -1034,6 +1036,26 @@ pub fn host_upstream() -> Vec<String> {
 
 fn parse_upstream(list: &[String]) -> Vec<SocketAddr> {
     list.iter().filter_map(|s| s.parse().ok()).collect()
+}
+
+/// Says so when the host's firewall drops forwarded traffic by default (dockerd sets the
+/// iptables FORWARD policy to DROP): Berth never overrides the host's rules, so containers
+/// would get no traffic through their bridges until the host allows it.
+fn warn_if_forwarding_dropped(bridge: &str) {
+    let Ok(out) = std::process::Command::new("iptables")
+        .args(["-w", "-S", "FORWARD"])
+        .output()
+    else {
+        return;
+    };
+    if String::from_utf8_lossy(&out.stdout).contains("-P FORWARD DROP") {
+        tracing::warn!(
+            "the host's iptables FORWARD policy is DROP (Docker sets it): containers' traffic \
+             through Berth's bridges is dropped until the host allows it, e.g. \
+             `iptables -I FORWARD -i {bridge} -j ACCEPT; iptables -I FORWARD -o {bridge} -j ACCEPT` \
+             (and the same for user networks' br-* bridges)"
+        );
+    }
 }
 
 /// Held while a subnet is chosen and its bridge addressed: daemons on one host (tests
