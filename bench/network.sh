@@ -164,13 +164,19 @@ cleanup() {
   for m in $(awk -v w="$W/" 'index($5, w) == 1 { print length($5), $5 }' /proc/self/mountinfo | sort -rn | cut -d' ' -f2); do
     umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
   done
+  # iptables-restore only resets the tables its snapshot names: tables that did not exist
+  # before (dockerd makes ip nat and ip filter on a host without any) are deleted instead.
   iptables-restore <"$W/iptables.v4" 2>/dev/null
   ip6tables-restore <"$W/iptables.v6" 2>/dev/null
+  nft list tables 2>/dev/null | while read -r _ fam name; do
+    grep -qxF "table $fam $name" "$W/nft-tables" || nft delete table "$fam" "$name"
+  done
   [ $had_docker0 = 1 ] || ip link del docker0 2>/dev/null
   ip link del "$bridge" 2>/dev/null
   nft delete table ip "berth_$bridge" 2>/dev/null
+  ip -br link | grep -E "^(veth|br-|docker0)" && note "WARNING: veths or bridges remain"
+  [ "$(nft list tables | sort)" = "$(sort "$W/nft-tables")" ] || note "WARNING: nftables tables differ from before"
   rm -rf "$W"
-  ip -br link | grep -E "^(veth|br-)" && note "WARNING: veths or bridges remain"
   exit $rc
 }
 
@@ -181,6 +187,7 @@ main() {
   trap cleanup EXIT
   trap 'exit 130' INT TERM
   iptables-save >"$W/iptables.v4"
+  nft list tables >"$W/nft-tables"
   ip6tables-save >"$W/iptables.v6" 2>/dev/null || true
   start_daemons
   make_image

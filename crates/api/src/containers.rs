@@ -148,6 +148,8 @@ pub trait ContainerBackend: Send + Sync {
     fn exec_inspect(&self, id: &str) -> Result<serde_json::Value, ApiError>;
     /// Removes a container.
     fn remove(&self, id: &str, force: bool) -> Result<(), ApiError>;
+    /// `DELETE /containers/{linker}/{alias}?link=1`: removes a legacy link.
+    fn remove_link(&self, linker: &str, alias: &str) -> Result<(), ApiError>;
     /// `GET /containers/json`.
     fn list(&self, req: &ListRequest) -> Result<serde_json::Value, ApiError>;
     /// Stops (if running) and starts again.
@@ -239,6 +241,22 @@ pub async fn inspect(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let c = b.containers.clone();
     Ok(Json(blocking(move || c.inspect(&id)).await?))
+}
+
+/// `DELETE /containers/{linker}/{alias}?link=1`.
+pub async fn remove_link(
+    State(b): State<Backends>,
+    Path((linker, alias)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+) -> Result<StatusCode, ApiError> {
+    if !flag(&query_pairs(q.as_deref()), "link") {
+        return Err(ApiError::not_found(format!(
+            "No such container: {linker}/{alias}"
+        )));
+    }
+    let c = b.containers.clone();
+    blocking(move || c.remove_link(&linker, &alias)).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `DELETE /containers/{id}`.

@@ -77,7 +77,9 @@ pub fn router(backends: Backends) -> Router {
         )
         .route(
             "/containers/{id}/{action}",
-            post(containers::action).get(containers::action),
+            post(containers::action)
+                .get(containers::action)
+                .delete(containers::remove_link),
         )
         .route("/networks", get(networks::list))
         .route("/networks/create", post(networks::create))

@@ -348,6 +348,9 @@ pub struct CreateArgs {
     /// Allocate container IPs from a sub-range
     #[arg(long = "ip-range")]
     ip_range: Option<String>,
+    /// Auxiliary IPv4 addresses used by Network driver (name=ip)
+    #[arg(long = "aux-address")]
+    aux_address: Vec<String>,
     /// Restrict external access to the network
     #[arg(long = "internal")]
     internal: bool,
@@ -535,6 +538,9 @@ fn create(c: &Client, a: CreateArgs) -> CmdResult {
     }
     if let Some(r) = &a.ip_range {
         ipam["IPRange"] = json!(r);
+    }
+    if !a.aux_address.is_empty() {
+        ipam["AuxiliaryAddresses"] = Value::Object(key_values(&a.aux_address, "aux-address")?);
     }
     let config = if ipam.as_object().is_some_and(|m| m.is_empty()) {
         json!([])

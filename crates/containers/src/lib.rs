@@ -686,6 +686,31 @@ impl ContainerService {
         .map(drop)
     }
 
+    /// `DELETE /containers/{linker}/{alias}?link=1`: the link goes from the linker's
+    /// configuration (its running processes keep what they were given, as in Docker).
+    pub fn remove_link(&self, linker: &str, alias: &str) -> Result<()> {
+        let rec = self.get(linker)?;
+        let specs = links::parse(&rec.host_config)?;
+        if !specs.iter().any(|l| l.alias == alias) {
+            return Err(Error::NotFound(format!("link {linker}/{alias}")));
+        }
+        self.modify(&rec.id, |r| {
+            let kept: Vec<Value> = r.host_config["Links"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|v| {
+                    let s = v.as_str().unwrap_or("");
+                    let a = s.split_once(':').map_or(s, |(_, a)| a);
+                    a.rsplit('/').next() != Some(alias)
+                })
+                .cloned()
+                .collect();
+            r.host_config["Links"] = json!(kept);
+        })
+        .map(drop)
+    }
+
     /// `POST /networks/{id}/disconnect`.
     pub fn disconnect(&self, name: &str, network: &str) -> Result<()> {
         let rec = self.get(name)?;
@@ -700,15 +725,12 @@ impl ContainerService {
             .leave(&rec.id, &n.id)
             .map_err(netconf::net_error)?;
         self.modify(&rec.id, |r| {
-            if let Some(m) = r.networking.as_object_mut() {
-                m.remove(&n.name);
+            if !r.networking.is_object() {
+                r.networking = json!({});
             }
-            if netconf::mode(&r.host_config) == netconf::Mode::Network(n.name.clone()) {
-                // Off its first network: the next one leads; with none left it keeps a
-                // loopback only.
-                let next = netconf::networks_to_join(r).get(1).cloned();
-                r.host_config["NetworkMode"] = json!(next.as_deref().unwrap_or("none"));
-            }
+            // null marks a network left, so the mode's own network is not joined again
+            // at the next start; `network connect` puts it back.
+            r.networking[&n.name] = Value::Null;
         })
         .map(drop)
     }

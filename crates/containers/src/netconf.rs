@@ -97,20 +97,32 @@ pub(crate) fn networks_to_join(rec: &ContainerRecord) -> Vec<String> {
     let Mode::Network(first) = mode(&rec.host_config) else {
         return Vec::new();
     };
-    let mut out = vec![first.clone()];
-    for key in rec
-        .networking
-        .as_object()
-        .into_iter()
-        .flatten()
-        .map(|(k, _)| k)
-    {
+    // A null entry is a network the container was disconnected from.
+    let left = |name: &str| rec.networking.get(name).is_some_and(Value::is_null);
+    let mut out = Vec::new();
+    if !left(&first) {
+        out.push(first.clone());
+    }
+    for (key, cfg) in rec.networking.as_object().into_iter().flatten() {
         let same = key == &first || (first == "bridge" && key == "default");
-        if !same && !out.contains(key) {
+        if !same && !cfg.is_null() && !out.contains(key) {
             out.push(key.clone());
         }
     }
     out
+}
+
+/// Legacy links given for a network (`name:alias`), which on a user network are DNS
+/// aliases that only the linking container sees.
+fn endpoint_links(cfg: &Value) -> Vec<(String, String)> {
+    strings(&cfg["Links"])
+        .iter()
+        .map(|l| {
+            let (t, a) = l.split_once(':').unwrap_or((l, l));
+            let alias = a.rsplit('/').next().unwrap_or(a);
+            (t.trim_start_matches('/').to_string(), alias.to_string())
+        })
+        .collect()
 }
 
 /// What joining `network` asks for, from `NetworkingConfig.EndpointsConfig`.
@@ -146,6 +158,15 @@ pub(crate) fn attachment(rec: &ContainerRecord, network: &str) -> Result<Attachm
         mac,
         aliases: strings(&cfg["Aliases"]),
         names: vec![rec.name.clone(), rec.id[..12.min(rec.id.len())].to_string()],
+        links: endpoint_links(&cfg)
+            .into_iter()
+            .chain(
+                crate::links::parse(&rec.host_config)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|l| (l.target, l.alias)),
+            )
+            .collect(),
     })
 }
 
@@ -296,9 +317,9 @@ fn endpoint_json(rec: &ContainerRecord, n: &NetworkRecord, e: Option<&Endpoint>)
     json!({
         "IPAMConfig": cfg.get("IPAMConfig").cloned().unwrap_or(Value::Null),
         "Links": cfg.get("Links").cloned().unwrap_or(Value::Null),
-        "Aliases": e.map(|e| json!(e.aliases)).filter(|a| a.as_array().is_some_and(|a| !a.is_empty())).unwrap_or(Value::Null),
-        "MacAddress": e.map(|e| e.mac.clone()).unwrap_or_default(),
-        "DriverOpts": null,
+        "Aliases": e.map(|e| json!(e.aliases)).or_else(|| cfg.get("Aliases").cloned()).filter(|a| a.as_array().is_some_and(|a| !a.is_empty())).unwrap_or(Value::Null),
+        "MacAddress": e.map(|e| e.mac.clone()).or_else(|| cfg["MacAddress"].as_str().map(String::from)).unwrap_or_default(),
+        "DriverOpts": cfg.get("DriverOpts").cloned().unwrap_or(Value::Null),
         "NetworkID": n.id,
         "EndpointID": e.map(|e| e.id.clone()).unwrap_or_default(),
         "Gateway": e.map(|e| e.gateway.to_string()).unwrap_or_default(),

@@ -273,6 +273,10 @@ impl ContainerBackend for Containers {
         self.service.remove(id, force).map_err(api_error)
     }
 
+    fn remove_link(&self, linker: &str, alias: &str) -> Result<(), ApiError> {
+        self.service.remove_link(linker, alias).map_err(api_error)
+    }
+
     fn list(&self, req: &ListRequest) -> Result<serde_json::Value, ApiError> {
         self.service
             .list(req.all, req.limit, &req.filters, req.size)

@@ -99,6 +99,7 @@ impl NetworkBackend for Networks {
             internal: body["Internal"].as_bool().unwrap_or(false),
             labels: string_map(&body["Labels"]),
             options: string_map(&body["Options"]),
+            aux_addresses: string_map(&ipam["AuxiliaryAddresses"]),
         };
         let n = self.net.create(req).map_err(api_error)?;
         Ok(json!({"Id": n.id, "Warning": ""}))

@@ -84,6 +84,14 @@ impl Resolver {
         Ok(())
     }
 
+    /// Whether the container is served.
+    pub fn serves(&self, container_id: &str) -> bool {
+        self.served
+            .lock()
+            .expect("not poisoned")
+            .contains_key(container_id)
+    }
+
     /// Stops serving a container.
     pub fn stop(&self, container_id: &str) {
         if self

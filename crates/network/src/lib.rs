@@ -93,6 +93,9 @@ pub struct NetworkRecord {
     pub labels: BTreeMap<String, String>,
     /// Driver options as given.
     pub options: BTreeMap<String, String>,
+    /// IPAM auxiliary addresses: reserved, never given to a container.
+    #[serde(default)]
+    pub aux_addresses: BTreeMap<String, Ipv4Addr>,
 }
 
 impl NetworkRecord {
@@ -139,6 +142,9 @@ pub struct Endpoint {
     /// Where the container's other DNS queries go (`ip:port`).
     #[serde(default)]
     pub dns_upstream: Vec<String>,
+    /// Links as (target name, alias), resolved when asked (the target may come later).
+    #[serde(default)]
+    pub dns_links: Vec<(String, String)>,
 }
 
 /// How a container wants to join one network.
@@ -154,6 +160,8 @@ pub struct Attachment {
     pub aliases: Vec<String>,
     /// The container's own names in DNS: its name and short id.
     pub names: Vec<String>,
+    /// Legacy links as (target name, alias): DNS aliases only this container sees.
+    pub links: Vec<(String, String)>,
 }
 
 /// A container's prepared network namespace and its endpoints.
@@ -184,16 +192,17 @@ pub struct CreateRequest {
     pub labels: BTreeMap<String, String>,
     /// `-o`: `com.docker.network.bridge.name` names the bridge device.
     pub options: BTreeMap<String, String>,
+    /// `--aux-address name=ip`: addresses kept out of allocation.
+    pub aux_addresses: BTreeMap<String, String>,
 }
 
 /// Names Docker reserves for its predefined networks.
 const PREDEFINED: [&str; 3] = ["bridge", "host", "none"];
 
-/// Docker's rule for object names.
+/// dockerd takes any network name that is not empty and has no control characters or
+/// slashes (`test 01` is fine).
 fn valid_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+    !name.is_empty() && !name.chars().any(|c| c.is_control() || c == '/')
 }
 
 /// Daemon-level settings.
@@ -357,6 +366,7 @@ impl NetworkService {
                 internal: false,
                 labels: BTreeMap::new(),
                 options,
+                aux_addresses: BTreeMap::new(),
             })?;
         }
         for (name, driver) in [("host", "host"), ("none", "null")] {
@@ -373,6 +383,7 @@ impl NetworkService {
                     internal: false,
                     labels: BTreeMap::new(),
                     options: BTreeMap::new(),
+                    aux_addresses: BTreeMap::new(),
                 })?;
             }
         }
@@ -607,6 +618,7 @@ impl NetworkService {
                 .iter()
                 .filter(|e| e.network_id == n.id)
                 .map(|e| e.ip)
+                .chain(n.aux_addresses.values().copied())
                 .collect();
             let ip = match a.ip {
                 Some(ip) if !subnet.contains(ip) => {
@@ -642,6 +654,7 @@ impl NetworkService {
                 ports: mapped,
                 dns_names: a.names.iter().chain(&a.aliases).cloned().collect(),
                 dns_upstream: dns_upstream.to_vec(),
+                dns_links: a.links.clone(),
             };
             tx.put(&ENDPOINTS, &endpoint_key(container_id, &n.id), &ep)?;
             Ok(ep)
@@ -748,7 +761,7 @@ impl NetworkService {
         }
         if !valid_name(&req.name) {
             return Err(Error::InvalidInput(format!(
-                "invalid network name \"{}\": only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
+                "invalid network name {:?}: it must not be empty or hold '/' or control characters",
                 req.name
             )));
         }
@@ -826,6 +839,18 @@ impl NetworkService {
                 "gateway {gateway} is not in subnet {subnet}"
             )));
         }
+        let mut aux = BTreeMap::new();
+        for (name, ip) in &req.aux_addresses {
+            let ip: Ipv4Addr = ip.parse().map_err(|_| {
+                Error::InvalidInput(format!("invalid auxiliary address {name}={ip}"))
+            })?;
+            if !subnet.contains(ip) {
+                return Err(Error::InvalidInput(format!(
+                    "auxiliary address {name}={ip} is not in subnet {subnet}"
+                )));
+            }
+            aux.insert(name.clone(), ip);
+        }
         if let Some(r) = ip_range.filter(|r| !subnet.covers(*r)) {
             return Err(Error::InvalidInput(format!(
                 "ip-range {r} is not inside subnet {subnet}"
@@ -843,6 +868,7 @@ impl NetworkService {
             internal: req.internal,
             labels: req.labels,
             options: req.options,
+            aux_addresses: aux,
         };
         self.put_network(rec.clone())?;
         let made = Netlink::open()
@@ -903,6 +929,13 @@ impl NetworkService {
         if !ep.ports.is_empty() {
             self.apply_rules()?;
         }
+        let user_nets_left = self
+            .endpoints_of(container_id)?
+            .iter()
+            .any(|(n, _)| !n.is_default_bridge());
+        if !user_nets_left {
+            self.dns.stop(container_id);
+        }
         Ok(())
     }
 
@@ -948,8 +981,7 @@ impl NetworkService {
                 },
             )
             .and_then(|eps| {
-                let had_dns = existing.iter().any(|(o, _)| !o.is_default_bridge());
-                if !had_dns && !n.is_default_bridge() {
+                if !n.is_default_bridge() && !self.dns.serves(container_id) {
                     self.dns
                         .serve(container_id, &path, parse_upstream(&upstream))
                         .map_err(internal("serve DNS in the container"))?;
@@ -1018,9 +1050,17 @@ fn dns_lookup(db: &Db, container: &str, name: &str) -> Vec<Ipv4Addr> {
         .filter(|(_, e)| e.container_id == container && user_net(&e.network_id))
         .map(|(_, e)| e.network_id.as_str())
         .collect();
+    // A link alias of the asker stands for its target's name.
+    let target = eps
+        .iter()
+        .filter(|(_, e)| e.container_id == container)
+        .flat_map(|(_, e)| e.dns_links.iter())
+        .find(|(_, alias)| alias.eq_ignore_ascii_case(name))
+        .map(|(t, _)| t.as_str())
+        .unwrap_or(name);
     eps.iter()
         .filter(|(_, e)| mine.contains(&e.network_id.as_str()))
-        .filter(|(_, e)| e.dns_names.iter().any(|n| n.eq_ignore_ascii_case(name)))
+        .filter(|(_, e)| e.dns_names.iter().any(|n| n.eq_ignore_ascii_case(target)))
         .map(|(_, e)| e.ip)
         .collect()
 }

@@ -21,6 +21,9 @@ pub fn inspect_json(
             if let Some(r) = n.ip_range {
                 c["IPRange"] = json!(r.to_string());
             }
+            if !n.aux_addresses.is_empty() {
+                c["AuxiliaryAddresses"] = json!(n.aux_addresses);
+            }
             vec![c]
         })
         .unwrap_or_default();
