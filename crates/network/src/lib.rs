@@ -685,13 +685,10 @@ impl NetworkService {
     pub fn release(&self, container_id: &str) {
         self.dns.stop(container_id);
         let eps = self.endpoints_of(container_id).unwrap_or_default();
-        if let Ok(mut nl) = Netlink::open() {
-            for (_, e) in &eps {
-                if let Ok(Some(i)) = nl.link_index(&e.veth) {
-                    let _ = nl.delete_link(i);
-                }
-            }
-        }
+        // The veths are not deleted here: deleting one waits for an RCU grace period
+        // (~20 ms, most of what networking added to `run --rm`). They go with the
+        // namespace, which the kernel tears down in the background once its last
+        // process and the pin below are gone.
         let had_ports = eps.iter().any(|(_, e)| !e.ports.is_empty());
         {
             let _guard = self.lock.lock().expect("not poisoned");

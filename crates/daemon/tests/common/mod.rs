@@ -381,6 +381,11 @@ pub fn assert_clean(d: &Daemon) {
         !mountinfo.contains(d.dir.path().to_str().unwrap()),
         "a mount under the daemon's dirs is left"
     );
+    // Veths go with their namespaces, which the kernel tears down in the background.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !bridge_ports(&d.bridge).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert_eq!(
         bridge_ports(&d.bridge),
         Vec::<String>::new(),
