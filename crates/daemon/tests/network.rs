@@ -68,6 +68,11 @@ fn web_server(d: &Daemon, name: &str, body: &str, publish: &[&str]) -> String {
     docker_ok(d, &args)
 }
 
+/// Whether Berth's table publishes host port `port` (an element of its port maps).
+fn publishes(d: &Daemon, port: u16) -> bool {
+    nft_table(d).contains(&format!(" . {port} : "))
+}
+
 fn nft_table(d: &Daemon) -> String {
     let o = std::process::Command::new("nft")
         .args(["list", "table", "ip", &format!("berth_{}", d.bridge)])
@@ -148,13 +153,10 @@ fn published_port_answers_host_loopback_host_address_and_other_containers() {
         &["exec", "web", "ip", "-4", "-o", "addr", "show", "eth0"],
     );
     assert!(inside.contains(&format!("inet {ip}/")), "{inside}");
+    assert!(publishes(&d, port), "{}", nft_table(&d));
     // Removed: the rule, the veth and the port go.
     docker_ok(&d, &["rm", "-f", "web"]);
-    assert!(
-        !nft_table(&d).contains(&format!("dport {port}")),
-        "{}",
-        nft_table(&d)
-    );
+    assert!(!publishes(&d, port), "{}", nft_table(&d));
     assert!(std::net::TcpListener::bind(("0.0.0.0", port)).is_ok());
     assert!(http_get(&format!("127.0.0.1:{port}")).is_err());
     assert_clean(&d);
@@ -451,6 +453,7 @@ fn a_crash_leaves_no_rule_veth_or_namespace_and_a_lost_bridge_comes_back() {
     let pid: i32 = docker_ok(&d, &["inspect", "-f", "{{.State.Pid}}", "web"])
         .parse()
         .unwrap();
+    assert!(publishes(&d, port), "{}", nft_table(&d));
     // berthd dies; the container dies while it is away; the bridge goes (a reboot).
     d.crash_then(|d| {
         // SAFETY: kill(2) on the container process this test started.
@@ -462,11 +465,7 @@ fn a_crash_leaves_no_rule_veth_or_namespace_and_a_lost_bridge_comes_back() {
     });
     let status = docker_ok(&d, &["inspect", "-f", "{{.State.Status}}", "web"]);
     assert_eq!(status, "exited");
-    assert!(
-        !nft_table(&d).contains(&format!("dport {port}")),
-        "{}",
-        nft_table(&d)
-    );
+    assert!(!publishes(&d, port), "{}", nft_table(&d));
     assert_eq!(
         std::fs::read_dir(d.dir.path().join("exec/netns"))
             .unwrap()

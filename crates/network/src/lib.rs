@@ -586,7 +586,7 @@ impl NetworkService {
                     .map_err(internal("default route"))?;
             }
             if !ep.ports.is_empty() {
-                self.apply_rules()?;
+                self.update_ports("add", std::slice::from_ref(&ep))?;
             }
             out.push(ep);
         }
@@ -661,6 +661,25 @@ impl NetworkService {
         })
     }
 
+    /// Adds or deletes the published ports of `eps` as map elements; if the table does not
+    /// hold what the store says (a change made by hand), it is rendered whole instead.
+    fn update_ports(&self, verb: &str, eps: &[Endpoint]) -> Result<()> {
+        let forwards: Vec<nft::Forward> = eps
+            .iter()
+            .flat_map(|e| {
+                e.ports.iter().map(|m| nft::Forward {
+                    mapping: m.clone(),
+                    container_ip: e.ip,
+                })
+            })
+            .collect();
+        let updates = nft::port_updates(verb, &self.config.table, &forwards);
+        if updates.is_empty() || nft::apply(&updates).is_ok() {
+            return Ok(());
+        }
+        self.apply_rules()
+    }
+
     /// Renders and loads the nftables table from the store.
     fn apply_rules(&self) -> Result<()> {
         let networks = self.list()?;
@@ -699,7 +718,8 @@ impl NetworkService {
                 Ok(())
             });
         }
-        if had_ports && let Err(e) = self.apply_rules() {
+        let ours: Vec<Endpoint> = eps.into_iter().map(|(_, e)| e).collect();
+        if had_ports && let Err(e) = self.update_ports("delete", &ours) {
             tracing::warn!(container = container_id, "remove published ports: {e}");
         }
         netns::remove(&self.netns_path(container_id));
@@ -924,7 +944,7 @@ impl NetworkService {
             self.db.write(|tx| tx.delete(&ENDPOINTS, &key))?;
         }
         if !ep.ports.is_empty() {
-            self.apply_rules()?;
+            self.update_ports("delete", std::slice::from_ref(&ep))?;
         }
         let user_nets_left = self
             .endpoints_of(container_id)?

@@ -93,8 +93,15 @@ pub fn requests(
         let list = list.as_array().map(Vec::as_slice).unwrap_or_default();
         for b in list {
             let host_ip = b["HostIp"].as_str().unwrap_or("").to_string();
-            if !host_ip.is_empty() && host_ip.parse::<IpAddr>().is_err() {
-                return Err(format!("invalid IP address: {host_ip}"));
+            match host_ip.parse::<IpAddr>() {
+                _ if host_ip.is_empty() => {}
+                Ok(IpAddr::V4(_)) => {}
+                Ok(IpAddr::V6(_)) => {
+                    return Err(format!(
+                        "publishing on IPv6 address {host_ip} is not supported yet: give an IPv4 address or none"
+                    ));
+                }
+                Err(_) => return Err(format!("invalid IP address: {host_ip}")),
             }
             out.push(PortRequest {
                 proto: proto.clone(),
@@ -260,6 +267,12 @@ mod tests {
             )
             .is_err()
         );
+        let v6 = requests(
+            &json!({"80/tcp": [{"HostIp": "::1", "HostPort": "1"}]}),
+            false,
+            &none,
+        );
+        assert!(v6.unwrap_err().contains("IPv6"));
     }
 
     #[test]
