@@ -354,6 +354,8 @@ fn etc_files_carry_address_extra_hosts_and_dns_settings() {
             "192.0.2.53",
             "--dns-search",
             "example.test",
+            "--mac-address",
+            "02:42:0a:0b:0c:0d",
             "busybox",
             "sh",
             "-c",
@@ -374,6 +376,19 @@ fn etc_files_carry_address_extra_hosts_and_dns_settings() {
         .next()
         .unwrap();
     assert!(hosts.contains(&format!("{ip}\tbox\n")), "{hosts}");
+    let mac = docker_ok(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--mac-address",
+            "02:42:0a:0b:0c:0e",
+            "busybox",
+            "cat",
+            "/sys/class/net/eth0/address",
+        ],
+    );
+    assert_eq!(mac, "02:42:0a:0b:0c:0e");
     assert!(hosts.contains("10.9.8.7\tdb\n"), "{hosts}");
     let gw = std::process::Command::new("ip")
         .args(["-4", "-o", "addr", "show", &d.bridge])
