@@ -103,7 +103,7 @@ build_berth() {
 remember_host_paths() {
   local p h
   for p in /run/docker /run/runc /run/containers /var/lib/containers \
-    /etc/containers/networks /dev/shm/libpod_lock; do
+    /etc/containers/networks /dev/shm/libpod_lock /run/netns; do
     [ -e "$p" ] || new_host_paths+=("$p")
   done
   for h in /sys/fs/cgroup /sys/fs/cgroup/*/; do
@@ -472,6 +472,7 @@ cleanup() {
   for p in "${new_host_paths[@]}"; do
     case $p in
       /run/docker | /run/runc) [ -d "$p" ] && find "$p" -depth -type d -empty -delete ;; # shared names: only if empty
+      /run/netns) umount "$p" 2>/dev/null; rmdir "$p" 2>/dev/null ;; # podman's, a shared bind mount of itself
       /sys/fs/cgroup/*) [ -d "$p" ] && find "$p" -depth -type d -exec rmdir {} + 2>/dev/null ;; # empty cgroups only
       *) rm -rf "$p" ;;                                                                  # podman's own
     esac
