@@ -147,7 +147,7 @@ pub trait ContainerBackend: Send + Sync {
     /// `GET /exec/{id}/json`.
     fn exec_inspect(&self, id: &str) -> Result<serde_json::Value, ApiError>;
     /// Removes a container.
-    fn remove(&self, id: &str, force: bool) -> Result<(), ApiError>;
+    fn remove(&self, id: &str, force: bool, volumes: bool) -> Result<(), ApiError>;
     /// `DELETE /containers/{linker}/{alias}?link=1`: removes a legacy link.
     fn remove_link(&self, linker: &str, alias: &str) -> Result<(), ApiError>;
     /// `GET /containers/json`.
@@ -265,9 +265,11 @@ pub async fn remove(
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<StatusCode, ApiError> {
-    let force = flag(&query_pairs(q.as_deref()), "force");
+    let pairs = query_pairs(q.as_deref());
+    let force = flag(&pairs, "force");
+    let volumes = flag(&pairs, "v");
     let c = b.containers.clone();
-    blocking(move || c.remove(&id, force)).await?;
+    blocking(move || c.remove(&id, force, volumes)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

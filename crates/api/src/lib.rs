@@ -17,6 +17,7 @@ pub mod networks;
 mod query;
 pub mod system;
 pub mod version;
+pub mod volumes;
 
 use std::sync::Arc;
 
@@ -31,6 +32,7 @@ pub use images::{ImageBackend, ImportRequest};
 pub use networks::NetworkBackend;
 pub use system::{SystemBackend, VersionInfo};
 pub use version::{ApiVersion, MAX_API_VERSION, MIN_API_VERSION};
+pub use volumes::VolumeBackend;
 
 /// Everything the handlers need, shared by all requests.
 #[derive(Clone)]
@@ -43,6 +45,8 @@ pub struct Backends {
     pub containers: Arc<dyn ContainerBackend>,
     /// Networks.
     pub networks: Arc<dyn NetworkBackend>,
+    /// Volumes.
+    pub volumes: Arc<dyn VolumeBackend>,
 }
 
 /// Runs blocking backend work off the async threads.
@@ -80,6 +84,13 @@ pub fn router(backends: Backends) -> Router {
             post(containers::action)
                 .get(containers::action)
                 .delete(containers::remove_link),
+        )
+        .route("/volumes", get(volumes::list))
+        .route("/volumes/create", post(volumes::create))
+        .route("/volumes/prune", post(volumes::prune))
+        .route(
+            "/volumes/{name}",
+            get(volumes::inspect).delete(volumes::remove),
         )
         .route("/networks", get(networks::list))
         .route("/networks/create", post(networks::create))

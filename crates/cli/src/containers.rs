@@ -111,6 +111,8 @@ pub struct RunArgs {
     restart: Option<String>,
     #[command(flatten)]
     net: crate::network::NetArgs,
+    #[command(flatten)]
+    mounts: crate::volume::MountArgs,
     /// The image
     image: String,
     /// The command and its arguments (flags after the image belong to the command)
@@ -444,7 +446,7 @@ fn env_list(env: &[String], files: &[String]) -> Result<Vec<String>, CliError> {
         .collect())
 }
 
-fn parse_bytes(s: &str) -> Result<i64, CliError> {
+pub(crate) fn parse_bytes(s: &str) -> Result<i64, CliError> {
     let t = s.trim().to_ascii_lowercase();
     let t = t.strip_suffix('b').unwrap_or(&t);
     let (num, mult) = match t.chars().last() {
@@ -548,6 +550,7 @@ fn create_body(a: &RunArgs, attach_stdio: bool) -> Result<Value, CliError> {
         body["StopTimeout"] = json!(t);
     }
     crate::network::apply(&a.net, &mut body)?;
+    crate::volume::apply(&a.mounts, &mut body)?;
     Ok(body)
 }
 

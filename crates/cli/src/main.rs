@@ -12,6 +12,7 @@ mod format;
 mod images;
 mod network;
 mod stream;
+mod volume;
 
 use clap::{Parser, Subcommand};
 
@@ -129,6 +130,9 @@ enum Command {
     Network(network::NetworkCommand),
     /// List port mappings or a specific mapping for the container
     Port(network::PortArgs),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(volume::VolumeCommand),
 }
 
 #[derive(Subcommand)]
@@ -302,6 +306,7 @@ fn dispatch(c: &Client, cmd: Command) -> CmdResult {
         },
         Command::Network(sub) => network::dispatch(c, sub),
         Command::Port(a) => network::port(c, a),
+        Command::Volume(sub) => volume::dispatch(c, sub),
         Command::Image(sub) => match sub {
             ImageCommand::Ls(a) => images::list(c, a),
             ImageCommand::Import(a) => images::import(c, a),

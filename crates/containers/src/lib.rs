@@ -27,6 +27,7 @@ mod restart;
 mod seccomp;
 pub mod spec;
 mod view;
+mod volumes;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -95,6 +96,10 @@ pub struct ContainerRecord {
     /// aliases and MAC address asked for.
     #[serde(default)]
     pub networking: Value,
+    /// Mounts resolved at create ([`mounts::Mount::stored`]): anonymous volumes and what
+    /// `--volumes-from` brought.
+    #[serde(default)]
+    pub extra_mounts: Vec<Value>,
 }
 
 const CONTAINERS: Table<ContainerRecord> = Table::new("containers");
@@ -108,6 +113,7 @@ pub struct ContainerService {
     content: Store,
     snapshots: Snapshotter,
     network: berth_network::NetworkService,
+    volumes: berth_volumes::VolumeService,
     data_root: PathBuf,
     exec_root: PathBuf,
     shim: PathBuf,
@@ -197,24 +203,38 @@ fn internal(e: impl std::fmt::Display) -> Error {
     Error::Internal(e.to_string())
 }
 
+/// The services containers are made from.
+pub struct Parts {
+    /// The metadata store.
+    pub db: Arc<Db>,
+    /// Images.
+    pub images: ImageStore,
+    /// Blobs.
+    pub content: Store,
+    /// Networks.
+    pub network: berth_network::NetworkService,
+    /// Volumes.
+    pub volumes: berth_volumes::VolumeService,
+}
+
 impl ContainerService {
     /// A service over the shared stores; `shim` is the path of the `berth-shim` binary.
-    pub fn new(
-        db: Arc<Db>,
-        images: ImageStore,
-        content: Store,
-        network: berth_network::NetworkService,
-        data_root: &Path,
-        exec_root: &Path,
-        shim: PathBuf,
-    ) -> Result<Self> {
+    pub fn new(parts: Parts, data_root: &Path, exec_root: &Path, shim: PathBuf) -> Result<Self> {
         let snapshots = Snapshotter::open(data_root.join("snapshots")).map_err(internal)?;
+        let Parts {
+            db,
+            images,
+            content,
+            network,
+            volumes,
+        } = parts;
         Ok(ContainerService {
             db,
             images,
             content,
             snapshots,
             network,
+            volumes,
             data_root: data_root.into(),
             exec_root: exec_root.into(),
             shim,
@@ -370,7 +390,8 @@ impl ContainerService {
         }
         let rec = self.after_exit(rec);
         if rec.host_config["AutoRemove"].as_bool() == Some(true) {
-            match self.remove(&rec.id, true) {
+            // `--rm` takes the container's anonymous volumes too, as Docker does.
+            match self.remove_with_volumes(&rec.id, true, true) {
                 // Someone else (the exit monitor, a waiter) removed it first.
                 Ok(()) | Err(Error::NotFound(_)) => {}
                 Err(e) => return Err(e),
@@ -430,6 +451,7 @@ impl ContainerService {
             .unwrap_or_default();
         let chain = berth_snapshots::chain_ids(&diff_ids);
         self.ensure_snapshots(&diff_ids, &chain)?;
+        let extra_mounts = self.extra_mounts(&config, &body["HostConfig"])?;
         let rec = ContainerRecord {
             id: id.clone(),
             name: String::new(),
@@ -452,6 +474,7 @@ impl ContainerService {
             },
             restart: Default::default(),
             networking: body["NetworkingConfig"]["EndpointsConfig"].clone(),
+            extra_mounts,
         };
         let wanted = name
             .filter(|n| !n.is_empty())
@@ -487,13 +510,13 @@ impl ContainerService {
         })?;
         let dirs = ["diff", "work"]
             .iter()
-            .try_for_each(|d| std::fs::create_dir_all(self.data_dir(&id).join(d)));
-        if let Err(e) = dirs {
-            // A failed create leaves nothing: no record, no name, no directory.
-            let _ = self.remove(&id, true);
-            return Err(Error::Internal(format!(
-                "create the container's directories: {e}"
-            )));
+            .try_for_each(|d| std::fs::create_dir_all(self.data_dir(&id).join(d)))
+            .map_err(|e| Error::Internal(format!("create the container's directories: {e}")));
+        if let Err(e) = dirs.and_then(|()| self.create_volumes(&id)) {
+            // A failed create leaves nothing: no record, no name, no directory, no volume
+            // made for it.
+            let _ = self.remove_with_volumes(&id, true, true);
+            return Err(e);
         }
         Ok(id)
     }
@@ -844,7 +867,7 @@ impl ContainerService {
             let _ = self.modify(&id, |r| r.state.error = message);
             // `--rm` also covers a container that never ran (the docker CLI waits for it).
             if rec.host_config["AutoRemove"].as_bool() == Some(true) {
-                let _ = self.remove(&id, true);
+                let _ = self.remove_with_volumes(&id, true, true);
             }
         }
         result
@@ -875,6 +898,7 @@ impl ContainerService {
             }
         }
         let rootfs = self.mount_rootfs(rec)?;
+        let mounts = self.prepare_volumes(rec, &rootfs)?;
         let paths = spec::Paths {
             rootfs: &rootfs,
             hostname: &net.hostname,
@@ -882,6 +906,7 @@ impl ContainerService {
             resolv: &net.resolv,
             init: self.init_path.as_deref(),
             netns: net.netns.as_deref(),
+            mounts: &mounts,
         };
         let oci = if net.link_env.is_empty() {
             spec::generate(&rec.config, &rec.host_config, &paths)?
@@ -1204,6 +1229,12 @@ impl ContainerService {
 
     /// `DELETE /containers/{id}`.
     pub fn remove(&self, name: &str, force: bool) -> Result<()> {
+        self.remove_with_volumes(name, force, false)
+    }
+
+    /// `DELETE /containers/{id}?v=1`: also the container's anonymous volumes that no
+    /// other container uses.
+    pub fn remove_with_volumes(&self, name: &str, force: bool, volumes: bool) -> Result<()> {
         let rec = self.get(name)?;
         if rec.state.status == "restarting" {
             if !force {
@@ -1246,6 +1277,9 @@ impl ContainerService {
             Ok(())
         })?;
         self.changes.bump();
+        if volumes {
+            self.remove_anonymous_volumes(&rec);
+        }
         Ok(())
     }
 
@@ -1315,9 +1349,10 @@ impl ContainerService {
         Ok(shown
             .into_iter()
             .map(|r| {
-                let mut v = view::summary(r, &self.live_network(r), &networks);
+                let mounts = self.all_mounts(r).unwrap_or_default();
+                let mut v = view::summary(r, &self.live_network(r), &networks, &mounts);
                 if size {
-                    let rw = ops::dir_size(&self.data_dir(&r.id).join("diff"));
+                    let rw = berth_volumes::dir_size(&self.data_dir(&r.id).join("diff"));
                     let image = self
                         .images
                         .inspect(&r.image_id)
@@ -1336,7 +1371,13 @@ impl ContainerService {
     pub fn inspect(&self, name: &str) -> Result<Value> {
         let rec = self.get(name)?;
         let networks = self.network.list().map_err(netconf::net_error)?;
-        let mut v = view::inspect(&rec, &self.log_path(&rec.id), &self.data_dir(&rec.id));
+        let mounts = self.all_mounts(&rec)?;
+        let mut v = view::inspect(
+            &rec,
+            &self.log_path(&rec.id),
+            &self.data_dir(&rec.id),
+            &mounts,
+        );
         v["NetworkSettings"] = netconf::settings(&rec, &self.live_network(&rec), &networks);
         if let Ok(specs) = links::parse(&rec.host_config)
             && !specs.is_empty()

@@ -1,6 +1,7 @@
-//! Host directories and tmpfs in a container: `HostConfig.Binds` (`-v /host:/ctr[:opts]`),
-//! `HostConfig.Mounts` of type `bind` and `tmpfs` (`--mount`), and `HostConfig.Tmpfs`
-//! (`--tmpfs`). Named volumes are not here yet: they are refused with a message saying so.
+//! What a container mounts: `HostConfig.Binds` (`-v /host:/ctr[:opts]`, `-v name:/ctr`),
+//! `HostConfig.Mounts` (`--mount type=bind|volume|tmpfs`), `HostConfig.Tmpfs` (`--tmpfs`),
+//! and the mounts resolved at create and kept with the record: anonymous volumes (image
+//! `VOLUME`s, `-v /ctr`, `--mount type=volume` without a source) and `--volumes-from`.
 
 use serde_json::{Value, json};
 
@@ -9,10 +10,20 @@ use crate::{Error, Result};
 /// One mount as the container gets it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mount {
-    /// `bind` or `tmpfs`.
+    /// `bind`, `volume` or `tmpfs`.
     pub kind: &'static str,
-    /// Host path for a bind; empty for tmpfs.
+    /// Host path for a bind, the volume's directory once resolved; empty for tmpfs.
     pub source: String,
+    /// The volume's name (volumes only).
+    pub name: String,
+    /// Do not copy the image's content into a new volume (`volume-nocopy`, `:nocopy`).
+    pub nocopy: bool,
+    /// Labels for a volume this mount creates (`volume-label`).
+    pub volume_labels: serde_json::Map<String, Value>,
+    /// Driver options for a volume this mount creates (`volume-opt`).
+    pub volume_options: serde_json::Map<String, Value>,
+    /// Docker's `Mode` in inspect (`z` for `-v name:/path`, the options given for binds).
+    pub mode: String,
     /// Absolute path in the container.
     pub target: String,
     /// Mounted read-only.
@@ -43,7 +54,43 @@ fn absolute(target: &str, what: &str) -> Result<()> {
     }
 }
 
-/// `-v SOURCE:TARGET[:OPTIONS]` with a host path as source.
+/// Docker's rule for volume names.
+pub fn valid_volume_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() >= 2
+        && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+}
+
+impl Mount {
+    /// A mount with every optional part empty.
+    fn new(kind: &'static str, source: &str, target: &str) -> Self {
+        Mount {
+            kind,
+            source: source.into(),
+            name: String::new(),
+            nocopy: false,
+            volume_labels: serde_json::Map::new(),
+            volume_options: serde_json::Map::new(),
+            mode: String::new(),
+            target: target.into(),
+            read_only: false,
+            propagation: String::new(),
+            options: Vec::new(),
+            create_source: false,
+        }
+    }
+
+    /// A named (or, with an empty name, anonymous) volume at `target`.
+    pub fn volume(name: &str, target: &str, read_only: bool) -> Self {
+        let mut m = Mount::new("volume", "", target);
+        m.name = name.into();
+        m.read_only = read_only;
+        m
+    }
+}
+
+/// `-v SOURCE:TARGET[:OPTIONS]`: a host path or a volume name as source.
 fn parse_bind(spec: &str) -> Result<Mount> {
     let parts: Vec<&str> = spec.split(':').collect();
     let (source, target, opts) = match parts.as_slice() {
@@ -51,27 +98,35 @@ fn parse_bind(spec: &str) -> Result<Mount> {
         [s, t, o] => (*s, *t, *o),
         _ => return Err(bad(format!("invalid volume specification: '{spec}'"))),
     };
-    if !source.starts_with('/') {
-        return Err(bad(format!(
-            "invalid volume specification '{spec}': named volumes are not supported by berthd yet; use an absolute host path"
-        )));
-    }
-    absolute(target, "type bind")?;
-    let mut m = Mount {
-        kind: "bind",
-        source: source.to_string(),
-        target: target.to_string(),
-        read_only: false,
-        propagation: "rprivate".into(),
-        options: Vec::new(),
-        create_source: true,
+    let mut m = if source.starts_with('/') {
+        absolute(target, "type bind")?;
+        let mut m = Mount::new("bind", source, target);
+        m.propagation = "rprivate".into();
+        m.create_source = true;
+        m.mode = opts.to_string();
+        m
+    } else {
+        if !valid_volume_name(source) {
+            return Err(bad(format!(
+                "create {source}: \"{source}\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"
+            )));
+        }
+        absolute(target, "type volume")?;
+        let mut m = Mount::volume(source, target, false);
+        m.mode = if opts.is_empty() {
+            "z".into()
+        } else {
+            opts.to_string()
+        };
+        m
     };
     for o in opts.split(',').filter(|o| !o.is_empty()) {
         match o {
             "ro" => m.read_only = true,
             "rw" => m.read_only = false,
-            // SELinux relabelling and copy modes: nothing to do on this host.
-            "z" | "Z" | "nocopy" | "consistent" | "cached" | "delegated" => {}
+            "nocopy" => m.nocopy = true,
+            // SELinux relabelling and consistency modes: nothing to do on this host.
+            "z" | "Z" | "consistent" | "cached" | "delegated" => {}
             p if PROPAGATIONS.contains(&p) => m.propagation = p.to_string(),
             other => {
                 return Err(bad(format!(
@@ -109,15 +164,10 @@ fn parse_mount(v: &Value) -> Result<Mount> {
             if !PROPAGATIONS.contains(&propagation) {
                 return Err(bad(format!("invalid propagation mode: {propagation}")));
             }
-            Ok(Mount {
-                kind: "bind",
-                source: source.into(),
-                target: target.into(),
-                read_only,
-                propagation: propagation.into(),
-                options: Vec::new(),
-                create_source: false,
-            })
+            let mut m = Mount::new("bind", source, target);
+            m.read_only = read_only;
+            m.propagation = propagation.into();
+            Ok(m)
         }
         "tmpfs" => {
             let mut options = Vec::new();
@@ -129,10 +179,26 @@ fn parse_mount(v: &Value) -> Result<Mount> {
             }
             Ok(tmpfs(target, read_only, options))
         }
-        "volume" => Err(bad(
-            "named volumes are not supported by berthd yet: use type=bind with a host path or type=tmpfs".into(),
-        )),
-        other => Err(bad(format!("invalid mount config: mount type unknown: \"{other}\""))),
+        "volume" => {
+            let name = v["Source"].as_str().unwrap_or("");
+            if !name.is_empty() && !valid_volume_name(name) {
+                return Err(bad(format!(
+                    "invalid mount config for type \"volume\": invalid volume name: {name:?}"
+                )));
+            }
+            let mut m = Mount::volume(name, target, read_only);
+            let opts = &v["VolumeOptions"];
+            m.nocopy = opts["NoCopy"].as_bool().unwrap_or(false);
+            m.volume_labels = opts["Labels"].as_object().cloned().unwrap_or_default();
+            m.volume_options = opts["DriverConfig"]["Options"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            Ok(m)
+        }
+        other => Err(bad(format!(
+            "invalid mount config: mount type unknown: \"{other}\""
+        ))),
     }
 }
 
@@ -145,15 +211,10 @@ fn tmpfs(target: &str, read_only: bool, mut options: Vec<String>) -> Mount {
             "noexec".to_string(),
         ],
     );
-    Mount {
-        kind: "tmpfs",
-        source: String::new(),
-        target: target.into(),
-        read_only,
-        propagation: String::new(),
-        options,
-        create_source: false,
-    }
+    let mut m = Mount::new("tmpfs", "", target);
+    m.read_only = read_only;
+    m.options = options;
+    m
 }
 
 /// Every mount a HostConfig asks for, validated; two on one target are refused.
@@ -196,20 +257,53 @@ impl Mount {
             options.push(rw.into());
             return json!({"destination": self.target, "type": "tmpfs", "source": "tmpfs", "options": options});
         }
+        let propagation = if self.propagation.is_empty() {
+            "rprivate"
+        } else {
+            &self.propagation
+        };
         json!({"destination": self.target, "type": "bind", "source": self.source,
-               "options": ["rbind", rw, self.propagation]})
+               "options": ["rbind", rw, propagation]})
     }
 
     /// Docker's `.Mounts` entry in inspect.
     pub fn inspect(&self) -> Value {
-        json!({
+        let mut v = json!({
             "Type": self.kind,
             "Source": self.source,
             "Destination": self.target,
-            "Mode": if self.kind == "bind" && self.create_source { if self.read_only { "ro" } else { "" } } else { "" },
+            "Mode": self.mode,
             "RW": !self.read_only,
             "Propagation": self.propagation,
-        })
+        });
+        if self.kind == "volume" {
+            v["Name"] = json!(self.name);
+            v["Driver"] = json!("local");
+        }
+        v
+    }
+
+    /// What is kept with the container record.
+    pub fn stored(&self) -> Value {
+        json!({"Type": self.kind, "Name": self.name, "Source": self.source,
+               "Target": self.target, "ReadOnly": self.read_only, "Mode": self.mode})
+    }
+
+    /// The mount a [`Mount::stored`] value describes.
+    pub fn from_stored(v: &Value) -> Option<Mount> {
+        let target = v["Target"].as_str()?;
+        let mut m = match v["Type"].as_str()? {
+            "volume" => Mount::volume(v["Name"].as_str()?, target, false),
+            "bind" => {
+                let mut m = Mount::new("bind", v["Source"].as_str()?, target);
+                m.propagation = "rprivate".into();
+                m
+            }
+            _ => return None,
+        };
+        m.read_only = v["ReadOnly"].as_bool().unwrap_or(false);
+        m.mode = v["Mode"].as_str().unwrap_or("").to_string();
+        Some(m)
     }
 }
 
@@ -222,12 +316,12 @@ mod tests {
         let m = parse_bind("/srv/data:/data:ro,rshared").unwrap();
         assert_eq!((m.read_only, m.propagation.as_str()), (true, "rshared"));
         assert_eq!(m.oci()["options"], json!(["rbind", "ro", "rshared"]));
-        assert!(
-            parse_bind("data:/data")
-                .unwrap_err()
-                .to_string()
-                .contains("named volumes")
+        let v = parse_bind("data:/data:ro,nocopy").unwrap();
+        assert_eq!(
+            (v.kind, v.name.as_str(), v.read_only, v.nocopy),
+            ("volume", "data", true, true)
         );
+        assert!(parse_bind("bad name:/data").is_err());
         assert!(parse_bind("/a:relative").is_err());
         assert!(
             parse_bind("/a:/b:bogus")

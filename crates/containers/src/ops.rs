@@ -186,10 +186,10 @@ impl ContainerService {
             if rec.state.status == "running" || rec.state.status == "paused" {
                 continue;
             }
-            if keep(&crate::view::summary(&rec, &Default::default(), &[])) {
+            if keep(&crate::view::summary(&rec, &Default::default(), &[], &[])) {
                 continue;
             }
-            let size = dir_size(&self.data_dir(&rec.id).join("diff"));
+            let size = berth_volumes::dir_size(&self.data_dir(&rec.id).join("diff"));
             match self.remove(&rec.id, false) {
                 Ok(()) => {
                     removed.push(rec.id);
@@ -201,22 +201,6 @@ impl ContainerService {
         }
         Ok((removed, space))
     }
-}
-
-/// Bytes in a directory tree (allocated size, not following symlinks).
-pub(crate) fn dir_size(path: &std::path::Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(entries) = std::fs::read_dir(path) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_size(&e.path()),
-            Ok(m) => m.blocks() * 512,
-            Err(_) => 0,
-        })
-        .sum()
 }
 
 /// Splits `ps` output into titles and the rows whose PID column is one of `pids`; the

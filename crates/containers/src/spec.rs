@@ -101,6 +101,8 @@ pub struct Paths<'a> {
     pub resolv: &'a Path,
     /// The network namespace to join; `None` shares the host's.
     pub netns: Option<&'a Path>,
+    /// Binds, volumes (resolved to their directories) and tmpfs mounts.
+    pub mounts: &'a [crate::mounts::Mount],
     /// The init binary (a static tini) for `--init`, if the daemon has one.
     pub init: Option<&'a Path>,
 }
@@ -427,7 +429,7 @@ pub fn generate(config: &Value, host: &Value, paths: &Paths<'_>) -> Result<Value
             "namespaces": namespaces
         }
     });
-    for m in crate::mounts::from_host_config(host)? {
+    for m in paths.mounts {
         spec["mounts"]
             .as_array_mut()
             .expect("mounts is a list")

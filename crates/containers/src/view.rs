@@ -33,10 +33,8 @@ fn status_text(rec: &ContainerRecord) -> String {
 }
 
 /// Docker's `.Mounts`.
-fn mounts(rec: &ContainerRecord) -> Value {
-    crate::mounts::from_host_config(&rec.host_config)
-        .map(|ms| ms.iter().map(crate::mounts::Mount::inspect).collect())
-        .unwrap_or_else(|_| json!([]))
+fn mounts_json(mounts: &[crate::mounts::Mount]) -> Value {
+    mounts.iter().map(crate::mounts::Mount::inspect).collect()
 }
 
 fn command(rec: &ContainerRecord) -> String {
@@ -48,6 +46,7 @@ pub fn summary(
     rec: &ContainerRecord,
     net: &crate::netconf::Live,
     networks: &[berth_network::NetworkRecord],
+    mounts: &[crate::mounts::Mount],
 ) -> Value {
     let settings = crate::netconf::settings(rec, net, networks);
     json!({
@@ -63,12 +62,17 @@ pub fn summary(
         "Status": status_text(rec),
         "HostConfig": {"NetworkMode": rec.host_config["NetworkMode"].as_str().unwrap_or("default")},
         "NetworkSettings": {"Networks": settings["Networks"]},
-        "Mounts": mounts(rec)
+        "Mounts": mounts_json(mounts)
     })
 }
 
 /// `GET /containers/{id}/json`.
-pub fn inspect(rec: &ContainerRecord, log: &Path, data_dir: &Path) -> Value {
+pub fn inspect(
+    rec: &ContainerRecord,
+    log: &Path,
+    data_dir: &Path,
+    mounts: &[crate::mounts::Mount],
+) -> Value {
     let args = crate::spec::argv(&rec.config).unwrap_or_default();
     let zero = "0001-01-01T00:00:00Z";
     let or_zero = |s: &str| {
@@ -113,7 +117,7 @@ pub fn inspect(rec: &ContainerRecord, log: &Path, data_dir: &Path) -> Value {
         "HostConfig": rec.host_config,
         "GraphDriver": {"Name": "overlay2", "Data": {
             "UpperDir": data_dir.join("diff"), "WorkDir": data_dir.join("work")}},
-        "Mounts": mounts(rec),
+        "Mounts": mounts_json(mounts),
         "Config": rec.config
     })
 }

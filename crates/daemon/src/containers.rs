@@ -269,8 +269,10 @@ impl ContainerBackend for Containers {
         self.service.exec_inspect(id).map_err(api_error)
     }
 
-    fn remove(&self, id: &str, force: bool) -> Result<(), ApiError> {
-        self.service.remove(id, force).map_err(api_error)
+    fn remove(&self, id: &str, force: bool, volumes: bool) -> Result<(), ApiError> {
+        self.service
+            .remove_with_volumes(id, force, volumes)
+            .map_err(api_error)
     }
 
     fn remove_link(&self, linker: &str, alias: &str) -> Result<(), ApiError> {

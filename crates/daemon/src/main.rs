@@ -10,6 +10,7 @@ mod listen;
 mod networks;
 mod pidfile;
 mod system;
+mod volumes;
 
 use std::sync::Arc;
 
@@ -58,17 +59,18 @@ fn build_backends(config: &Config) -> Result<berth_api::Backends> {
         .with_file_name("berth-shim");
     let network =
         berth_network::NetworkService::open(db.clone(), &config.exec_root, config.network.clone())?;
-    let containers = berth_containers::ContainerService::new(
+    let volumes = berth_volumes::VolumeService::new(db.clone(), &config.data_root)?;
+    let parts = berth_containers::Parts {
         db,
-        images.clone(),
+        images: images.clone(),
         content,
-        network.clone(),
-        &config.data_root,
-        &config.exec_root,
-        shim,
-    )?
-    .with_log_defaults(config.container_logs.clone())
-    .with_init_path(config.init_path.clone());
+        network: network.clone(),
+        volumes: volumes.clone(),
+    };
+    let containers =
+        berth_containers::ContainerService::new(parts, &config.data_root, &config.exec_root, shim)?
+            .with_log_defaults(config.container_logs.clone())
+            .with_init_path(config.init_path.clone());
     // Containers outlive berthd: pick up what happened while it was away.
     containers.recover()?;
     containers.spawn_exit_monitor();
@@ -80,6 +82,7 @@ fn build_backends(config: &Config) -> Result<berth_api::Backends> {
         )),
         images: Arc::new(images::ImageService(images)),
         networks: Arc::new(networks::Networks::new(network, containers.clone())),
+        volumes: Arc::new(volumes::Volumes::new(volumes, containers.clone())),
         containers: Arc::new(containers::Containers::new(containers)),
     })
 }
