@@ -148,6 +148,25 @@ pub trait ContainerBackend: Send + Sync {
     fn exec_inspect(&self, id: &str) -> Result<serde_json::Value, ApiError>;
     /// Removes a container.
     fn remove(&self, id: &str, force: bool, volumes: bool) -> Result<(), ApiError>;
+    /// `HEAD /containers/{id}/archive`: Docker's path stat of `path`.
+    fn archive_stat(&self, id: &str, path: &str) -> Result<serde_json::Value, ApiError>;
+    /// `GET /containers/{id}/archive`: a tar of `path` written to `out`.
+    fn archive_get(
+        &self,
+        id: &str,
+        path: &str,
+        out: &mut dyn std::io::Write,
+    ) -> Result<(), ApiError>;
+    /// `PUT /containers/{id}/archive`: extracts `input` into the directory `path`.
+    fn archive_put(
+        &self,
+        id: &str,
+        path: &str,
+        copy_uid_gid: bool,
+        input: &mut (dyn std::io::Read + Send),
+    ) -> Result<(), ApiError>;
+    /// `GET /containers/{id}/export`: the root filesystem as a tar.
+    fn export(&self, id: &str, out: &mut dyn std::io::Write) -> Result<(), ApiError>;
     /// `DELETE /containers/{linker}/{alias}?link=1`: removes a legacy link.
     fn remove_link(&self, linker: &str, alias: &str) -> Result<(), ApiError>;
     /// `GET /containers/json`.
@@ -572,4 +591,104 @@ async fn follow_logs(
         axum::body::Body::from_stream(body),
     )
         .into_response())
+}
+
+/// A `Write` that hands its bytes to an HTTP body, in chunks.
+struct BodyWriter(tokio::sync::mpsc::Sender<Vec<u8>>);
+
+impl std::io::Write for BodyWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .blocking_send(buf.to_vec())
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Streams what `produce` writes as a response body (a tar), produced off the async
+/// threads; an error after the first bytes can only cut the body short.
+fn tar_body(
+    produce: impl FnOnce(&mut dyn std::io::Write) -> Result<(), ApiError> + Send + 'static,
+) -> Response {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(8);
+    tokio::task::spawn_blocking(move || {
+        let mut out = std::io::BufWriter::with_capacity(64 * 1024, BodyWriter(tx));
+        if let Err(e) = produce(&mut out) {
+            tracing::warn!("archive: {}", e.message);
+        }
+        let _ = std::io::Write::flush(&mut out);
+    });
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|chunk| (Ok::<_, std::io::Error>(chunk), rx))
+    });
+    (
+        [("content-type", "application/x-tar")],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response()
+}
+
+fn stat_header(stat: &serde_json::Value) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(stat.to_string())
+}
+
+/// `HEAD|GET|PUT /containers/{id}/archive`.
+pub async fn archive(
+    State(b): State<Backends>,
+    method: axum::http::Method,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+    body: axum::body::Body,
+) -> Result<Response, ApiError> {
+    let pairs = query_pairs(q.as_deref());
+    let path = param(&pairs, "path")
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| ApiError::bad_request("path is required"))?
+        .to_string();
+    let c = b.containers.clone();
+    if method == axum::http::Method::PUT {
+        let copy_uid_gid = crate::query::flag(&pairs, "copyUIDGID");
+        let stream =
+            futures_util::TryStreamExt::map_err(body.into_data_stream(), std::io::Error::other);
+        let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
+        blocking(move || {
+            let mut reader = reader;
+            let result = c.archive_put(&id, &path, copy_uid_gid, &mut reader);
+            if result.is_err() {
+                let _ = std::io::copy(&mut reader, &mut std::io::sink());
+            }
+            result
+        })
+        .await?;
+        return Ok(StatusCode::OK.into_response());
+    }
+    let (probe, probe_id, probe_path) = (c.clone(), id.clone(), path.clone());
+    let stat = blocking(move || probe.archive_stat(&probe_id, &probe_path)).await?;
+    let header = stat_header(&stat);
+    if method == axum::http::Method::HEAD {
+        return Ok(([("x-docker-container-path-stat", header)], StatusCode::OK).into_response());
+    }
+    let mut resp = tar_body(move |out| c.archive_get(&id, &path, out));
+    if let Ok(v) = axum::http::HeaderValue::from_str(&header) {
+        resp.headers_mut().insert("x-docker-container-path-stat", v);
+    }
+    Ok(resp)
+}
+
+/// `GET /containers/{id}/export`.
+pub async fn export(
+    State(b): State<Backends>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let c = b.containers.clone();
+    let (probe, probe_id) = (c.clone(), id.clone());
+    blocking(move || probe.inspect(&probe_id).map(drop)).await?;
+    Ok(tar_body(move |out| c.export(&id, out)))
 }

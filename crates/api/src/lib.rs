@@ -80,6 +80,13 @@ pub fn router(backends: Backends) -> Router {
             axum::routing::delete(containers::remove),
         )
         .route(
+            "/containers/{id}/archive",
+            get(containers::archive)
+                .head(containers::archive)
+                .put(containers::archive),
+        )
+        .route("/containers/{id}/export", get(containers::export))
+        .route(
             "/containers/{id}/{action}",
             post(containers::action)
                 .get(containers::action)

@@ -9,6 +9,7 @@
 //! sockets, exit record); the `containers` and `container_names` tables.
 //! **Does not:** know HTTP or pull images; networks are `berth-network`'s, joined here.
 
+mod archive;
 mod attach;
 pub mod changes;
 pub mod error;

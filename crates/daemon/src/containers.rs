@@ -275,6 +275,35 @@ impl ContainerBackend for Containers {
             .map_err(api_error)
     }
 
+    fn archive_stat(&self, id: &str, path: &str) -> Result<serde_json::Value, ApiError> {
+        self.service.archive_stat(id, path).map_err(api_error)
+    }
+
+    fn archive_get(
+        &self,
+        id: &str,
+        path: &str,
+        out: &mut dyn std::io::Write,
+    ) -> Result<(), ApiError> {
+        self.service.archive_get(id, path, out).map_err(api_error)
+    }
+
+    fn archive_put(
+        &self,
+        id: &str,
+        path: &str,
+        copy_uid_gid: bool,
+        input: &mut (dyn std::io::Read + Send),
+    ) -> Result<(), ApiError> {
+        self.service
+            .archive_put(id, path, copy_uid_gid, input)
+            .map_err(api_error)
+    }
+
+    fn export(&self, id: &str, out: &mut dyn std::io::Write) -> Result<(), ApiError> {
+        self.service.export(id, out).map_err(api_error)
+    }
+
     fn remove_link(&self, linker: &str, alias: &str) -> Result<(), ApiError> {
         self.service.remove_link(linker, alias).map_err(api_error)
     }

@@ -40,6 +40,23 @@ struct Meta {
     mtime: i64,
 }
 
+/// How an archive is extracted.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// `.wh.` entries become overlayfs whiteouts (layers); otherwise they are plain files.
+    pub whiteouts: bool,
+    /// Owner every entry gets instead of the archive's (`docker cp` without `-a`).
+    pub owner: Option<(u32, u32)>,
+}
+
+impl Options {
+    /// For image layers.
+    pub const LAYER: Options = Options {
+        whiteouts: true,
+        owner: None,
+    };
+}
+
 /// Extracts the tar stream `layer` into `dest` (an existing, empty directory).
 pub fn unpack(layer: impl Read, dest: &Path) -> Result<()> {
     let root = rustix::fs::open(
@@ -48,6 +65,13 @@ pub fn unpack(layer: impl Read, dest: &Path) -> Result<()> {
         Mode::empty(),
     )
     .map_err(|e| io_err(format!("open {}", dest.display()))(e.into()))?;
+    unpack_into(layer, root.as_fd(), Options::LAYER)
+}
+
+/// Extracts the tar stream `archive` under the directory `root` (nothing outside it can
+/// be reached: every parent is resolved with `RESOLVE_IN_ROOT`, no last component is
+/// followed), merging with what is there.
+pub fn unpack_into(layer: impl Read, root: BorrowedFd<'_>, opts: Options) -> Result<()> {
     let mut archive = tar::Archive::new(layer);
     let entries = archive
         .entries()
@@ -62,12 +86,15 @@ pub fn unpack(layer: impl Read, dest: &Path) -> Result<()> {
             .into_owned();
         let path = clean(&raw_path);
         let header = entry.header();
-        let meta = Meta {
+        let mut meta = Meta {
             mode: header.mode().map_err(|e| Error::Archive(e.to_string()))? & 0o7777,
             uid: header.uid().map_err(|e| Error::Archive(e.to_string()))? as u32,
             gid: header.gid().map_err(|e| Error::Archive(e.to_string()))? as u32,
             mtime: header.mtime().unwrap_or(0) as i64,
         };
+        if let Some((uid, gid)) = opts.owner {
+            (meta.uid, meta.gid) = (uid, gid);
+        }
         let kind = header.entry_type();
         let context = || format!("extract {}", raw_path.display());
         let (Some(name), parent) = (
@@ -77,11 +104,10 @@ pub fn unpack(layer: impl Read, dest: &Path) -> Result<()> {
             continue; // the root itself ("./")
         };
         let name_str = name.to_string_lossy().into_owned();
-        let dir = inroot::reopen_dir(
-            &inroot::mkdir_all(root.as_fd(), parent, 0o755).map_err(io_err(context()))?,
-        )
-        .map_err(io_err(context()))?;
-        if name_str == OPAQUE_MARKER {
+        let dir =
+            inroot::reopen_dir(&inroot::mkdir_all(root, parent, 0o755).map_err(io_err(context()))?)
+                .map_err(io_err(context()))?;
+        if opts.whiteouts && name_str == OPAQUE_MARKER {
             rustix::fs::fsetxattr(
                 &dir,
                 "trusted.overlay.opaque",
@@ -91,7 +117,10 @@ pub fn unpack(layer: impl Read, dest: &Path) -> Result<()> {
             .map_err(|e| io_err(context())(e.into()))?;
             continue;
         }
-        if let Some(hidden) = name_str.strip_prefix(WHITEOUT_PREFIX) {
+        if let Some(hidden) = name_str
+            .strip_prefix(WHITEOUT_PREFIX)
+            .filter(|_| opts.whiteouts)
+        {
             remove_existing(dir.as_fd(), hidden);
             let dev = rustix::fs::makedev(0, 0);
             rustix::fs::mknodat(&dir, hidden, FileType::CharacterDevice, Mode::empty(), dev)
@@ -119,7 +148,7 @@ pub fn unpack(layer: impl Read, dest: &Path) -> Result<()> {
                     .link_name()
                     .map_err(|e| Error::Archive(e.to_string()))?
                     .unwrap_or_default();
-                hard_link(root.as_fd(), &clean(&target), dir.as_fd(), &name_str)
+                hard_link(root, &clean(&target), dir.as_fd(), &name_str)
             }
             EntryType::Char | EntryType::Block | EntryType::Fifo => {
                 let ft = match kind {
@@ -156,7 +185,7 @@ pub fn unpack(layer: impl Read, dest: &Path) -> Result<()> {
     }
     for (path, mtime) in dir_times.iter().rev() {
         if let (Some(name), Some(parent)) = (path.file_name(), path.parent())
-            && let Ok(d) = inroot::open(root.as_fd(), parent, OFlags::RDONLY | OFlags::DIRECTORY)
+            && let Ok(d) = inroot::open(root, parent, OFlags::RDONLY | OFlags::DIRECTORY)
         {
             set_mtime(d.as_fd(), &name.to_string_lossy(), *mtime);
         }
