@@ -8,6 +8,7 @@
 
 mod client;
 mod containers;
+mod files;
 mod format;
 mod images;
 mod network;
@@ -133,6 +134,10 @@ enum Command {
     /// Manage volumes
     #[command(subcommand)]
     Volume(volume::VolumeCommand),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(files::CpArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(files::ExportArgs),
 }
 
 #[derive(Subcommand)]
@@ -307,6 +312,8 @@ fn dispatch(c: &Client, cmd: Command) -> CmdResult {
         Command::Network(sub) => network::dispatch(c, sub),
         Command::Port(a) => network::port(c, a),
         Command::Volume(sub) => volume::dispatch(c, sub),
+        Command::Cp(a) => files::cp(c, a),
+        Command::Export(a) => files::export(c, a),
         Command::Image(sub) => match sub {
             ImageCommand::Ls(a) => images::list(c, a),
             ImageCommand::Import(a) => images::import(c, a),

@@ -427,3 +427,26 @@ fn network_commands_print_the_same() {
     );
     assert_clean(&d);
 }
+
+#[test]
+fn cp_and_export_print_the_same() {
+    let Some(d) = daemon_with_busybox() else {
+        return;
+    };
+    let dir = d.dir.path().to_str().unwrap().to_string();
+    same(&d, &["run", "-d", "--name", "@", "busybox", "sleep", "60"]);
+    same(&d, &["exec", "@", "sh", "-c", "echo hi > /etc/x"]);
+    let out_file = format!("{dir}/@-x");
+    same(&d, &["cp", "@:/etc/x", &out_file]);
+    for cli in ["dk-c", "bt-c"] {
+        let got = std::fs::read_to_string(format!("{dir}/{cli}-x")).unwrap();
+        assert_eq!(got, "hi\n", "{cli}");
+    }
+    same(&d, &["cp", &out_file, "@:/etc/y"]);
+    same(&d, &["exec", "@", "cat", "/etc/y"]);
+    same(&d, &["cp", "@:/nosuch", &dir]);
+    same(&d, &["cp", &format!("{dir}/nosuchlocal"), "@:/etc/"]);
+    same(&d, &["export", "-o", &format!("{dir}/@.tar"), "@"]);
+    same(&d, &["rm", "-f", "@"]);
+    assert_clean(&d);
+}
