@@ -10,6 +10,25 @@ use crate::hijack::{ProcessIo, Session};
 use crate::query::{flag, param, query_pairs};
 use crate::{Backends, blocking};
 
+/// `POST /commit` parameters.
+#[derive(Debug, Clone, Default)]
+pub struct CommitRequest {
+    /// The container.
+    pub container: String,
+    /// `repo` (may carry a tag).
+    pub repo: String,
+    /// `tag`.
+    pub tag: String,
+    /// `comment` (`-m`).
+    pub comment: String,
+    /// `author` (`-a`).
+    pub author: String,
+    /// Pause the container meanwhile (default true).
+    pub pause: bool,
+    /// `changes`, one Dockerfile line each.
+    pub changes: Vec<String>,
+}
+
 /// `docker logs` parameters.
 #[derive(Debug, Clone, Default)]
 pub struct LogsRequest {
@@ -165,6 +184,8 @@ pub trait ContainerBackend: Send + Sync {
         copy_uid_gid: bool,
         input: &mut (dyn std::io::Read + Send),
     ) -> Result<(), ApiError>;
+    /// `POST /commit`: a new image from the container; returns its id.
+    fn commit(&self, req: &CommitRequest, config: &serde_json::Value) -> Result<String, ApiError>;
     /// `GET /containers/{id}/export`: the root filesystem as a tar.
     fn export(&self, id: &str, out: &mut dyn std::io::Write) -> Result<(), ApiError>;
     /// `DELETE /containers/{linker}/{alias}?link=1`: removes a legacy link.
@@ -691,4 +712,40 @@ pub async fn export(
     let (probe, probe_id) = (c.clone(), id.clone());
     blocking(move || probe.inspect(&probe_id).map(drop)).await?;
     Ok(tar_body(move |out| c.export(&id, out)))
+}
+
+/// `POST /commit`.
+pub async fn commit(
+    State(b): State<Backends>,
+    RawQuery(q): RawQuery,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let pairs = query_pairs(q.as_deref());
+    let text = |k: &str| param(&pairs, k).unwrap_or("").to_string();
+    let req = CommitRequest {
+        container: text("container"),
+        repo: text("repo"),
+        tag: text("tag"),
+        comment: text("comment"),
+        author: text("author"),
+        pause: param(&pairs, "pause").is_none_or(|p| p != "0" && p != "false"),
+        changes: pairs
+            .iter()
+            .filter(|(k, _)| k == "changes")
+            .flat_map(|(_, v)| v.lines().map(str::to_string).collect::<Vec<_>>())
+            .filter(|l| !l.trim().is_empty())
+            .collect(),
+    };
+    if req.container.is_empty() {
+        return Err(ApiError::bad_request("container is required"));
+    }
+    let config: serde_json::Value = if body.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?
+    };
+    let c = b.containers.clone();
+    let id = blocking(move || c.commit(&req, &config)).await?;
+    Ok((StatusCode::CREATED, Json(serde_json::json!({"Id": id}))))
 }

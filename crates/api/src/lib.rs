@@ -25,7 +25,7 @@ use axum::Router;
 use axum::extract::Request;
 use axum::routing::{get, post};
 
-pub use containers::{AttachRequest, ContainerBackend, ListRequest, LogsRequest};
+pub use containers::{AttachRequest, CommitRequest, ContainerBackend, ListRequest, LogsRequest};
 pub use error::ApiError;
 pub use hijack::{ProcessIo, Session, StdinCodec};
 pub use images::{ImageBackend, ImportRequest};
@@ -86,6 +86,7 @@ pub fn router(backends: Backends) -> Router {
                 .put(containers::archive),
         )
         .route("/containers/{id}/export", get(containers::export))
+        .route("/commit", post(containers::commit))
         .route(
             "/containers/{id}/{action}",
             post(containers::action)

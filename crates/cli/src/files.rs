@@ -1,4 +1,5 @@
-//! `cp` and `export`: files between the host and containers, through the archive API.
+//! `cp`, `export` and `commit`: files between the host and containers through the
+//! archive API, and a container's changes as a new image.
 //!
 //! Archives from the daemon are extracted here with every entry's path checked (plain
 //! names only, no `..`, nothing absolute) and never written through a symlink the same
@@ -285,5 +286,51 @@ pub fn export(c: &Client, a: ExportArgs) -> CmdResult {
                 .map_err(|e| CliError::new(e.to_string()))?;
         }
     }
+    Ok(0)
+}
+
+/// `commit` flags.
+#[derive(clap::Args)]
+pub struct CommitArgs {
+    /// Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")
+    #[arg(short = 'a', long = "author")]
+    author: Option<String>,
+    /// Apply Dockerfile instruction to the created image
+    #[arg(short = 'c', long = "change")]
+    change: Vec<String>,
+    /// Commit message
+    #[arg(short = 'm', long = "message")]
+    message: Option<String>,
+    /// Pause container during commit
+    #[arg(short = 'p', long = "pause", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pause: bool,
+    /// The container
+    container: String,
+    /// REPOSITORY[:TAG]
+    reference: Option<String>,
+}
+
+/// `commit`.
+pub fn commit(c: &Client, a: CommitArgs) -> CmdResult {
+    let mut q = format!(
+        "/commit?container={}&pause={}",
+        enc(&a.container),
+        u8::from(a.pause)
+    );
+    if let Some(r) = &a.reference {
+        let (repo, tag) = crate::images::split_reference(r);
+        q.push_str(&format!("&repo={}&tag={}", enc(&repo), enc(&tag)));
+    }
+    if let Some(m) = &a.message {
+        q.push_str(&format!("&comment={}", enc(m)));
+    }
+    if let Some(au) = &a.author {
+        q.push_str(&format!("&author={}", enc(au)));
+    }
+    for ch in &a.change {
+        q.push_str(&format!("&changes={}", enc(ch)));
+    }
+    let v = c.post(&q, None)?;
+    println!("{}", v["Id"].as_str().unwrap_or(""));
     Ok(0)
 }

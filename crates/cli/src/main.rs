@@ -138,6 +138,8 @@ enum Command {
     Cp(files::CpArgs),
     /// Export a container's filesystem as a tar archive
     Export(files::ExportArgs),
+    /// Create a new image from a container's changes
+    Commit(files::CommitArgs),
 }
 
 #[derive(Subcommand)]
@@ -314,6 +316,7 @@ fn dispatch(c: &Client, cmd: Command) -> CmdResult {
         Command::Volume(sub) => volume::dispatch(c, sub),
         Command::Cp(a) => files::cp(c, a),
         Command::Export(a) => files::export(c, a),
+        Command::Commit(a) => files::commit(c, a),
         Command::Image(sub) => match sub {
             ImageCommand::Ls(a) => images::list(c, a),
             ImageCommand::Import(a) => images::import(c, a),

@@ -367,3 +367,129 @@ fn append_children(tar: &mut Tar<'_>, dir: &OwnedFd, prefix: &str) -> Result<()>
     }
     Ok(())
 }
+
+/// Writes the container's writable layer (the overlay upper directory) as an image layer:
+/// overlayfs whiteouts (0/0 character devices) become `.wh.<name>` entries and opaque
+/// directories get a `.wh..wh..opq` marker.
+pub(crate) fn diff_tar(upper: &Path, out: &mut dyn Write) -> Result<()> {
+    let dir = rustix::fs::open(
+        upper,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(internal)?;
+    let mut tar = tar::Builder::new(out);
+    tar.follow_symlinks(false);
+    append_diff_children(&mut tar, &dir, "")?;
+    tar.finish().map_err(internal)
+}
+
+fn append_diff_children(tar: &mut Tar<'_>, dir: &OwnedFd, prefix: &str) -> Result<()> {
+    let mut names: Vec<String> = rustix::fs::Dir::read_from(dir)
+        .map_err(internal)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "." && n != "..")
+        .collect();
+    names.sort();
+    let join = |n: &str| {
+        if prefix.is_empty() {
+            n.to_string()
+        } else {
+            format!("{prefix}/{n}")
+        }
+    };
+    for n in names {
+        let st =
+            rustix::fs::statat(dir, n.as_str(), AtFlags::SYMLINK_NOFOLLOW).map_err(internal)?;
+        let kind = FileType::from_raw_mode(st.st_mode);
+        if kind == FileType::CharacterDevice && st.st_rdev == 0 {
+            let mut h = header_for(&st, tar::EntryType::Regular);
+            h.set_mode(0o644);
+            tar.append_data(&mut h, join(&format!(".wh.{n}")), std::io::empty())
+                .map_err(internal)?;
+            continue;
+        }
+        if kind != FileType::Directory {
+            append_entry(tar, dir.as_fd(), &n, &join(&n))?;
+            continue;
+        }
+        let sub = rustix::fs::openat(
+            dir,
+            n.as_str(),
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(internal)?;
+        let mut h = header_for(&st, tar::EntryType::Directory);
+        tar.append_data(&mut h, format!("{}/", join(&n)), std::io::empty())
+            .map_err(internal)?;
+        let mut flag = [0u8; 1];
+        let opaque = rustix::fs::fgetxattr(&sub, "trusted.overlay.opaque", &mut flag)
+            .is_ok_and(|len| len == 1 && flag[0] == b'y');
+        if opaque {
+            let mut m = header_for(&st, tar::EntryType::Regular);
+            m.set_mode(0o644);
+            tar.append_data(
+                &mut m,
+                format!("{}/.wh..wh..opq", join(&n)),
+                std::io::empty(),
+            )
+            .map_err(internal)?;
+        }
+        append_diff_children(tar, &sub, &join(&n))?;
+    }
+    Ok(())
+}
+
+impl ContainerService {
+    /// `POST /commit`: the container's changes as a new layer over its image, configured
+    /// from its config (with `overrides` from the request and the options' changes). The
+    /// container is paused meanwhile when it runs and `pause` is set.
+    pub fn commit(
+        &self,
+        name: &str,
+        overrides: &Value,
+        opts: &berth_images::CommitOptions,
+        pause: bool,
+    ) -> Result<String> {
+        let rec = self.get(name)?;
+        let paused_here = pause && rec.state.status == "running";
+        if paused_here {
+            self.pause(&rec.id)?;
+        }
+        let result = (|| -> Result<String> {
+            let mut config = rec.config.clone();
+            if let (Some(c), Some(o)) = (config.as_object_mut(), overrides.as_object()) {
+                for (k, v) in o {
+                    if !v.is_null() {
+                        c.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+            let mut opts = opts.clone();
+            if opts.created_by.is_empty() {
+                opts.created_by = crate::spec::argv(&rec.config).unwrap_or_default().join(" ");
+            }
+            let (reader, mut writer) = std::io::pipe().map_err(internal)?;
+            let upper = self.data_dir(&rec.id).join("diff");
+            let producer = std::thread::spawn(move || diff_tar(&upper, &mut writer));
+            let committed = self
+                .images
+                .commit(&rec.image_id, reader, &config, &opts)
+                .map_err(Error::Image);
+            let produced = producer
+                .join()
+                .map_err(|_| Error::Internal("the layer writer panicked".into()))?;
+            // The store's refusal (a bad reference) explains more than the broken pipe
+            // the writer then hit.
+            let id = committed?;
+            produced?;
+            Ok(id)
+        })();
+        if paused_here {
+            let _ = self.unpause(&rec.id);
+        }
+        result
+    }
+}

@@ -300,6 +300,28 @@ impl ContainerBackend for Containers {
             .map_err(api_error)
     }
 
+    fn commit(
+        &self,
+        req: &berth_api::CommitRequest,
+        config: &serde_json::Value,
+    ) -> Result<String, ApiError> {
+        let reference = match (req.repo.as_str(), req.tag.as_str()) {
+            ("", _) => None,
+            (repo, "") => Some(repo.to_string()),
+            (repo, tag) => Some(format!("{repo}:{tag}")),
+        };
+        let opts = berth_images::CommitOptions {
+            reference,
+            changes: req.changes.clone(),
+            comment: req.comment.clone(),
+            author: req.author.clone(),
+            created_by: String::new(),
+        };
+        self.service
+            .commit(&req.container, config, &opts, req.pause)
+            .map_err(api_error)
+    }
+
     fn export(&self, id: &str, out: &mut dyn std::io::Write) -> Result<(), ApiError> {
         self.service.export(id, out).map_err(api_error)
     }

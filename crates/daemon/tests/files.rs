@@ -329,3 +329,105 @@ fn a_container_swapping_symlinks_during_copies_cannot_reach_the_host() {
     docker_ok(&d, &["rm", "-f", "racer"]);
     assert_clean(&d);
 }
+
+#[test]
+fn commit_keeps_added_changed_and_deleted_files_and_the_changes() {
+    let Some(d) = daemon_with_tools() else { return };
+    docker_ok(
+        &d,
+        &[
+            "run",
+            "--name",
+            "src",
+            "tools",
+            "sh",
+            "-c",
+            "echo new > /tmp/added; rm /etc/marker; mkdir /tmp/dir; echo a > /tmp/dir/a",
+        ],
+    );
+    let id = docker_ok(
+        &d,
+        &[
+            "commit",
+            "-c",
+            r#"CMD ["cat", "/tmp/added"]"#,
+            "-c",
+            "ENV MODE=committed",
+            "-m",
+            "my change",
+            "-a",
+            "me",
+            "src",
+            "committed:v1",
+        ],
+    );
+    assert!(id.starts_with("sha256:"), "{id}");
+    assert_eq!(docker_ok(&d, &["run", "--rm", "committed:v1"]), "new");
+    assert_eq!(
+        docker_ok(
+            &d,
+            &["run", "--rm", "committed:v1", "sh", "-c", "echo $MODE"]
+        ),
+        "committed"
+    );
+    let etc = docker_ok(&d, &["run", "--rm", "committed:v1", "ls", "/etc"]);
+    assert!(!etc.contains("marker"), "a deleted file came back: {etc}");
+    let meta = docker_ok(
+        &d,
+        &[
+            "image",
+            "inspect",
+            "-f",
+            "{{.Comment}}|{{.Author}}|{{len .RootFS.Layers}}",
+            "committed:v1",
+        ],
+    );
+    assert_eq!(meta, "my change|me|2");
+    // A directory replaced in the container hides the image's version after a commit
+    // (an opaque directory): only the new content is there.
+    docker_ok(
+        &d,
+        &[
+            "run",
+            "--name",
+            "src2",
+            "committed:v1",
+            "sh",
+            "-c",
+            "rm -rf /tmp/dir; mkdir /tmp/dir; echo b > /tmp/dir/b",
+        ],
+    );
+    docker_ok(&d, &["commit", "src2", "committed:v2"]);
+    assert_eq!(
+        docker_ok(&d, &["run", "--rm", "committed:v2", "ls", "/tmp/dir"]),
+        "b"
+    );
+    // A running container is committed too (paused meanwhile) and keeps running.
+    docker_ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "live",
+            "tools",
+            "sh",
+            "-c",
+            "echo live > /tmp/l; sleep 60",
+        ],
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    docker_ok(&d, &["commit", "live", "committed:live"]);
+    assert_eq!(
+        docker_ok(&d, &["inspect", "-f", "{{.State.Status}}", "live"]),
+        "running"
+    );
+    assert_eq!(
+        docker_ok(&d, &["run", "--rm", "committed:live", "cat", "/tmp/l"]),
+        "live"
+    );
+    let o = docker(&d, &["commit", "src", "Bad:Ref:x"]).unwrap();
+    assert!(!o.status.success());
+    docker_ok(&d, &["rm", "-f", "src", "src2", "live"]);
+    assert_clean(&d);
+}

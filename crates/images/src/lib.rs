@@ -57,6 +57,38 @@ pub struct ImportOptions {
     pub source: String,
 }
 
+/// What `docker commit` asks for.
+#[derive(Debug, Default, Clone)]
+pub struct CommitOptions {
+    /// `repo[:tag]` for the new image.
+    pub reference: Option<String>,
+    /// `--change` lines, applied over the container's config.
+    pub changes: Vec<String>,
+    /// `-m`.
+    pub comment: String,
+    /// `-a`.
+    pub author: String,
+    /// The history line (`created_by`): the container's command.
+    pub created_by: String,
+}
+
+/// The container config keys an image config keeps.
+const IMAGE_CONFIG_KEYS: &[&str] = &[
+    "User",
+    "ExposedPorts",
+    "Env",
+    "Cmd",
+    "Healthcheck",
+    "ArgsEscaped",
+    "Entrypoint",
+    "Volumes",
+    "WorkingDir",
+    "Labels",
+    "OnBuild",
+    "StopSignal",
+    "Shell",
+];
+
 /// The image store.
 #[derive(Clone)]
 pub struct ImageStore {
@@ -104,6 +136,85 @@ impl ImageStore {
             created: now.clone(),
             size,
             layers: vec![layer.to_string()],
+            last_tag_time: reference.as_ref().map(|_| now),
+        };
+        self.db.write(|tx| -> Result<()> {
+            tx.put(&IMAGES, id.hex(), &record)?;
+            if let Some(r) = &reference {
+                tx.put(&REFS, &r.normalized(), &id.to_string())?;
+            }
+            Ok(())
+        })?;
+        Ok(id.to_string())
+    }
+
+    /// `docker commit`: a new image of `base`'s layers plus `layer` (an uncompressed tar
+    /// with OCI whiteouts), configured from the container's `config` with `changes`.
+    pub fn commit(
+        &self,
+        base: &str,
+        layer: impl Read,
+        config: &Value,
+        opts: &CommitOptions,
+    ) -> Result<String> {
+        let reference = opts
+            .reference
+            .as_deref()
+            .filter(|r| !r.is_empty())
+            .map(|r| Reference::parse(r).map(Reference::with_default_tag))
+            .transpose()?;
+        let base_rec = self.resolve(base)?;
+        let base_config = self.config(&base_rec)?;
+        let mut config_obj: Map<String, Value> = config
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(k, v)| IMAGE_CONFIG_KEYS.contains(&k.as_str()) && !v.is_null())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        changes::apply(&mut config_obj, &opts.changes)?;
+        let (layer, size) = self.store_layer(layer)?;
+        let now = berth_types::time::now_rfc3339();
+        let mut diff_ids = base_config["rootfs"]["diff_ids"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        diff_ids.push(json!(layer.to_string()));
+        let mut history = base_config["history"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let mut entry = json!({"created": now, "created_by": opts.created_by});
+        if !opts.comment.is_empty() {
+            entry["comment"] = json!(opts.comment);
+        }
+        if !opts.author.is_empty() {
+            entry["author"] = json!(opts.author);
+        }
+        history.push(entry);
+        let mut image = json!({
+            "architecture": base_config["architecture"],
+            "os": base_config["os"],
+            "created": now,
+            "config": config_obj,
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+            "history": history
+        });
+        if !opts.comment.is_empty() {
+            image["comment"] = json!(opts.comment);
+        }
+        if !opts.author.is_empty() {
+            image["author"] = json!(opts.author);
+        }
+        let config_bytes = serde_json::to_vec(&image).expect("json values serialize");
+        let id = self.content.put(&config_bytes)?;
+        let mut layers = base_rec.layers.clone();
+        layers.push(layer.to_string());
+        let record = ImageRecord {
+            id: id.to_string(),
+            created: now.clone(),
+            size: base_rec.size + size,
+            layers,
             last_tag_time: reference.as_ref().map(|_| now),
         };
         self.db.write(|tx| -> Result<()> {
