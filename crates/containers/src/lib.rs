@@ -370,6 +370,7 @@ impl ContainerService {
             });
         if still_this_run {
             self.network.release(&rec.id);
+            self.release_volumes(&rec);
         }
         // Recorded once: concurrent refreshes (the exit monitor, a waiter, a `ps`) race
         // here, and only the one that still finds the run it saw records the exit and

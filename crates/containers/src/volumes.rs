@@ -198,6 +198,29 @@ impl ContainerService {
         Ok(all)
     }
 
+    /// After an exit: volumes mounted by their driver options that no other running
+    /// container uses are unmounted.
+    pub(crate) fn release_volumes(&self, rec: &ContainerRecord) {
+        let Ok(mine) = self.all_mounts(rec) else {
+            return;
+        };
+        let Ok(recs) = self.db.read(|tx| tx.list(&CONTAINERS)) else {
+            return;
+        };
+        for m in mine.iter().filter(|m| m.kind == "volume") {
+            let in_use = recs.iter().any(|(id, r)| {
+                *id != rec.id
+                    && matches!(r.state.status.as_str(), "running" | "paused")
+                    && self
+                        .all_mounts(r)
+                        .is_ok_and(|ms| ms.iter().any(|o| o.kind == "volume" && o.name == m.name))
+            });
+            if !in_use {
+                self.volumes.release(&m.name);
+            }
+        }
+    }
+
     /// The containers (any state) that mount volume `name`.
     pub fn volume_users(&self, name: &str) -> Result<Vec<String>> {
         let recs = self.db.read(|tx| tx.list(&CONTAINERS))?;

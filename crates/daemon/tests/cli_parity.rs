@@ -447,8 +447,20 @@ fn cp_and_export_print_the_same() {
     same(&d, &["cp", "@:/nosuch", &dir]);
     same(&d, &["cp", &format!("{dir}/nosuchlocal"), "@:/etc/"]);
     same(&d, &["export", "-o", &format!("{dir}/@.tar"), "@"]);
-    same(&d, &["commit", "-m", "msg", "-c", "ENV A=b", "@", "@-img:v1"]);
-    same(&d, &["image", "inspect", "-f", "{{.Comment}} {{.Config.Env}}", "@-img:v1"]);
+    same(
+        &d,
+        &["commit", "-m", "msg", "-c", "ENV A=b", "@", "@-img:v1"],
+    );
+    same(
+        &d,
+        &[
+            "image",
+            "inspect",
+            "-f",
+            "{{.Comment}} {{.Config.Env}}",
+            "@-img:v1",
+        ],
+    );
     same(&d, &["commit", "nosuch"]);
     same(&d, &["rm", "-f", "@"]);
     assert_clean(&d);

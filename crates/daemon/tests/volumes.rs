@@ -274,6 +274,24 @@ fn driver_options_mount_a_tmpfs_volume() {
     );
     assert!(fs.starts_with("tmpfs /m tmpfs"), "{fs}");
     assert!(fs.contains("size=1024k"), "{fs}");
+    // Mounted while used, unmounted when the last user stops (a tmpfs keeps nothing).
+    let mp = docker_ok(&d, &["volume", "inspect", "-f", "{{.Mountpoint}}", "mem"]);
+    let mounted = |p: &str| {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .any(|l| l.split(' ').nth(4) == Some(p))
+    };
+    assert!(!mounted(&mp), "still mounted after the container stopped");
+    docker_ok(
+        &d,
+        &[
+            "run", "-d", "--name", "holder", "-v", "mem:/m", "busybox", "sleep", "60",
+        ],
+    );
+    assert!(mounted(&mp));
+    docker_ok(&d, &["rm", "-f", "holder"]);
+    assert!(!mounted(&mp));
     assert_eq!(
         docker_ok(&d, &["volume", "ls", "-q", "-f", "label=k=v"]),
         "mem"

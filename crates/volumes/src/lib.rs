@@ -221,6 +221,16 @@ impl VolumeService {
         Ok(dir)
     }
 
+    /// Unmounts what [`VolumeService::prepare`] mounted (when the last container using the
+    /// volume stops, as Docker's local driver does: a tmpfs volume's content goes with it).
+    pub fn release(&self, name: &str) {
+        let Ok(v) = self.get(name) else { return };
+        let dir = self.mountpoint(name);
+        if v.options.contains_key("type") && is_mounted(&dir) {
+            let _ = rustix::mount::unmount(&dir, rustix::mount::UnmountFlags::DETACH);
+        }
+    }
+
     /// Whether the volume holds nothing yet (the image's content is copied into such a
     /// volume at its first use).
     pub fn is_empty(&self, name: &str) -> bool {
