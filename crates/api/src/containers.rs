@@ -739,12 +739,7 @@ pub async fn commit(
     if req.container.is_empty() {
         return Err(ApiError::bad_request("container is required"));
     }
-    let config: serde_json::Value = if body.is_empty() {
-        serde_json::Value::Null
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?
-    };
+    let config = crate::query::json_body(&body)?;
     let c = b.containers.clone();
     let id = blocking(move || c.commit(&req, &config)).await?;
     Ok((StatusCode::CREATED, Json(serde_json::json!({"Id": id}))))

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use serde_json::Value;
 
 use crate::error::ApiError;
-use crate::query::{param, query_pairs};
+use crate::query::{filters, json_body};
 use crate::{Backends, blocking};
 
 /// What the network endpoints need. Methods block; the API runs them off the async threads.
@@ -25,18 +25,6 @@ pub trait NetworkBackend: Send + Sync {
     fn connect(&self, id: &str, body: &Value) -> Result<(), ApiError>;
     /// `POST /networks/{id}/disconnect`.
     fn disconnect(&self, id: &str, body: &Value) -> Result<(), ApiError>;
-}
-
-fn filters(q: Option<&str>) -> String {
-    param(&query_pairs(q), "filters").unwrap_or("").to_string()
-}
-
-fn json_body(body: &[u8]) -> Result<Value, ApiError> {
-    if body.is_empty() {
-        return Ok(Value::Null);
-    }
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }
 
 /// `GET /networks`.

@@ -18,3 +18,17 @@ pub fn param<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
 pub fn flag(pairs: &[(String, String)], key: &str) -> bool {
     matches!(param(pairs, key), Some("1" | "true" | "True"))
 }
+
+/// The `filters` parameter (Docker's filter JSON), empty when absent.
+pub fn filters(q: Option<&str>) -> String {
+    param(&query_pairs(q), "filters").unwrap_or("").to_string()
+}
+
+/// A JSON request body; an empty one is `null`.
+pub fn json_body(body: &[u8]) -> Result<serde_json::Value, crate::ApiError> {
+    if body.is_empty() {
+        return Ok(serde_json::Value::Null);
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| crate::ApiError::bad_request(format!("invalid JSON body: {e}")))
+}

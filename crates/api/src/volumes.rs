@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use serde_json::Value;
 
 use crate::error::ApiError;
-use crate::query::{flag, param, query_pairs};
+use crate::query::{filters, flag, json_body, query_pairs};
 use crate::{Backends, blocking};
 
 /// What the volume endpoints need. Methods block; the API runs them off the async threads.
@@ -23,21 +23,12 @@ pub trait VolumeBackend: Send + Sync {
     fn prune(&self, filters: &str) -> Result<Value, ApiError>;
 }
 
-fn filters(q: Option<&str>) -> String {
-    param(&query_pairs(q), "filters").unwrap_or("").to_string()
-}
-
 /// `POST /volumes/create`.
 pub async fn create(
     State(b): State<Backends>,
     body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let body: Value = if body.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?
-    };
+    let body = json_body(&body)?;
     let v = b.volumes.clone();
     Ok((
         StatusCode::CREATED,

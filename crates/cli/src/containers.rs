@@ -915,17 +915,7 @@ fn ps_row(ct: &Value, no_trunc: bool) -> Value {
                 .collect()
         })
         .unwrap_or_default();
-    let labels = ct["Labels"]
-        .as_object()
-        .map(|m| {
-            let mut l: Vec<String> = m
-                .iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-                .collect();
-            l.sort();
-            l.join(",")
-        })
-        .unwrap_or_default();
+    let labels = format::labels_text(&ct["Labels"]);
     let created = ct["Created"].as_i64().unwrap_or(0);
     let size = match (ct["SizeRw"].as_f64(), ct["SizeRootFs"].as_f64()) {
         (Some(rw), Some(root)) => format!(
@@ -1206,31 +1196,8 @@ pub fn prune(c: &Client, a: PruneArgs) -> CmdResult {
     if !a.force && !crate::confirm("WARNING! This will remove all stopped containers.") {
         return Ok(0);
     }
-    let f = filters_json(&a.filter)?;
-    let path = if f.is_empty() {
-        "/containers/prune".to_string()
-    } else {
-        format!("/containers/prune?filters={}", enc(&f))
-    };
+    let path = crate::images::with_filters("/containers/prune", &a.filter)?;
     let v = c.post(&path, None)?;
-    let deleted: Vec<String> = v["ContainersDeleted"]
-        .as_array()
-        .map(|d| {
-            d.iter()
-                .filter_map(|x| x.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
-    if !deleted.is_empty() {
-        println!("Deleted Containers:");
-        for d in &deleted {
-            println!("{d}");
-        }
-        println!();
-    }
-    println!(
-        "Total reclaimed space: {}",
-        format::human_size(v["SpaceReclaimed"].as_f64().unwrap_or(0.0))
-    );
+    crate::images::print_pruned(&v, "ContainersDeleted", "Containers", true);
     Ok(0)
 }

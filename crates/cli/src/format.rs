@@ -198,6 +198,18 @@ pub fn since(unix: i64) -> String {
     format!("{} ago", berth_types::time::human_duration(now - unix))
 }
 
+/// Labels as docker's tables show them: `k=v` pairs, sorted, comma-separated.
+pub fn labels_text(labels: &Json) -> String {
+    let mut l: Vec<String> = labels
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+        .collect();
+    l.sort();
+    l.join(",")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -91,6 +91,42 @@ pub fn filters_json(flags: &[String]) -> Result<String, CliError> {
     })
 }
 
+/// `base` with `?filters=` from `--filter` flags (nothing added when there are none).
+pub fn with_filters(base: &str, flags: &[String]) -> Result<String, CliError> {
+    let f = filters_json(flags)?;
+    Ok(if f.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?filters={}", enc(&f))
+    })
+}
+
+/// Prints a prune's "Deleted <what>:" list (from `key` of the answer) as docker does,
+/// and the reclaimed space when `space` is set.
+pub fn print_pruned(answer: &Value, key: &str, what: &str, space: bool) {
+    let deleted: Vec<&str> = answer[key]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|x| x.as_str())
+        .collect();
+    if !deleted.is_empty() {
+        println!("Deleted {what}:");
+        for d in &deleted {
+            println!("{d}");
+        }
+        if space {
+            println!();
+        }
+    }
+    if space {
+        println!(
+            "Total reclaimed space: {}",
+            format::human_size(answer["SpaceReclaimed"].as_f64().unwrap_or(0.0))
+        );
+    }
+}
+
 fn short_id(id: &str, no_trunc: bool) -> String {
     if no_trunc {
         id.to_string()

@@ -7,8 +7,7 @@ use std::io::Write;
 
 use serde_json::{Value, json};
 
-use crate::client::{Client, enc, enc_path};
-use crate::images::filters_json;
+use crate::client::{Client, enc_path};
 use crate::{CliError, CmdResult, format};
 
 /// The network flags of `run` and `create`.
@@ -462,12 +461,7 @@ pub fn dispatch(c: &Client, cmd: NetworkCommand) -> CmdResult {
 }
 
 fn ls(c: &Client, a: LsArgs) -> CmdResult {
-    let f = filters_json(&a.filter)?;
-    let path = if f.is_empty() {
-        "/networks".to_string()
-    } else {
-        format!("/networks?filters={}", enc(&f))
-    };
+    let path = crate::images::with_filters("/networks", &a.filter)?;
     let mut list = c.get(&path)?.as_array().cloned().unwrap_or_default();
     list.sort_by(|x, y| x["Name"].as_str().cmp(&y["Name"].as_str()));
     let rows: Vec<Value> = list
@@ -479,7 +473,7 @@ fn ls(c: &Client, a: LsArgs) -> CmdResult {
                 "Name": n["Name"], "Driver": n["Driver"], "Scope": n["Scope"],
                 "IPv6": n["EnableIPv6"].as_bool().unwrap_or(false).to_string(),
                 "Internal": n["Internal"].as_bool().unwrap_or(false).to_string(),
-                "Labels": labels_text(&n["Labels"]), "CreatedAt": n["Created"],
+                "Labels": format::labels_text(&n["Labels"]), "CreatedAt": n["Created"],
             })
         })
         .collect();
@@ -502,17 +496,6 @@ fn ls(c: &Client, a: LsArgs) -> CmdResult {
     .map_err(CliError::new)?;
     let _ = out.flush();
     Ok(0)
-}
-
-fn labels_text(v: &Value) -> String {
-    let mut l: Vec<String> = v
-        .as_object()
-        .into_iter()
-        .flatten()
-        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-        .collect();
-    l.sort();
-    l.join(",")
 }
 
 fn key_values(list: &[String], what: &str) -> Result<serde_json::Map<String, Value>, CliError> {
@@ -603,25 +586,9 @@ fn prune(c: &Client, a: PruneArgs) -> CmdResult {
     {
         return Ok(0);
     }
-    let f = filters_json(&a.filter)?;
-    let path = if f.is_empty() {
-        "/networks/prune".to_string()
-    } else {
-        format!("/networks/prune?filters={}", enc(&f))
-    };
+    let path = crate::images::with_filters("/networks/prune", &a.filter)?;
     let v = c.post(&path, None)?;
-    let deleted: Vec<&str> = v["NetworksDeleted"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|x| x.as_str())
-        .collect();
-    if !deleted.is_empty() {
-        println!("Deleted Networks:");
-        for d in deleted {
-            println!("{d}");
-        }
-    }
+    crate::images::print_pruned(&v, "NetworksDeleted", "Networks", false);
     Ok(0)
 }
 

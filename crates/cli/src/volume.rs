@@ -5,8 +5,7 @@ use std::io::Write;
 
 use serde_json::{Value, json};
 
-use crate::client::{Client, enc, enc_path};
-use crate::images::filters_json;
+use crate::client::{Client, enc_path};
 use crate::{CliError, CmdResult, format};
 
 /// The mount flags of `run` and `create`.
@@ -282,12 +281,7 @@ pub fn dispatch(c: &Client, cmd: VolumeCommand) -> CmdResult {
 }
 
 fn ls(c: &Client, a: LsArgs) -> CmdResult {
-    let f = filters_json(&a.filter)?;
-    let path = if f.is_empty() {
-        "/volumes".to_string()
-    } else {
-        format!("/volumes?filters={}", enc(&f))
-    };
+    let path = crate::images::with_filters("/volumes", &a.filter)?;
     let v = c.get(&path)?;
     let rows: Vec<Value> = v["Volumes"]
         .as_array()
@@ -295,7 +289,7 @@ fn ls(c: &Client, a: LsArgs) -> CmdResult {
         .flatten()
         .map(|v| {
             json!({"Name": v["Name"], "Driver": v["Driver"], "Scope": v["Scope"],
-                   "Mountpoint": v["Mountpoint"], "Labels": labels_text(&v["Labels"])})
+                   "Mountpoint": v["Mountpoint"], "Labels": format::labels_text(&v["Labels"])})
         })
         .collect();
     if a.quiet {
@@ -319,17 +313,6 @@ fn ls(c: &Client, a: LsArgs) -> CmdResult {
     Ok(0)
 }
 
-fn labels_text(v: &Value) -> String {
-    let mut l: Vec<String> = v
-        .as_object()
-        .into_iter()
-        .flatten()
-        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-        .collect();
-    l.sort();
-    l.join(",")
-}
-
 fn prune(c: &Client, a: PruneArgs) -> CmdResult {
     let warning = if a.all {
         "WARNING! This will remove all local volumes not used by at least one container."
@@ -343,30 +326,9 @@ fn prune(c: &Client, a: PruneArgs) -> CmdResult {
     if a.all {
         filters.push("all=true".into());
     }
-    let f = filters_json(&filters)?;
-    let path = if f.is_empty() {
-        "/volumes/prune".to_string()
-    } else {
-        format!("/volumes/prune?filters={}", enc(&f))
-    };
+    let path = crate::images::with_filters("/volumes/prune", &filters)?;
     let v = c.post(&path, None)?;
-    let deleted: Vec<&str> = v["VolumesDeleted"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|x| x.as_str())
-        .collect();
-    if !deleted.is_empty() {
-        println!("Deleted Volumes:");
-        for d in deleted {
-            println!("{d}");
-        }
-        println!();
-    }
-    println!(
-        "Total reclaimed space: {}",
-        format::human_size(v["SpaceReclaimed"].as_f64().unwrap_or(0.0))
-    );
+    crate::images::print_pruned(&v, "VolumesDeleted", "Volumes", true);
     Ok(0)
 }
 

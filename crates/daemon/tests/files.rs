@@ -12,39 +12,15 @@ use common::*;
 /// A busybox image with `ln`, `ls`, `stat` and a marker file only the container has.
 fn daemon_with_tools() -> Option<Daemon> {
     let d = Daemon::start();
-    let root = d.dir.path().join("toolsroot");
-    std::fs::create_dir_all(root.join("bin")).unwrap();
-    std::fs::create_dir_all(root.join("etc")).unwrap();
-    std::fs::create_dir_all(root.join("tmp")).unwrap();
-    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
-    for a in [
+    let applets = [
         "sh", "sleep", "cat", "ls", "ln", "stat", "mkdir", "echo", "rm", "mv",
-    ] {
-        std::os::unix::fs::symlink("busybox", root.join("bin").join(a)).unwrap();
-    }
-    std::fs::write(root.join("etc/marker"), "inside\n").unwrap();
-    let tar = d.dir.path().join("tools.tar");
-    let ok = std::process::Command::new("tar")
-        .arg("-C")
-        .arg(&root)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
-    let o = docker(
-        &d,
-        &[
-            "import",
-            "--change",
-            r#"CMD ["sh"]"#,
-            tar.to_str().unwrap(),
-            "tools",
-        ],
-    )?;
-    assert!(o.status.success(), "{}", err(&o));
+    ];
+    let extra = |root: &std::path::Path| {
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::create_dir_all(root.join("tmp")).unwrap();
+        std::fs::write(root.join("etc/marker"), "inside\n").unwrap();
+    };
+    import_image(&d, "tools", &applets, extra, &[r#"CMD ["sh"]"#])?;
     Some(d)
 }
 

@@ -8,37 +8,19 @@ use common::*;
 
 /// An image with a VOLUME and content under it.
 fn image_with_volume(d: &Daemon) {
-    let root = d.dir.path().join("volimg");
-    std::fs::create_dir_all(root.join("bin")).unwrap();
-    std::fs::create_dir_all(root.join("etc/app")).unwrap();
-    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
-    for a in ["sh", "cat", "ls", "echo", "sleep", "grep", "touch"] {
-        std::os::unix::fs::symlink("busybox", root.join("bin").join(a)).unwrap();
-    }
-    std::fs::write(root.join("etc/app/conf"), "from-the-image\n").unwrap();
-    let tar = d.dir.path().join("volimg.tar");
-    let ok = std::process::Command::new("tar")
-        .arg("-C")
-        .arg(&root)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
-    docker_ok(
+    let applets = ["sh", "cat", "ls", "echo", "sleep", "grep", "touch"];
+    let extra = |root: &std::path::Path| {
+        std::fs::create_dir_all(root.join("etc/app")).unwrap();
+        std::fs::write(root.join("etc/app/conf"), "from-the-image\n").unwrap();
+    };
+    import_image(
         d,
-        &[
-            "import",
-            "--change",
-            "VOLUME /vol",
-            "--change",
-            r#"CMD ["sh"]"#,
-            tar.to_str().unwrap(),
-            "volimg",
-        ],
-    );
+        "volimg",
+        &applets,
+        extra,
+        &["VOLUME /vol", r#"CMD ["sh"]"#],
+    )
+    .unwrap();
 }
 
 #[test]

@@ -342,6 +342,45 @@ pub fn busybox_tar(d: &Daemon, applets: &[&str]) -> PathBuf {
     tar
 }
 
+/// A busybox image called `name`: a rootfs under the test dir with `applets`, shaped by
+/// `extra` (given the rootfs path), imported with `--change` lines `changes`.
+pub fn import_image(
+    d: &Daemon,
+    name: &str,
+    applets: &[&str],
+    extra: impl FnOnce(&std::path::Path),
+    changes: &[&str],
+) -> Option<()> {
+    let root = d.dir.path().join(format!("{name}-root"));
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("busybox-static is installed");
+    for a in applets {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(a)).unwrap();
+    }
+    extra(&root);
+    let tar = d.dir.path().join(format!("{name}.tar"));
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut args = vec!["import".to_string()];
+    for c in changes {
+        args.push("--change".into());
+        args.push(c.to_string());
+    }
+    args.push(tar.to_str().unwrap().into());
+    args.push(name.into());
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = docker(d, &refs)?;
+    assert!(o.status.success(), "{}", err(&o));
+    Some(())
+}
+
 pub fn out(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).trim().to_string()
 }
