@@ -349,7 +349,8 @@ fn append_dir(
     append_children(tar, dir, archive_path)
 }
 
-fn append_children(tar: &mut Tar<'_>, dir: &OwnedFd, prefix: &str) -> Result<()> {
+/// The entries of a directory, sorted (archives list them in a stable order).
+fn sorted_names(dir: &OwnedFd) -> Result<Vec<String>> {
     let mut names: Vec<String> = rustix::fs::Dir::read_from(dir)
         .map_err(internal)?
         .filter_map(|e| e.ok())
@@ -357,7 +358,11 @@ fn append_children(tar: &mut Tar<'_>, dir: &OwnedFd, prefix: &str) -> Result<()>
         .filter(|n| n != "." && n != "..")
         .collect();
     names.sort();
-    for n in names {
+    Ok(names)
+}
+
+fn append_children(tar: &mut Tar<'_>, dir: &OwnedFd, prefix: &str) -> Result<()> {
+    for n in sorted_names(dir)? {
         let path = if prefix.is_empty() {
             n.clone()
         } else {
@@ -385,13 +390,7 @@ pub(crate) fn diff_tar(upper: &Path, out: &mut dyn Write) -> Result<()> {
 }
 
 fn append_diff_children(tar: &mut Tar<'_>, dir: &OwnedFd, prefix: &str) -> Result<()> {
-    let mut names: Vec<String> = rustix::fs::Dir::read_from(dir)
-        .map_err(internal)?
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n != "." && n != "..")
-        .collect();
-    names.sort();
+    let names = sorted_names(dir)?;
     let join = |n: &str| {
         if prefix.is_empty() {
             n.to_string()

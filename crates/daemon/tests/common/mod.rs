@@ -314,10 +314,9 @@ pub fn docker(d: &Daemon, args: &[&str]) -> Option<std::process::Output> {
     Some(out)
 }
 
-/// A busybox root filesystem tar (with these applets linked, and a passwd file) in the
-/// daemon's temp dir, made from Debian's busybox-static: no registry is reachable.
-pub fn busybox_tar(d: &Daemon, applets: &[&str]) -> PathBuf {
-    let root = d.dir.path().join("rootfs");
+/// A busybox root filesystem at `root` (these applets linked, and a passwd file), from
+/// Debian's busybox-static: no registry is reachable.
+fn busybox_rootfs(root: &std::path::Path, applets: &[&str]) {
     std::fs::create_dir_all(root.join("bin")).unwrap();
     std::fs::create_dir_all(root.join("etc")).unwrap();
     std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("busybox-static is installed");
@@ -329,16 +328,27 @@ pub fn busybox_tar(d: &Daemon, applets: &[&str]) -> PathBuf {
         "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
     )
     .unwrap();
-    let tar = d.dir.path().join("rootfs.tar");
+}
+
+/// `root` as a tar at `tar`.
+fn tar_dir(root: &std::path::Path, tar: &std::path::Path) {
     let st = Command::new("tar")
         .arg("-C")
-        .arg(&root)
+        .arg(root)
         .arg("-cf")
-        .arg(&tar)
+        .arg(tar)
         .arg(".")
         .status()
         .unwrap();
     assert!(st.success());
+}
+
+/// A busybox root filesystem tar in the daemon's temp dir.
+pub fn busybox_tar(d: &Daemon, applets: &[&str]) -> PathBuf {
+    let root = d.dir.path().join("rootfs");
+    busybox_rootfs(&root, applets);
+    let tar = d.dir.path().join("rootfs.tar");
+    tar_dir(&root, &tar);
     tar
 }
 
@@ -352,22 +362,10 @@ pub fn import_image(
     changes: &[&str],
 ) -> Option<()> {
     let root = d.dir.path().join(format!("{name}-root"));
-    std::fs::create_dir_all(root.join("bin")).unwrap();
-    std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("busybox-static is installed");
-    for a in applets {
-        std::os::unix::fs::symlink("busybox", root.join("bin").join(a)).unwrap();
-    }
+    busybox_rootfs(&root, applets);
     extra(&root);
     let tar = d.dir.path().join(format!("{name}.tar"));
-    let st = Command::new("tar")
-        .arg("-C")
-        .arg(&root)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(st.success());
+    tar_dir(&root, &tar);
     let mut args = vec!["import".to_string()];
     for c in changes {
         args.push("--change".into());
