@@ -65,6 +65,7 @@ pub fn parse_mount(spec: &str) -> Result<Value, CliError> {
             "target" | "destination" | "dst" => m["Target"] = json!(need()?),
             "readonly" | "ro" => m["ReadOnly"] = json!(truthy(value)?),
             "volume-nocopy" => m["VolumeOptions"]["NoCopy"] = json!(truthy(value)?),
+            "volume-subpath" => m["VolumeOptions"]["Subpath"] = json!(need()?),
             "volume-opt" => {
                 let (k, v) = need()?.split_once('=').unwrap_or((need()?, ""));
                 volume_opts.insert(k.to_string(), json!(v));

@@ -120,6 +120,22 @@ impl ContainerService {
             id: rec.id.clone(),
             _slot: Some(slot),
         };
+        // Its volumes and binds on top, as it would see them (they go with the rootfs's
+        // detached unmount).
+        for m in self.all_mounts(&rec)?.iter().filter(|m| m.kind != "tmpfs") {
+            let source = if m.kind == "volume" {
+                self.volumes
+                    .prepare(&m.name)
+                    .map_err(crate::volumes::volume_error)?
+            } else {
+                PathBuf::from(&m.source)
+            };
+            let target = inroot::mkdir_all(root.fd.as_fd(), Path::new(&m.target), 0o755)
+                .map_err(|e| Error::Internal(format!("mount point {}: {e}", m.target)))?;
+            rustix::mount::mount_bind_recursive(&source, inroot::fd_path(&target)).map_err(
+                |e| Error::Internal(format!("mount {} at {}: {e}", source.display(), m.target)),
+            )?;
+        }
         Ok((rec, root))
     }
 

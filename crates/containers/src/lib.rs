@@ -384,6 +384,9 @@ impl ContainerService {
             if same_run {
                 r.state = state;
                 recorded = true;
+                // In the same transaction: nobody may see it `exited` (and remove it
+                // without force) when the policy is about to restart it.
+                restart::mark_restarting(r);
             }
         })?;
         drop(slot);
@@ -570,6 +573,7 @@ impl ContainerService {
     fn unmount_rootfs(&self, id: &str) {
         let target = self.rootfs(id);
         let _ = berth_runtime::sys::umount2(&target, libc::MNT_DETACH);
+        self.unstage_subpaths(id);
     }
 
     /// Puts the container on its network (a prepared namespace with its veths, another

@@ -18,6 +18,8 @@ pub struct Mount {
     pub name: String,
     /// Do not copy the image's content into a new volume (`volume-nocopy`, `:nocopy`).
     pub nocopy: bool,
+    /// A directory inside the volume to mount instead of its root (`volume-subpath`).
+    pub subpath: String,
     /// Labels for a volume this mount creates (`volume-label`).
     pub volume_labels: serde_json::Map<String, Value>,
     /// Driver options for a volume this mount creates (`volume-opt`).
@@ -70,6 +72,7 @@ impl Mount {
             source: source.into(),
             name: String::new(),
             nocopy: false,
+            subpath: String::new(),
             volume_labels: serde_json::Map::new(),
             volume_options: serde_json::Map::new(),
             mode: String::new(),
@@ -189,6 +192,16 @@ fn parse_mount(v: &Value) -> Result<Mount> {
             let mut m = Mount::volume(name, target, read_only);
             let opts = &v["VolumeOptions"];
             m.nocopy = opts["NoCopy"].as_bool().unwrap_or(false);
+            m.subpath = opts["Subpath"].as_str().unwrap_or("").to_string();
+            let escapes = std::path::Path::new(&m.subpath)
+                .components()
+                .any(|c| !matches!(c, std::path::Component::Normal(_)));
+            if !m.subpath.is_empty() && escapes {
+                return Err(bad(format!(
+                    "invalid mount config for type \"volume\": subpath must be a relative path inside the volume: {:?}",
+                    m.subpath
+                )));
+            }
             m.volume_labels = opts["Labels"].as_object().cloned().unwrap_or_default();
             m.volume_options = opts["DriverConfig"]["Options"]
                 .as_object()

@@ -77,6 +77,15 @@ fn wants_restart(rec: &ContainerRecord) -> bool {
     }
 }
 
+/// Marks a container whose exit was just recorded as `restarting` (with its next delay)
+/// when its policy restarts it.
+pub(crate) fn mark_restarting(rec: &mut ContainerRecord) {
+    if wants_restart(rec) {
+        rec.restart.delay_ms = next_delay(rec);
+        rec.state.status = "restarting".into();
+    }
+}
+
 /// Whether berthd brings the container back when it starts.
 fn wants_start_on_boot(rec: &ContainerRecord) -> bool {
     match policy(&rec.host_config) {
@@ -103,19 +112,13 @@ fn next_delay(rec: &ContainerRecord) -> u64 {
 }
 
 impl ContainerService {
-    /// Called once per recorded exit: schedules a restart when the policy asks for one.
-    /// Returns the record as it now stands (`restarting` while a restart waits).
+    /// Called once per recorded exit: schedules the restart [`mark_restarting`] decided.
+    /// Returns the record as it stands (`restarting` while a restart waits).
     pub(crate) fn after_exit(&self, rec: ContainerRecord) -> ContainerRecord {
-        if !wants_restart(&rec) {
+        if rec.state.status != "restarting" {
             return rec;
         }
-        let delay = next_delay(&rec);
-        let Ok(rec) = self.modify(&rec.id, |r| {
-            r.state.status = "restarting".into();
-            r.restart.delay_ms = delay;
-        }) else {
-            return rec;
-        };
+        let delay = rec.restart.delay_ms;
         let service = self.clone();
         let id = rec.id.clone();
         std::thread::spawn(move || {
@@ -153,6 +156,7 @@ impl ContainerService {
         if let Ok(rec) = self.modify(id, |r| {
             r.state.status = "exited".into();
             r.state.error = message;
+            mark_restarting(r);
         }) {
             self.after_exit(rec);
         }

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::mounts::{self, Mount};
 use crate::{CONTAINERS, ContainerRecord, ContainerService, Error, Result, internal};
 
-fn volume_error(e: berth_volumes::Error) -> Error {
+pub(crate) fn volume_error(e: berth_volumes::Error) -> Error {
     match e {
         berth_volumes::Error::NotFound(_) => Error::NotFound(e.to_string()),
         berth_volumes::Error::InvalidInput(m) => Error::InvalidInput(m),
@@ -123,7 +123,11 @@ impl ContainerService {
             }
         }
         for m in out.iter_mut().filter(|m| m.kind == "volume") {
-            m.source = self.volumes.mountpoint(&m.name).display().to_string();
+            let mut dir = self.volumes.mountpoint(&m.name);
+            if !m.subpath.is_empty() {
+                dir.push(&m.subpath);
+            }
+            m.source = dir.display().to_string();
         }
         Ok(out)
     }
@@ -174,9 +178,17 @@ impl ContainerService {
         rec: &ContainerRecord,
         rootfs: &Path,
     ) -> Result<Vec<Mount>> {
-        let all = self.all_mounts(rec)?;
-        for m in all.iter().filter(|m| m.kind == "volume") {
+        let mut all = self.all_mounts(rec)?;
+        for (n, m) in all
+            .iter_mut()
+            .enumerate()
+            .filter(|(_, m)| m.kind == "volume")
+        {
             let dir = self.volumes.prepare(&m.name).map_err(volume_error)?;
+            if !m.subpath.is_empty() {
+                m.source = self.stage_subpath(&rec.id, n, &dir, m)?;
+                continue;
+            }
             if m.nocopy || !self.volumes.is_empty(&m.name) {
                 continue;
             }
@@ -219,6 +231,39 @@ impl ContainerService {
                 self.volumes.release(&m.name);
             }
         }
+    }
+
+    /// Binds the volume's subpath, resolved inside the volume, at a private staging
+    /// directory and returns it: the runtime mounts that, so no symlink the volume holds
+    /// (or gets later) can turn the subpath into a host path.
+    fn stage_subpath(&self, id: &str, n: usize, volume_dir: &Path, m: &Mount) -> Result<String> {
+        let vol = std::fs::File::open(volume_dir).map_err(internal)?;
+        let sub = berth_sys::inroot::open_path(vol.as_fd(), Path::new(&m.subpath));
+        let sub = sub.ok().filter(|fd| {
+            rustix::fs::fstat(fd).is_ok_and(|st| {
+                rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory
+            })
+        });
+        let Some(sub) = sub else {
+            return Err(Error::InvalidInput(format!(
+                "cannot mount volume {} at {}: its subpath {:?} is not a directory in it",
+                m.name, m.target, m.subpath
+            )));
+        };
+        let staging = self.run_dir(id).join("subpaths").join(n.to_string());
+        std::fs::create_dir_all(&staging).map_err(internal)?;
+        rustix::mount::mount_bind(berth_sys::inroot::fd_path(&sub), &staging)
+            .map_err(|e| Error::Internal(format!("stage subpath {}: {e}", m.subpath)))?;
+        Ok(staging.display().to_string())
+    }
+
+    /// Unmounts what [`ContainerService::stage_subpath`] bound for a run.
+    pub(crate) fn unstage_subpaths(&self, id: &str) {
+        let dir = self.run_dir(id).join("subpaths");
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let _ = rustix::mount::unmount(e.path(), rustix::mount::UnmountFlags::DETACH);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// The containers (any state) that mount volume `name`.

@@ -883,6 +883,29 @@ fn restart_policies_and_back_at_boot() {
             &["inspect", "-f", "{{.State.Status}} {{.RestartCount}}", name],
         )
     };
+    // A container its policy restarts is never seen exited in between: waiting for its
+    // exit and removing it without force is refused, as dockerd does.
+    ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "again",
+            "--restart",
+            "always",
+            "busybox",
+            "sleep",
+            "0",
+        ],
+    );
+    for _ in 0..5 {
+        ok(&d, &["wait", "again"]);
+        let o = docker(&d, &["rm", "again"]).unwrap();
+        assert!(!o.status.success(), "removed between exit and restart");
+        assert!(err(&o).contains("stop the container before"), "{}", err(&o));
+    }
+    ok(&d, &["rm", "-f", "again"]);
     // on-failure:2 runs three times, then stays down.
     ok(
         &d,

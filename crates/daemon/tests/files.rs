@@ -121,8 +121,31 @@ fn cp_round_trips_a_tree_with_modes_and_owners() {
         "{}",
         err(&o)
     );
-    // Into a stopped container, seen when it runs again.
+    // Into a stopped container (and its volume), seen when it runs again.
     docker_ok(&d, &["stop", "-t", "0", "box"]);
+    docker_ok(
+        &d,
+        &[
+            "cp",
+            work.join("marker").to_str().unwrap(),
+            "box:/data/copied",
+        ],
+    );
+    let vol = docker_ok(&d, &["volume", "inspect", "-f", "{{.Mountpoint}}", "kept"]);
+    assert_eq!(
+        std::fs::read_to_string(format!("{vol}/copied")).unwrap(),
+        "inside\n"
+    );
+    let from_stopped = work.join("from-stopped");
+    docker_ok(
+        &d,
+        &[
+            "cp",
+            "box:/data/tree/sub/file",
+            from_stopped.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(std::fs::read_to_string(&from_stopped).unwrap(), "payload\n");
     docker_ok(
         &d,
         &[

@@ -324,3 +324,63 @@ fn bad_volume_requests_are_refused_and_change_nothing() {
     docker_ok(&d, &["volume", "rm", "-f", "nosuch"]);
     assert_clean(&d);
 }
+
+#[test]
+fn a_volume_subpath_mounts_one_directory_and_never_a_link_out() {
+    let Some(d) = daemon_with_busybox() else {
+        return;
+    };
+    docker_ok(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "-v",
+            "data:/d",
+            "busybox",
+            "sh",
+            "-c",
+            "mkdir -p /d/sub && echo in-sub > /d/sub/f && ln -s / /d/escape",
+        ],
+    );
+    let got = docker_ok(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--mount",
+            "type=volume,src=data,dst=/m,volume-subpath=sub",
+            "busybox",
+            "cat",
+            "/m/f",
+        ],
+    );
+    assert_eq!(got, "in-sub");
+    // A link to "/" in the volume means the volume's own root, never the host's.
+    let through_link = docker_ok(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--mount",
+            "type=volume,src=data,dst=/m,volume-subpath=escape",
+            "busybox",
+            "ls",
+            "/m",
+        ],
+    );
+    assert_eq!(
+        through_link.split_whitespace().collect::<Vec<_>>(),
+        ["escape", "sub"]
+    );
+    for bad in ["missing", "../x", "sub/f"] {
+        let spec = format!("type=volume,src=data,dst=/m,volume-subpath={bad}");
+        let o = docker(
+            &d,
+            &["run", "--rm", "--mount", &spec, "busybox", "ls", "/m"],
+        )
+        .unwrap();
+        assert!(!o.status.success(), "{bad} was mounted: {}", out(&o));
+    }
+    assert_clean(&d);
+}
