@@ -435,6 +435,10 @@ impl ContainerService {
         mounts::from_host_config(&body["HostConfig"])?;
         restart::validate(&body["HostConfig"])?;
         netconf::validate(&self.network, &config, &body["HostConfig"])?;
+        netconf::validate_endpoints(
+            &body["HostConfig"],
+            &body["NetworkingConfig"]["EndpointsConfig"],
+        )?;
         for l in links::parse(&body["HostConfig"])? {
             self.lookup(&l.target).map_err(|_| {
                 Error::InvalidInput(format!(

@@ -80,6 +80,24 @@ pub(crate) fn validate(net: &NetworkService, config: &Value, host: &Value) -> Re
     Ok(())
 }
 
+/// The endpoint settings of a create: a fixed address only on user-defined networks,
+/// as dockerd says.
+pub(crate) fn validate_endpoints(host: &Value, endpoints: &Value) -> Result<()> {
+    for (name, cfg) in endpoints.as_object().into_iter().flatten() {
+        let on_default = matches!(name.as_str(), "bridge" | "default")
+            && mode(host) == Mode::Network("bridge".into());
+        let fixed = cfg["IPAMConfig"]["IPv4Address"]
+            .as_str()
+            .is_some_and(|a| !a.is_empty());
+        if on_default && fixed {
+            return Err(Error::InvalidInput(
+                "user specified IP address is supported on user defined networks only".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn net_error(e: berth_network::Error) -> Error {
     match e {
         berth_network::Error::NotFound(n) => Error::NotFound(format!("network {n}")),

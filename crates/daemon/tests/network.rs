@@ -453,6 +453,24 @@ fn bad_network_input_is_refused_before_anything_is_made() {
         assert_eq!(status, 400, "{host_config}: {text}");
         assert!(text.contains(needle), "{host_config}: {text}");
     }
+    let o = docker(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--ip",
+            "172.17.0.50",
+            "busybox",
+            "sleep",
+            "0",
+        ],
+    )
+    .unwrap();
+    assert!(
+        err(&o).contains("user specified IP address is supported on user defined networks only"),
+        "{}",
+        err(&o)
+    );
     assert_eq!(docker_ok(&d, &["ps", "-aq"]), "");
     assert_clean(&d);
 }
