@@ -184,6 +184,15 @@ pub trait ContainerBackend: Send + Sync {
         copy_uid_gid: bool,
         input: &mut (dyn std::io::Read + Send),
     ) -> Result<(), ApiError>;
+    /// `GET /containers/{id}/stats`: samples to `emit` (one, or one a second with
+    /// `stream` until `emit` returns false or the container stops).
+    fn stats(
+        &self,
+        id: &str,
+        stream: bool,
+        one_shot: bool,
+        emit: &mut dyn FnMut(serde_json::Value) -> bool,
+    ) -> Result<(), ApiError>;
     /// `POST /commit`: a new image from the container; returns its id.
     fn commit(&self, req: &CommitRequest, config: &serde_json::Value) -> Result<String, ApiError>;
     /// `GET /containers/{id}/export`: the root filesystem as a tar.
@@ -355,6 +364,40 @@ pub async fn action(
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         "changes" => Ok(Json(blocking(move || c.changes(&id)).await?).into_response()),
+        "stats" => {
+            let stream = param(&pairs, "stream").is_none_or(|v| v != "0" && v != "false");
+            let one_shot = flag(&pairs, "one-shot");
+            if !stream {
+                let sample = blocking(move || {
+                    let mut out = serde_json::Value::Null;
+                    c.stats(&id, false, one_shot, &mut |v| {
+                        out = v;
+                        false
+                    })?;
+                    Ok(out)
+                })
+                .await?;
+                return Ok(Json(sample).into_response());
+            }
+            let (probe, probe_id) = (c.clone(), id.clone());
+            blocking(move || probe.inspect(&probe_id).map(drop)).await?;
+            let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
+            tokio::task::spawn_blocking(move || {
+                let _ = c.stats(&id, true, false, &mut |v| {
+                    tx.blocking_send(format!("{v}\n").into_bytes()).is_ok()
+                });
+            });
+            let body = futures_util::stream::unfold(rx, |mut rx| async move {
+                rx.recv()
+                    .await
+                    .map(|chunk| (Ok::<_, std::io::Error>(chunk), rx))
+            });
+            Ok((
+                [("content-type", "application/json")],
+                axum::body::Body::from_stream(body),
+            )
+                .into_response())
+        }
         "top" => {
             let ps_args = param(&pairs, "ps_args").unwrap_or_default().to_string();
             Ok(Json(blocking(move || c.top(&id, &ps_args)).await?).into_response())

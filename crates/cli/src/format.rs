@@ -10,17 +10,27 @@ use serde_json::Value as Json;
 
 /// Docker's decimal human size with 3 significant digits ("2.13MB", "0B").
 pub fn human_size(bytes: f64) -> String {
-    let units = ["B", "kB", "MB", "GB", "TB", "PB"];
+    scaled(bytes, 1000.0, &["B", "kB", "MB", "GB", "TB", "PB"], 3)
+}
+
+/// Docker's binary size with 4 significant digits ("240KiB", "23.54GiB"), as `stats`
+/// shows memory.
+pub fn binary_size(bytes: f64) -> String {
+    scaled(bytes, 1024.0, &["B", "KiB", "MiB", "GiB", "TiB", "PiB"], 4)
+}
+
+/// `bytes` in the largest unit under `base`, with `digits` significant digits and no
+/// trailing zeros (Go's `%.Ng`).
+fn scaled(bytes: f64, base: f64, units: &[&str], digits: usize) -> String {
     let mut size = bytes;
     let mut i = 0;
-    while size >= 1000.0 && i < units.len() - 1 {
-        size /= 1000.0;
+    while size >= base && i < units.len() - 1 {
+        size /= base;
         i += 1;
     }
-    // Go's %.4g: up to 4 significant digits, no trailing zeros.
     let s = format!(
         "{:.*}",
-        3usize.saturating_sub(digits_before_point(size)),
+        digits.saturating_sub(digits_before_point(size)),
         size
     );
     let s = if s.contains('.') {

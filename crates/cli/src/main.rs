@@ -12,6 +12,7 @@ mod files;
 mod format;
 mod images;
 mod network;
+mod stats;
 mod stream;
 mod volume;
 
@@ -140,6 +141,8 @@ enum Command {
     Export(files::ExportArgs),
     /// Create a new image from a container's changes
     Commit(files::CommitArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(stats::StatsArgs),
 }
 
 #[derive(Subcommand)]
@@ -317,6 +320,7 @@ fn dispatch(c: &Client, cmd: Command) -> CmdResult {
         Command::Cp(a) => files::cp(c, a),
         Command::Export(a) => files::export(c, a),
         Command::Commit(a) => files::commit(c, a),
+        Command::Stats(a) => stats::stats(c, a),
         Command::Image(sub) => match sub {
             ImageCommand::Ls(a) => images::list(c, a),
             ImageCommand::Import(a) => images::import(c, a),

@@ -27,6 +27,7 @@ mod ops;
 mod restart;
 mod seccomp;
 pub mod spec;
+mod stats;
 mod view;
 mod volumes;
 

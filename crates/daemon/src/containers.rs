@@ -300,6 +300,18 @@ impl ContainerBackend for Containers {
             .map_err(api_error)
     }
 
+    fn stats(
+        &self,
+        id: &str,
+        stream: bool,
+        one_shot: bool,
+        emit: &mut dyn FnMut(serde_json::Value) -> bool,
+    ) -> Result<(), ApiError> {
+        self.service
+            .stats(id, stream, one_shot, emit)
+            .map_err(api_error)
+    }
+
     fn commit(
         &self,
         req: &berth_api::CommitRequest,

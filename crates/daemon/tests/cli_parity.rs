@@ -5,39 +5,9 @@
 
 mod common;
 
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
-use common::{Daemon, assert_clean, daemon_with_busybox, docker};
-
-fn berth(d: &Daemon, args: &[&str], input: Option<&[u8]>) -> Output {
-    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_berthd")).with_file_name("berth");
-    assert!(
-        bin.exists(),
-        "{} is missing: cargo build --workspace --bins",
-        bin.display()
-    );
-    let mut child = Command::new("timeout")
-        .args(["-s", "KILL", "120"])
-        .arg(&bin)
-        .args(args)
-        .env("BERTH_HOST", format!("unix://{}", d.socket().display()))
-        .env_remove("DOCKER_HOST")
-        .stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(data) = input {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(data).unwrap();
-    }
-    child.wait_with_output().unwrap()
-}
+use common::{Daemon, assert_clean, berth, daemon_with_busybox, docker};
 
 /// Output with container ids (64 hex digits) replaced: each CLI has its own container.
 fn text(b: &[u8]) -> String {

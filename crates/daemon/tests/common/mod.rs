@@ -515,3 +515,55 @@ pub fn in_terminal(d: &Daemon, command: &str, input: &[&[u8]]) -> Option<Output>
     writer.join().unwrap();
     Some(out)
 }
+
+/// Berth's own CLI against this daemon, with `input` on its stdin.
+pub fn berth(d: &Daemon, args: &[&str], input: Option<&[u8]>) -> Output {
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_berthd")).with_file_name("berth");
+    assert!(
+        bin.exists(),
+        "{} is missing: cargo build --workspace --bins",
+        bin.display()
+    );
+    let mut child = Command::new("timeout")
+        .args(["-s", "KILL", "120"])
+        .arg(&bin)
+        .args(args)
+        .env("BERTH_HOST", format!("unix://{}", d.socket().display()))
+        .env_remove("DOCKER_HOST")
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(data) = input {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(data).unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Which CLI a test drives.
+#[derive(Debug, Clone, Copy)]
+pub enum CliKind {
+    /// The docker CLI 28.
+    Docker,
+    /// `berth`.
+    Berth,
+}
+
+/// Either CLI, which must succeed; returns its trimmed stdout.
+pub fn cli_ok(d: &Daemon, cli: CliKind, args: &[&str]) -> String {
+    match cli {
+        CliKind::Docker => docker_ok(d, args),
+        CliKind::Berth => {
+            let o = berth(d, args, None);
+            assert!(o.status.success(), "berth {args:?}: {}", err(&o));
+            out(&o)
+        }
+    }
+}
