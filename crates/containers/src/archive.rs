@@ -469,10 +469,9 @@ impl ContainerService {
         pause: bool,
     ) -> Result<String> {
         let rec = self.get(name)?;
-        let paused_here = pause && rec.state.status == "running";
-        if paused_here {
-            self.pause(&rec.id)?;
-        }
+        // A container that exits meanwhile cannot be paused, and need not be.
+        let paused_here =
+            pause && rec.state.status == "running" && self.pause(&rec.id).is_ok();
         let result = (|| -> Result<String> {
             let mut config = rec.config.clone();
             if let (Some(c), Some(o)) = (config.as_object_mut(), overrides.as_object()) {
