@@ -470,8 +470,7 @@ impl ContainerService {
     ) -> Result<String> {
         let rec = self.get(name)?;
         // A container that exits meanwhile cannot be paused, and need not be.
-        let paused_here =
-            pause && rec.state.status == "running" && self.pause(&rec.id).is_ok();
+        let paused_here = pause && rec.state.status == "running" && self.pause(&rec.id).is_ok();
         let result = (|| -> Result<String> {
             let mut config = rec.config.clone();
             if let (Some(c), Some(o)) = (config.as_object_mut(), overrides.as_object()) {
