@@ -31,6 +31,8 @@ pub trait SystemBackend: Send + Sync {
     fn version(&self) -> VersionInfo;
     /// The `/info` document (dockerd's field names).
     fn info(&self) -> serde_json::Value;
+    /// `GET /system/df`: images, containers and volumes with their disk use.
+    fn df(&self) -> Result<serde_json::Value, crate::ApiError>;
 }
 
 fn ping_headers() -> HeaderMap {
@@ -107,4 +109,10 @@ pub async fn version(State(b): State<Backends>) -> Json<serde_json::Value> {
 /// `GET /info`.
 pub async fn info(State(b): State<Backends>) -> Json<serde_json::Value> {
     Json(b.system.info())
+}
+
+/// `GET /system/df`.
+pub async fn df(State(b): State<Backends>) -> Result<Json<serde_json::Value>, crate::ApiError> {
+    let s = b.system.clone();
+    Ok(Json(crate::blocking(move || s.df()).await?))
 }

@@ -13,6 +13,12 @@ pub fn human_size(bytes: f64) -> String {
     scaled(bytes, 1000.0, &["B", "kB", "MB", "GB", "TB", "PB"], 3)
 }
 
+/// Docker's decimal human size with 4 significant digits ("6.004MB"), as `system df`
+/// shows sizes.
+pub fn human_size4(bytes: f64) -> String {
+    scaled(bytes, 1000.0, &["B", "kB", "MB", "GB", "TB", "PB"], 4)
+}
+
 /// Docker's binary size with 4 significant digits ("240KiB", "23.54GiB"), as `stats`
 /// shows memory.
 pub fn binary_size(bytes: f64) -> String {

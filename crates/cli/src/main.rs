@@ -143,6 +143,17 @@ enum Command {
     Commit(files::CommitArgs),
     /// Display a live stream of container(s) resource usage statistics
     Stats(stats::StatsArgs),
+    /// Manage Berth
+    #[command(subcommand)]
+    System(SystemCommand),
+}
+
+#[derive(Subcommand)]
+enum SystemCommand {
+    /// Show docker disk usage
+    Df(stats::DfArgs),
+    /// Display system-wide information
+    Info,
 }
 
 #[derive(Subcommand)]
@@ -321,6 +332,8 @@ fn dispatch(c: &Client, cmd: Command) -> CmdResult {
         Command::Export(a) => files::export(c, a),
         Command::Commit(a) => files::commit(c, a),
         Command::Stats(a) => stats::stats(c, a),
+        Command::System(SystemCommand::Df(a)) => stats::df(c, a),
+        Command::System(SystemCommand::Info) => info(c),
         Command::Image(sub) => match sub {
             ImageCommand::Ls(a) => images::list(c, a),
             ImageCommand::Import(a) => images::import(c, a),

@@ -1,5 +1,5 @@
-//! `stats`: the docker CLI's live table of CPU, memory, network, block I/O and pids, from
-//! the daemon's stats samples.
+//! `stats` (the docker CLI's live table of CPU, memory, network, block I/O and pids, from
+//! the daemon's samples) and `system df` (disk use of images, containers and volumes).
 
 use std::io::Write;
 
@@ -172,4 +172,108 @@ pub fn stats(c: &Client, a: StatsArgs) -> CmdResult {
         }
         std::thread::sleep(std::time::Duration::from_millis(500));
     }
+}
+
+/// `system df` flags.
+#[derive(clap::Args)]
+pub struct DfArgs {
+    /// Show detailed information on space usage
+    #[arg(short = 'v', long = "verbose")]
+    verbose: bool,
+    /// Format output using a custom template
+    #[arg(long = "format")]
+    format: Option<String>,
+}
+
+/// "12B (50%)" as docker shows reclaimable space.
+fn reclaimable(part: f64, total: f64) -> String {
+    if total > 0.0 {
+        format!(
+            "{} ({}%)",
+            format::human_size4(part),
+            (part * 100.0 / total) as u64
+        )
+    } else {
+        format::human_size4(part)
+    }
+}
+
+/// `system df`: disk use of images, containers, volumes (and the build cache, none yet).
+pub fn df(c: &Client, a: DfArgs) -> CmdResult {
+    let v = c.get("/system/df")?;
+    let list = |k: &str| v[k].as_array().cloned().unwrap_or_default();
+    let (images, containers, volumes) = (list("Images"), list("Containers"), list("Volumes"));
+    let num = |x: &Value, k: &str| x[k].as_f64().unwrap_or(0.0);
+    let image_size: f64 = images
+        .iter()
+        .map(|i| num(i, "Size"))
+        .fold(0.0, |a, b| a + b);
+    let image_free: f64 = images
+        .iter()
+        .filter(|i| num(i, "Containers") == 0.0)
+        .map(|i| num(i, "Size"))
+        .fold(0.0, |a, b| a + b);
+    let rw: f64 = containers
+        .iter()
+        .map(|c| num(c, "SizeRw"))
+        .fold(0.0, |a, b| a + b);
+    let rw_free: f64 = containers
+        .iter()
+        .filter(|c| c["State"] != "running" && c["State"] != "paused")
+        .map(|c| num(c, "SizeRw"))
+        .fold(0.0, |a, b| a + b);
+    let vol = |v: &Value, k: &str| v["UsageData"][k].as_f64().unwrap_or(0.0);
+    let vol_size: f64 = volumes
+        .iter()
+        .map(|x| vol(x, "Size"))
+        .fold(0.0, |a, b| a + b);
+    let vol_free: f64 = volumes
+        .iter()
+        .filter(|x| vol(x, "RefCount") == 0.0)
+        .map(|x| vol(x, "Size"))
+        .fold(0.0, |a, b| a + b);
+    let rows = vec![
+        json!({"Type": "Images", "TotalCount": images.len().to_string(),
+            "Active": images.iter().filter(|i| num(i, "Containers") > 0.0).count().to_string(),
+            "Size": format::human_size4(image_size), "Reclaimable": reclaimable(image_free, image_size)}),
+        json!({"Type": "Containers", "TotalCount": containers.len().to_string(),
+            "Active": containers.iter().filter(|c| c["State"] == "running" || c["State"] == "paused").count().to_string(),
+            "Size": format::human_size4(rw), "Reclaimable": reclaimable(rw_free, rw)}),
+        json!({"Type": "Local Volumes", "TotalCount": volumes.len().to_string(),
+            "Active": volumes.iter().filter(|x| vol(x, "RefCount") > 0.0).count().to_string(),
+            "Size": format::human_size4(vol_size), "Reclaimable": reclaimable(vol_free, vol_size)}),
+        json!({"Type": "Build Cache", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"}),
+    ];
+    let headers = json!({"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE",
+        "Size": "SIZE", "Reclaimable": "RECLAIMABLE"});
+    let mut out = std::io::stdout().lock();
+    format::print_list(
+        &mut out,
+        a.format.as_deref(),
+        "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}",
+        &headers,
+        &rows,
+    )
+    .map_err(CliError::new)?;
+    if a.verbose {
+        let _ = writeln!(out, "\nLocal Volumes space usage:\n");
+        let vrows: Vec<Value> = volumes
+            .iter()
+            .map(|x| {
+                json!({"Name": x["Name"], "Links": (vol(x, "RefCount") as u64).to_string(),
+                "Size": format::human_size4(vol(x, "Size"))})
+            })
+            .collect();
+        let vh = json!({"Name": "VOLUME NAME", "Links": "LINKS", "Size": "SIZE"});
+        format::print_list(
+            &mut out,
+            None,
+            "table {{.Name}}\t{{.Links}}\t{{.Size}}",
+            &vh,
+            &vrows,
+        )
+        .map_err(CliError::new)?;
+    }
+    let _ = out.flush();
+    Ok(0)
 }

@@ -79,6 +79,7 @@ fn build_backends(config: &Config) -> Result<berth_api::Backends> {
             config,
             images.clone(),
             containers.clone(),
+            volumes.clone(),
         )),
         images: Arc::new(images::ImageService(images)),
         networks: Arc::new(networks::Networks::new(network, containers.clone())),

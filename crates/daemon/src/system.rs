@@ -9,6 +9,7 @@ use crate::config::Config;
 pub struct HostSystem {
     images: berth_images::ImageStore,
     containers: berth_containers::ContainerService,
+    volumes: berth_volumes::VolumeService,
     data_root: String,
     kernel: String,
     hostname: String,
@@ -20,11 +21,13 @@ impl HostSystem {
         config: &Config,
         images: berth_images::ImageStore,
         containers: berth_containers::ContainerService,
+        volumes: berth_volumes::VolumeService,
     ) -> Self {
         let uname = rustix::system::uname();
         HostSystem {
             images,
             containers,
+            volumes,
             data_root: config.data_root.display().to_string(),
             kernel: uname.release().to_string_lossy().into_owned(),
             hostname: uname.nodename().to_string_lossy().into_owned(),
@@ -63,6 +66,49 @@ impl SystemBackend for HostSystem {
             kernel_version: self.kernel.clone(),
             build_time: String::new(),
         }
+    }
+
+    fn df(&self) -> Result<serde_json::Value, berth_api::ApiError> {
+        let containers = self
+            .containers
+            .list(true, None, "", true)
+            .map_err(crate::containers::api_error)?;
+        let mut images = self
+            .images
+            .list(&berth_images::Filters::default())
+            .map_err(crate::images::api_error)?;
+        let mut layers_size = 0u64;
+        for img in &mut images {
+            let id = img["Id"].as_str().unwrap_or("").to_string();
+            let users = containers
+                .iter()
+                .filter(|c| c["ImageID"] == id.as_str())
+                .count();
+            img["Containers"] = serde_json::json!(users);
+            // Layers shared between images are counted once per image here.
+            img["SharedSize"] = serde_json::json!(0);
+            layers_size += img["Size"].as_u64().unwrap_or(0);
+        }
+        let mut volumes = Vec::new();
+        for v in self.volumes.list().map_err(crate::volumes::api_error)? {
+            let users = self
+                .containers
+                .volume_users(&v.name)
+                .map_err(crate::containers::api_error)?;
+            let mut j = self.volumes.inspect_json(&v);
+            j["UsageData"] = serde_json::json!({
+                "Size": berth_volumes::dir_size(&self.volumes.mountpoint(&v.name)),
+                "RefCount": users.len(),
+            });
+            volumes.push(j);
+        }
+        Ok(serde_json::json!({
+            "LayersSize": layers_size,
+            "Images": images,
+            "Containers": containers,
+            "Volumes": volumes,
+            "BuildCache": [],
+        }))
     }
 
     fn info(&self) -> serde_json::Value {

@@ -432,6 +432,17 @@ fn cp_and_export_print_the_same() {
         ],
     );
     same(&d, &["commit", "nosuch"]);
+    same(&d, &["volume", "create", "@-vol"]);
+    same(&d, &["system", "df"]);
+    same(
+        &d,
+        &[
+            "system",
+            "df",
+            "--format",
+            "{{.Type}}: {{.TotalCount}} {{.Active}}",
+        ],
+    );
     same(&d, &["rm", "-f", "@"]);
     assert_clean(&d);
 }
