@@ -905,7 +905,7 @@ pub fn ps(c: &Client, a: PsArgs) -> CmdResult {
     Ok(0)
 }
 
-fn ps_row(ct: &Value, no_trunc: bool) -> Value {
+pub(crate) fn ps_row(ct: &Value, no_trunc: bool) -> Value {
     let id = ct["Id"].as_str().unwrap_or("");
     let names: Vec<String> = ct["Names"]
         .as_array()

@@ -155,39 +155,12 @@ pub fn list(c: &Client, a: ImagesArgs) -> CmdResult {
         path.push_str(&format!("&filters={}", enc(&filters)));
     }
     let images = c.get(&path)?;
-    let mut rows = Vec::new();
-    for img in images.as_array().cloned().unwrap_or_default() {
-        let id = img["Id"].as_str().unwrap_or("");
-        let created = img["Created"].as_i64().unwrap_or(0);
-        let tags: Vec<String> = img["RepoTags"]
-            .as_array()
-            .map(|t| {
-                t.iter()
-                    .filter_map(|x| x.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let pairs: Vec<(String, String)> = if tags.is_empty() {
-            vec![("<none>".into(), "<none>".into())]
-        } else {
-            tags.iter().map(|t| split_reference(t)).collect()
-        };
-        for (repo, tag) in pairs {
-            rows.push(json!({
-                "Repository": repo,
-                "Tag": tag,
-                "ID": short_id(id, a.no_trunc),
-                "Digest": "<none>",
-                "CreatedSince": format::since(created),
-                "CreatedAt": format_local_time(created),
-                "Size": format::human_size(img["Size"].as_f64().unwrap_or(0.0)),
-                "Containers": "N/A",
-                "VirtualSize": format::human_size(img["Size"].as_f64().unwrap_or(0.0)),
-                "SharedSize": "N/A",
-                "UniqueSize": "N/A",
-            }));
-        }
-    }
+    let rows: Vec<Value> = images
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|img| image_rows(img, a.no_trunc))
+        .collect();
     let mut out = std::io::stdout().lock();
     if a.quiet {
         for r in &rows {
@@ -209,6 +182,43 @@ pub fn list(c: &Client, a: ImagesArgs) -> CmdResult {
     format::print_list(&mut out, a.format.as_deref(), default, &headers, &rows)
         .map_err(CliError::new)?;
     Ok(0)
+}
+
+/// The `images` table rows of one image: one per repository tag (`<none>` when untagged).
+pub(crate) fn image_rows(img: &Value, no_trunc: bool) -> Vec<Value> {
+    let id = img["Id"].as_str().unwrap_or("");
+    let created = img["Created"].as_i64().unwrap_or(0);
+    let tags: Vec<String> = img["RepoTags"]
+        .as_array()
+        .map(|t| {
+            t.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let pairs: Vec<(String, String)> = if tags.is_empty() {
+        vec![("<none>".into(), "<none>".into())]
+    } else {
+        tags.iter().map(|t| split_reference(t)).collect()
+    };
+    pairs
+        .into_iter()
+        .map(|(repo, tag)| {
+            json!({
+                "Repository": repo,
+                "Tag": tag,
+                "ID": short_id(id, no_trunc),
+                "Digest": "<none>",
+                "CreatedSince": format::since(created),
+                "CreatedAt": format_local_time(created),
+                "Size": format::human_size(img["Size"].as_f64().unwrap_or(0.0)),
+                "Containers": "N/A",
+                "VirtualSize": format::human_size(img["Size"].as_f64().unwrap_or(0.0)),
+                "SharedSize": "N/A",
+                "UniqueSize": "N/A",
+            })
+        })
+        .collect()
 }
 
 /// Go's time.String-like local rendering docker uses for CreatedAt ("2024-01-02 15:04:05 +0000 UTC").

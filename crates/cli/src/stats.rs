@@ -232,6 +232,12 @@ pub fn df(c: &Client, a: DfArgs) -> CmdResult {
         .filter(|x| vol(x, "RefCount") == 0.0)
         .map(|x| vol(x, "Size"))
         .fold(0.0, |a, b| a + b);
+    let mut out = std::io::stdout().lock();
+    if a.verbose {
+        verbose_df(&mut out, &images, &containers, &volumes)?;
+        let _ = out.flush();
+        return Ok(0);
+    }
     let rows = vec![
         json!({"Type": "Images", "TotalCount": images.len().to_string(),
             "Active": images.iter().filter(|i| num(i, "Containers") > 0.0).count().to_string(),
@@ -246,7 +252,6 @@ pub fn df(c: &Client, a: DfArgs) -> CmdResult {
     ];
     let headers = json!({"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE",
         "Size": "SIZE", "Reclaimable": "RECLAIMABLE"});
-    let mut out = std::io::stdout().lock();
     format::print_list(
         &mut out,
         a.format.as_deref(),
@@ -255,25 +260,81 @@ pub fn df(c: &Client, a: DfArgs) -> CmdResult {
         &rows,
     )
     .map_err(CliError::new)?;
-    if a.verbose {
-        let _ = writeln!(out, "\nLocal Volumes space usage:\n");
-        let vrows: Vec<Value> = volumes
-            .iter()
-            .map(|x| {
-                json!({"Name": x["Name"], "Links": (vol(x, "RefCount") as u64).to_string(),
-                "Size": format::human_size4(vol(x, "Size"))})
-            })
-            .collect();
-        let vh = json!({"Name": "VOLUME NAME", "Links": "LINKS", "Size": "SIZE"});
-        format::print_list(
-            &mut out,
-            None,
-            "table {{.Name}}\t{{.Links}}\t{{.Size}}",
-            &vh,
-            &vrows,
-        )
-        .map_err(CliError::new)?;
-    }
     let _ = out.flush();
     Ok(0)
+}
+
+/// `system df -v`: docker's four sections (images, containers, volumes, build cache).
+fn verbose_df(
+    out: &mut dyn Write,
+    images: &[Value],
+    containers: &[Value],
+    volumes: &[Value],
+) -> Result<(), CliError> {
+    let num = |x: &Value, k: &str| x[k].as_f64().unwrap_or(0.0);
+    let _ = writeln!(out, "Images space usage:\n");
+    let mut rows = Vec::new();
+    for img in images {
+        for mut r in crate::images::image_rows(img, false) {
+            let (size, shared) = (num(img, "Size"), num(img, "SharedSize").max(0.0));
+            r["SharedSize"] = json!(format::human_size(shared));
+            r["UniqueSize"] = json!(format::human_size4(size - shared));
+            r["Containers"] = json!((num(img, "Containers") as u64).to_string());
+            rows.push(r);
+        }
+    }
+    let ih = json!({"Repository": "REPOSITORY", "Tag": "TAG", "ID": "IMAGE ID", "CreatedSince": "CREATED",
+        "Size": "SIZE", "SharedSize": "SHARED SIZE", "UniqueSize": "UNIQUE SIZE", "Containers": "CONTAINERS"});
+    format::print_list(out, None, "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}\t{{.SharedSize}}\t{{.UniqueSize}}\t{{.Containers}}", &ih, &rows)
+        .map_err(CliError::new)?;
+    let _ = writeln!(out, "\nContainers space usage:\n");
+    let rows: Vec<Value> = containers
+        .iter()
+        .map(|ct| {
+            let mut r = crate::containers::ps_row(ct, false);
+            let local = ct["Mounts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|m| m["Type"] == "volume")
+                .count();
+            r["LocalVolumes"] = json!(local.to_string());
+            r["Size"] = json!(format::human_size(num(ct, "SizeRw")));
+            r
+        })
+        .collect();
+    let ch = json!({"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "LocalVolumes": "LOCAL VOLUMES",
+        "Size": "SIZE", "RunningFor": "CREATED", "Status": "STATUS", "Names": "NAMES"});
+    format::print_list(out, None, "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.LocalVolumes}}\t{{.Size}}\t{{.RunningFor}}\t{{.Status}}\t{{.Names}}", &ch, &rows)
+        .map_err(CliError::new)?;
+    let _ = writeln!(out, "\nLocal Volumes space usage:\n");
+    let vol = |v: &Value, k: &str| v["UsageData"][k].as_f64().unwrap_or(0.0);
+    let rows: Vec<Value> = volumes
+        .iter()
+        .map(|x| {
+            json!({"Name": x["Name"], "Links": (vol(x, "RefCount") as u64).to_string(),
+            "Size": format::human_size(vol(x, "Size"))})
+        })
+        .collect();
+    let vh = json!({"Name": "VOLUME NAME", "Links": "LINKS", "Size": "SIZE"});
+    format::print_list(
+        out,
+        None,
+        "table {{.Name}}\t{{.Links}}\t{{.Size}}",
+        &vh,
+        &rows,
+    )
+    .map_err(CliError::new)?;
+    let _ = writeln!(out, "\nBuild cache usage: 0B\n");
+    let bh = json!({"ID": "CACHE ID", "Type": "CACHE TYPE", "Size": "SIZE", "Created": "CREATED",
+        "Used": "LAST USED", "Usage": "USAGE", "Shared": "SHARED"});
+    format::print_list(
+        out,
+        None,
+        "table {{.ID}}\t{{.Type}}\t{{.Size}}\t{{.Created}}\t{{.Used}}\t{{.Usage}}\t{{.Shared}}",
+        &bh,
+        &[],
+    )
+    .map_err(CliError::new)?;
+    Ok(())
 }
