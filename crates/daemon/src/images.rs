@@ -20,8 +20,72 @@ pub fn api_error(e: Error) -> ApiError {
 /// Filter keys `GET /images/json` accepts.
 const LIST_FILTERS: &[&str] = &["dangling", "reference", "label", "before", "since"];
 
-/// The image store as the API sees it.
-pub struct ImageService(pub ImageStore);
+/// The image store as the API sees it, with the containers that keep images in use.
+pub struct ImageService {
+    store: ImageStore,
+    containers: berth_containers::ContainerService,
+}
+
+impl ImageService {
+    /// Both services the endpoints need.
+    pub fn new(store: ImageStore, containers: berth_containers::ContainerService) -> Self {
+        ImageService { store, containers }
+    }
+
+    /// Docker's refusals for removing an image containers use: without force only an
+    /// untag of one of several tags; with force anything but an image a running
+    /// container uses.
+    fn check_in_use(&self, name: &str, force: bool) -> Result<(), ApiError> {
+        let image = self.store.inspect(name).map_err(api_error)?;
+        let id = image["Id"].as_str().unwrap_or("").to_string();
+        let short_img = id
+            .trim_start_matches("sha256:")
+            .chars()
+            .take(12)
+            .collect::<String>();
+        let users = self
+            .containers
+            .all()
+            .map_err(crate::containers::api_error)?
+            .into_iter()
+            .filter(|c| c.image_id == id)
+            .collect::<Vec<_>>();
+        let Some(first) = users.first() else {
+            return Ok(());
+        };
+        let tags = image["RepoTags"].as_array().map_or(0, Vec::len);
+        let by_id = id
+            .trim_start_matches("sha256:")
+            .starts_with(name.trim_start_matches("sha256:"));
+        let untag_only = !by_id && tags > 1;
+        if untag_only {
+            return Ok(());
+        }
+        let short = &first.id[..12];
+        if let Some(running) = users
+            .iter()
+            .find(|c| matches!(c.state.status.as_str(), "running" | "paused"))
+        {
+            if force {
+                return Err(ApiError::conflict(format!(
+                    "conflict: unable to delete {short_img} (cannot be forced) - image is being used by running container {}",
+                    &running.id[..12]
+                )));
+            }
+        } else if force {
+            return Ok(());
+        }
+        Err(ApiError::conflict(if by_id {
+            format!(
+                "conflict: unable to delete {short_img} (must be forced) - image is being used by stopped container {short}"
+            )
+        } else {
+            format!(
+                "conflict: unable to remove repository reference \"{name}\" (must force) - container {short} is using its referenced image {short_img}"
+            )
+        }))
+    }
+}
 
 impl ImageBackend for ImageService {
     fn import(
@@ -39,19 +103,19 @@ impl ImageBackend for ImageService {
             message: req.message,
             source: "-".into(),
         };
-        self.0.import(archive, &opts).map_err(api_error)
+        self.store.import(archive, &opts).map_err(api_error)
     }
 
     fn list(&self, _all: bool, filters: &str) -> Result<serde_json::Value, ApiError> {
         let filters = Filters::parse(filters, LIST_FILTERS).map_err(api_error)?;
-        self.0
+        self.store
             .list(&filters)
             .map(serde_json::Value::from)
             .map_err(api_error)
     }
 
     fn inspect(&self, name: &str) -> Result<serde_json::Value, ApiError> {
-        self.0.inspect(name).map_err(api_error)
+        self.store.inspect(name).map_err(api_error)
     }
 
     fn tag(&self, name: &str, repo: &str, tag: Option<&str>) -> Result<(), ApiError> {
@@ -59,11 +123,12 @@ impl ImageBackend for ImageService {
             Some(t) => format!("{repo}:{t}"),
             None => repo.to_string(),
         };
-        self.0.tag(name, &target).map_err(api_error)
+        self.store.tag(name, &target).map_err(api_error)
     }
 
     fn remove(&self, name: &str, force: bool) -> Result<serde_json::Value, ApiError> {
-        self.0
+        self.check_in_use(name, force)?;
+        self.store
             .remove(name, force)
             .map(serde_json::Value::from)
             .map_err(api_error)

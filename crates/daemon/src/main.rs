@@ -81,7 +81,7 @@ fn build_backends(config: &Config) -> Result<berth_api::Backends> {
             containers.clone(),
             volumes.clone(),
         )),
-        images: Arc::new(images::ImageService(images)),
+        images: Arc::new(images::ImageService::new(images, containers.clone())),
         networks: Arc::new(networks::Networks::new(network, containers.clone())),
         volumes: Arc::new(volumes::Volumes::new(volumes, containers.clone())),
         containers: Arc::new(containers::Containers::new(containers)),

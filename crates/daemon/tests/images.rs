@@ -214,3 +214,39 @@ fn bad_input_is_refused_with_one_line() {
         .count();
     assert_eq!(blobs, 0, "refused imports stored blobs");
 }
+
+#[test]
+fn an_image_containers_use_is_not_removed_without_force_nor_while_running() {
+    let Some(d) = common::daemon_with_busybox() else {
+        return;
+    };
+    common::docker_ok(
+        &d,
+        &["run", "-d", "--name", "user", "busybox", "sleep", "60"],
+    );
+    let o = common::docker(&d, &["rmi", "busybox"]).unwrap();
+    assert!(!o.status.success());
+    assert!(
+        common::err(&o).contains("(must force) - container"),
+        "{}",
+        common::err(&o)
+    );
+    let o = common::docker(&d, &["rmi", "-f", "busybox"]).unwrap();
+    assert!(
+        common::err(&o).contains("(cannot be forced) - image is being used by running container"),
+        "{}",
+        common::err(&o)
+    );
+    // One of two tags can go: the image stays for its other name.
+    common::docker_ok(&d, &["tag", "busybox", "busybox:second"]);
+    common::docker_ok(&d, &["rmi", "busybox:second"]);
+    common::docker_ok(&d, &["stop", "-t", "0", "user"]);
+    let o = common::docker(&d, &["rmi", "busybox"]).unwrap();
+    assert!(
+        !o.status.success(),
+        "removed an image a stopped container uses"
+    );
+    common::docker_ok(&d, &["rm", "user"]);
+    common::docker_ok(&d, &["rmi", "busybox"]);
+    common::assert_clean(&d);
+}
