@@ -725,9 +725,10 @@ pub async fn archive(
         blocking(move || {
             let mut reader = reader;
             let result = c.archive_put(&id, &path, copy_uid_gid, &mut reader);
-            if result.is_err() {
-                let _ = std::io::copy(&mut reader, &mut std::io::sink());
-            }
+            // The rest of the upload is read in every case: a tar reader stops at the
+            // first end-of-archive block, and a client still sending the padding after
+            // it would get a broken pipe instead of our answer.
+            let _ = std::io::copy(&mut reader, &mut std::io::sink());
             result
         })
         .await?;

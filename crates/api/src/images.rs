@@ -44,6 +44,23 @@ pub trait ImageBackend: Send + Sync {
     fn tag(&self, name: &str, repo: &str, tag: Option<&str>) -> Result<(), ApiError>;
     /// `DELETE /images/{name}`.
     fn remove(&self, name: &str, force: bool) -> Result<serde_json::Value, ApiError>;
+    /// `POST /images/prune`: `{"ImagesDeleted", "SpaceReclaimed"}`.
+    fn prune(&self, filters: &str) -> Result<serde_json::Value, ApiError>;
+}
+
+/// `POST /images/prune`.
+pub async fn prune(
+    State(b): State<Backends>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let f = crate::query::filters(q.as_deref());
+    let images = b.images.clone();
+    Ok(Json(blocking(move || images.prune(&f)).await?))
+}
+
+/// `POST /build/prune`: Berth has no build cache yet, so there is nothing to free.
+pub async fn build_prune() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"CachesDeleted": [], "SpaceReclaimed": 0}))
 }
 
 /// `POST /images/create`: only `fromSrc=-` (the request body) for now.
@@ -87,11 +104,10 @@ pub async fn create(
     let id = blocking(move || {
         let mut reader = reader;
         let result = images.import(&mut reader, req);
-        if result.is_err() {
-            // Read the rest of the upload: a client still sending it would otherwise get
-            // a broken pipe instead of our message.
-            let _ = std::io::copy(&mut reader, &mut std::io::sink());
-        }
+        // Read the rest of the upload in every case (after an error, or trailing padding
+        // after the tar's end): a client still sending it would otherwise get a broken
+        // pipe instead of our answer.
+        let _ = std::io::copy(&mut reader, &mut std::io::sink());
         result
     })
     .await?;

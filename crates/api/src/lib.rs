@@ -112,6 +112,8 @@ pub fn router(backends: Backends) -> Router {
         .route("/networks/{id}/disconnect", post(networks::disconnect))
         .route("/images/create", post(images::create))
         .route("/images/json", get(images::list))
+        .route("/images/prune", post(images::prune))
+        .route("/build/prune", post(images::build_prune))
         .route(
             "/images/{*rest}",
             get(images::dispatch)

@@ -115,14 +115,12 @@ pub fn print_pruned(answer: &Value, key: &str, what: &str, space: bool) {
         for d in &deleted {
             println!("{d}");
         }
-        if space {
-            println!();
-        }
+        println!();
     }
     if space {
         println!(
             "Total reclaimed space: {}",
-            format::human_size(answer["SpaceReclaimed"].as_f64().unwrap_or(0.0))
+            format::human_size4(answer["SpaceReclaimed"].as_f64().unwrap_or(0.0))
         );
     }
 }
@@ -333,4 +331,68 @@ pub fn rmi(c: &Client, a: RmiArgs) -> CmdResult {
         }
     }
     Ok(code)
+}
+
+/// `image prune` flags.
+#[derive(clap::Args)]
+pub struct PruneArgs {
+    /// Remove all unused images, not just dangling ones
+    #[arg(short = 'a', long = "all")]
+    all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short = 'f', long = "force")]
+    force: bool,
+    /// Provide filter values (e.g. "until=<timestamp>")
+    #[arg(long = "filter")]
+    filter: Vec<String>,
+}
+
+/// Prints the `untagged:`/`deleted:` lines of an image prune as docker does.
+pub fn print_image_report(v: &Value) {
+    let items: Vec<String> = v["ImagesDeleted"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            e["Untagged"]
+                .as_str()
+                .map(|u| format!("untagged: {u}"))
+                .or_else(|| e["Deleted"].as_str().map(|d| format!("deleted: {d}")))
+        })
+        .collect();
+    if !items.is_empty() {
+        println!("Deleted Images:");
+        for i in items {
+            println!("{i}");
+        }
+        println!();
+    }
+}
+
+/// `image prune`.
+pub fn prune(c: &Client, a: PruneArgs) -> CmdResult {
+    let warning = if a.all {
+        "WARNING! This will remove all images without at least one container associated to them."
+    } else {
+        "WARNING! This will remove all dangling images."
+    };
+    if !a.force && !crate::confirm(warning) {
+        return Ok(0);
+    }
+    let mut flags = a.filter.clone();
+    flags.push(
+        if a.all {
+            "dangling=false"
+        } else {
+            "dangling=true"
+        }
+        .to_string(),
+    );
+    let v = c.post(&with_filters("/images/prune", &flags)?, None)?;
+    print_image_report(&v);
+    println!(
+        "Total reclaimed space: {}",
+        format::human_size4(v["SpaceReclaimed"].as_f64().unwrap_or(0.0))
+    );
+    Ok(0)
 }

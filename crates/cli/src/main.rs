@@ -14,6 +14,7 @@ mod images;
 mod network;
 mod stats;
 mod stream;
+mod system;
 mod volume;
 
 use clap::{Parser, Subcommand};
@@ -151,7 +152,9 @@ enum Command {
 #[derive(Subcommand)]
 enum SystemCommand {
     /// Show docker disk usage
-    Df(stats::DfArgs),
+    Df(system::DfArgs),
+    /// Remove unused data
+    Prune(system::PruneArgs),
     /// Display system-wide information
     Info,
 }
@@ -216,6 +219,8 @@ enum ImageCommand {
     Rm(images::RmiArgs),
     /// Display detailed information on one or more images
     Inspect(InspectArgs),
+    /// Remove unused images
+    Prune(images::PruneArgs),
 }
 
 /// `inspect` flags.
@@ -332,7 +337,8 @@ fn dispatch(c: &Client, cmd: Command) -> CmdResult {
         Command::Export(a) => files::export(c, a),
         Command::Commit(a) => files::commit(c, a),
         Command::Stats(a) => stats::stats(c, a),
-        Command::System(SystemCommand::Df(a)) => stats::df(c, a),
+        Command::System(SystemCommand::Df(a)) => system::df(c, a),
+        Command::System(SystemCommand::Prune(a)) => system::prune(c, a),
         Command::System(SystemCommand::Info) => info(c),
         Command::Image(sub) => match sub {
             ImageCommand::Ls(a) => images::list(c, a),
@@ -340,6 +346,7 @@ fn dispatch(c: &Client, cmd: Command) -> CmdResult {
             ImageCommand::Tag(a) => images::tag(c, a),
             ImageCommand::Rm(a) => images::rmi(c, a),
             ImageCommand::Inspect(a) => inspect(c, a, Some("image")),
+            ImageCommand::Prune(a) => images::prune(c, a),
         },
     }
 }

@@ -126,6 +126,69 @@ impl ImageBackend for ImageService {
         self.store.tag(name, &target).map_err(api_error)
     }
 
+    fn prune(&self, filters: &str) -> Result<serde_json::Value, ApiError> {
+        let f: serde_json::Value = if filters.is_empty() {
+            serde_json::json!({})
+        } else {
+            serde_json::from_str(filters)
+                .map_err(|e| ApiError::bad_request(format!("invalid filters: {e}")))?
+        };
+        let values = |k: &str| -> Vec<String> {
+            match &f[k] {
+                serde_json::Value::Object(m) => m.keys().cloned().collect(),
+                serde_json::Value::Array(a) => a
+                    .iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect(),
+                _ => Vec::new(),
+            }
+        };
+        // Dangling ones only unless dangling=false (`image prune -a`).
+        let dangling_only = !values("dangling").iter().any(|v| v == "false" || v == "0");
+        let now = berth_types::time::unix_seconds(std::time::SystemTime::now()) as f64;
+        let until = match values("until").first() {
+            Some(u) => Some(
+                berth_types::time::parse_point_in_time(u, now)
+                    .ok_or_else(|| ApiError::bad_request(format!("invalid until filter: {u}")))?,
+            ),
+            None => None,
+        };
+        let labels = values("label");
+        let used: std::collections::HashSet<String> = self
+            .containers
+            .all()
+            .map_err(crate::containers::api_error)?
+            .into_iter()
+            .map(|c| c.image_id)
+            .collect();
+        let mut deleted = Vec::new();
+        let mut reclaimed = 0u64;
+        for img in self.store.list(&Filters::default()).map_err(api_error)? {
+            let id = img["Id"].as_str().unwrap_or("").to_string();
+            let tagged = img["RepoTags"].as_array().is_some_and(|t| !t.is_empty());
+            let created = img["Created"].as_f64().unwrap_or(0.0);
+            let label_ok = labels.iter().all(|l| match l.split_once('=') {
+                Some((k, v)) => img["Labels"][k].as_str() == Some(v),
+                None => !img["Labels"][l.as_str()].is_null(),
+            });
+            if used.contains(&id)
+                || (dangling_only && tagged)
+                || until.is_some_and(|u| created >= u)
+                || !label_ok
+            {
+                continue;
+            }
+            let size = img["Size"].as_u64().unwrap_or(0);
+            if let Ok(serde_json::Value::Array(report)) =
+                self.store.remove(&id, true).map(serde_json::Value::from)
+            {
+                deleted.extend(report);
+                reclaimed += size;
+            }
+        }
+        Ok(serde_json::json!({"ImagesDeleted": deleted, "SpaceReclaimed": reclaimed}))
+    }
+
     fn remove(&self, name: &str, force: bool) -> Result<serde_json::Value, ApiError> {
         self.check_in_use(name, force)?;
         self.store

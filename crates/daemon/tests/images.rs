@@ -250,3 +250,36 @@ fn an_image_containers_use_is_not_removed_without_force_nor_while_running() {
     common::docker_ok(&d, &["rmi", "busybox"]);
     common::assert_clean(&d);
 }
+
+#[test]
+fn image_and_system_prune_take_only_what_nothing_uses() {
+    let Some(d) = common::daemon_with_busybox() else {
+        return;
+    };
+    // The rootfs tar daemon_with_busybox imported.
+    let tar = d.dir.path().join("rootfs.tar");
+    let tar = tar.to_str().unwrap();
+    let dangling = common::docker_ok(&d, &["import", tar]);
+    common::docker_ok(&d, &["import", tar, "kept:v1"]);
+    common::docker_ok(&d, &["import", tar, "used:v1"]);
+    common::docker_ok(&d, &["create", "--name", "user", "used:v1", "sh"]);
+    let out = common::docker_ok(&d, &["image", "prune", "-f"]);
+    assert!(out.contains(&format!("deleted: {dangling}")), "{out}");
+    let left = common::docker_ok(&d, &["images", "--format", "{{.Repository}}"]);
+    assert_eq!(left.lines().count(), 3, "{left}");
+    // -a: every image no container uses; the used one stays.
+    common::docker_ok(&d, &["image", "prune", "-af"]);
+    let left = common::docker_ok(&d, &["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert_eq!(left, "used:v1");
+    // system prune: the stopped container, then its image with -a.
+    common::docker_ok(&d, &["network", "create", "spare"]);
+    let out = common::docker_ok(&d, &["system", "prune", "-af"]);
+    assert!(
+        out.contains("Deleted Containers:")
+            && out.contains("spare")
+            && out.contains("untagged: used:v1"),
+        "{out}"
+    );
+    assert_eq!(common::docker_ok(&d, &["images", "-q"]), "");
+    common::assert_clean(&d);
+}

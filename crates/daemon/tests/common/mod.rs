@@ -65,8 +65,18 @@ impl Daemon {
             .arg(&self.bridge)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            .stderr(self.log_file());
         c
+    }
+
+    /// berthd's log, appended to across restarts; shown when a test fails.
+    fn log_file(&self) -> Stdio {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("berthd.log"))
+            .map(Stdio::from)
+            .unwrap_or_else(|_| Stdio::null())
     }
 
     pub fn socket(&self) -> PathBuf {
@@ -141,6 +151,15 @@ impl Drop for Daemon {
     /// half-way: their processes (found through their cgroups), their shims (processes
     /// started with this daemon's directories on their command line), cgroups and mounts.
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log =
+                std::fs::read_to_string(self.dir.path().join("berthd.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!("--- berthd log (last lines) ---");
+            for l in tail.iter().rev() {
+                eprintln!("{l}");
+            }
+        }
         // User networks' bridges, while berthd can still say which they are.
         let bridges = if self.child.is_some() {
             self.user_bridges()
