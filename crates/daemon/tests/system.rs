@@ -75,7 +75,11 @@ fn socket_is_0660_and_removed_with_the_pid_file_on_sigterm() {
 #[test]
 fn a_second_daemon_on_the_same_pid_file_refuses_to_start() {
     let d = Daemon::start();
-    let out = d.spawn().stderr(std::process::Stdio::piped()).output().unwrap();
+    let out = d
+        .spawn()
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("another berthd"), "{err}");
