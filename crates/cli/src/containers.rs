@@ -794,11 +794,17 @@ pub fn kill(c: &Client, a: KillArgs) -> CmdResult {
 /// `rm`.
 pub fn rm(c: &Client, a: RmArgs) -> CmdResult {
     each(&a.names, |n| {
+        // A link is named linker/alias: each part is a path segment of its own.
+        let target = n
+            .trim_start_matches('/')
+            .split('/')
+            .map(enc_path)
+            .collect::<Vec<_>>()
+            .join("/");
         c.json(
             "DELETE",
             &format!(
-                "/containers/{}?force={}&v={}&link={}",
-                enc_path(n),
+                "/containers/{target}?force={}&v={}&link={}",
                 u8::from(a.force),
                 u8::from(a.volumes),
                 u8::from(a.link)

@@ -958,6 +958,14 @@ fn links_give_hosts_entries_and_docker_s_variables() {
         "{}",
         err(&o)
     );
+    // A link goes by linker/alias, with berth as with docker (tests/containers.rs).
+    let o = berth(&d, &["rm", "-l", "linker/database"], None);
+    assert!(o.status.success(), "{}", err(&o));
+    let links = docker_ok(
+        &d,
+        &["inspect", "-f", "{{json .HostConfig.Links}}", "linker"],
+    );
+    assert_eq!(links, "[]");
     docker_ok(&d, &["rm", "-f", "db", "linker"]);
     assert_clean(&d);
 }
