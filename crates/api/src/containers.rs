@@ -365,7 +365,7 @@ pub async fn action(
         }
         "changes" => Ok(Json(blocking(move || c.changes(&id)).await?).into_response()),
         "stats" => {
-            let stream = param(&pairs, "stream").is_none_or(|v| v != "0" && v != "false");
+            let stream = crate::query::flag_or(&pairs, "stream", true);
             let one_shot = flag(&pairs, "one-shot");
             if !stream {
                 let sample = blocking(move || {
@@ -772,7 +772,7 @@ pub async fn commit(
         tag: text("tag"),
         comment: text("comment"),
         author: text("author"),
-        pause: param(&pairs, "pause").is_none_or(|p| p != "0" && p != "false"),
+        pause: crate::query::flag_or(&pairs, "pause", true),
         changes: pairs
             .iter()
             .filter(|(k, _)| k == "changes")

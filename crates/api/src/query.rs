@@ -16,7 +16,17 @@ pub fn param<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
 }
 
 pub fn flag(pairs: &[(String, String)], key: &str) -> bool {
-    matches!(param(pairs, key), Some("1" | "true" | "True"))
+    flag_or(pairs, key, false)
+}
+
+/// A boolean parameter as Go's `strconv.ParseBool` reads it (`1 t T TRUE true True`,
+/// `0 f F FALSE false False`); `default` when absent or unreadable.
+pub fn flag_or(pairs: &[(String, String)], key: &str, default: bool) -> bool {
+    match param(pairs, key) {
+        Some("1" | "t" | "T" | "TRUE" | "true" | "True") => true,
+        Some("0" | "f" | "F" | "FALSE" | "false" | "False") => false,
+        _ => default,
+    }
 }
 
 /// The `filters` parameter (Docker's filter JSON), empty when absent.

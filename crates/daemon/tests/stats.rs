@@ -29,7 +29,8 @@ fn stats_show_cpu_memory_limit_pids_and_network() {
         &["run", "-d", "--name", "calm", "busybox", "sleep", "60"],
     );
     std::thread::sleep(std::time::Duration::from_millis(500));
-    let (_, _, body) = d.request("GET", "/containers/busy/stats?stream=false");
+    // Go's boolean spellings: docker-py sends `stream=False`.
+    let (_, _, body) = d.request("GET", "/containers/busy/stats?stream=False");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["name"], "/busy");
     assert_eq!(v["memory_stats"]["limit"], 64 * 1024 * 1024);
