@@ -113,6 +113,8 @@ pub struct RunArgs {
     net: crate::network::NetArgs,
     #[command(flatten)]
     mounts: crate::volume::MountArgs,
+    #[command(flatten)]
+    health: crate::health::HealthArgs,
     /// The image
     image: String,
     /// The command and its arguments (flags after the image belong to the command)
@@ -551,6 +553,7 @@ fn create_body(a: &RunArgs, attach_stdio: bool) -> Result<Value, CliError> {
     }
     crate::network::apply(&a.net, &mut body)?;
     crate::volume::apply(&a.mounts, &mut body)?;
+    crate::health::apply(&a.health, &mut body)?;
     Ok(body)
 }
 

@@ -10,6 +10,7 @@ mod client;
 mod containers;
 mod files;
 mod format;
+mod health;
 mod images;
 mod network;
 mod stats;

@@ -15,6 +15,7 @@ pub mod changes;
 pub mod error;
 mod exec;
 mod filters;
+mod health;
 mod hostconfig;
 mod links;
 mod logconfig;
@@ -102,6 +103,9 @@ pub struct ContainerRecord {
     /// `--volumes-from` brought.
     #[serde(default)]
     pub extra_mounts: Vec<Value>,
+    /// `.State.Health` of the current run, when the container has a healthcheck.
+    #[serde(default)]
+    pub health: Option<health::Health>,
 }
 
 const CONTAINERS: Table<ContainerRecord> = Table::new("containers");
@@ -483,6 +487,7 @@ impl ContainerService {
                 ..Default::default()
             },
             restart: Default::default(),
+            health: None,
             networking: body["NetworkingConfig"]["EndpointsConfig"].clone(),
             extra_mounts,
         };
@@ -954,7 +959,12 @@ impl ContainerService {
             ..Default::default()
         };
         rec.state = state.clone();
-        self.modify(&id, |r| r.state = state).map(drop)
+        self.modify(&id, |r| {
+            r.state = state;
+            r.health = None;
+        })?;
+        self.watch_health(&id);
+        Ok(())
     }
 
     /// Starts the shim; returns (container pid, shim pid).
@@ -1058,6 +1068,7 @@ impl ContainerService {
             match self.refresh(rec) {
                 Ok(r) if r.state.status == "running" || r.state.status == "paused" => {
                     self.monitor.watch(&r.id, r.state.shim_pid);
+                    self.watch_health(&r.id);
                 }
                 Ok(r) => self.start_on_boot(&r),
                 Err(e) => tracing::warn!("recover: {e}"),

@@ -15,7 +15,11 @@ fn ago(rfc: &str) -> i64 {
 
 fn status_text(rec: &ContainerRecord) -> String {
     match rec.state.status.as_str() {
-        "running" => format!("Up {}", human_duration(ago(&rec.state.started_at))),
+        "running" => format!(
+            "Up {}{}",
+            human_duration(ago(&rec.state.started_at)),
+            crate::health::status_suffix(rec)
+        ),
         "paused" => format!("Up {} (Paused)", human_duration(ago(&rec.state.started_at))),
         "exited" => format!(
             "Exited ({}) {} ago",
@@ -83,7 +87,7 @@ pub fn inspect(
         }
     };
     let running = rec.state.status == "running" || rec.state.status == "paused";
-    json!({
+    let mut v = json!({
         "Id": rec.id,
         "Created": rec.created,
         "Path": args.first().cloned().unwrap_or_default(),
@@ -99,7 +103,8 @@ pub fn inspect(
             "ExitCode": rec.state.exit_code,
             "Error": rec.state.error,
             "StartedAt": or_zero(&rec.state.started_at),
-            "FinishedAt": or_zero(&rec.state.finished_at)
+            "FinishedAt": or_zero(&rec.state.finished_at),
+            "Health": rec.health
         },
         "Image": rec.image_id,
         "ResolvConfPath": data_dir.join("resolv.conf"),
@@ -119,5 +124,12 @@ pub fn inspect(
             "UpperDir": data_dir.join("diff"), "WorkDir": data_dir.join("work")}},
         "Mounts": mounts_json(mounts),
         "Config": rec.config
-    })
+    });
+    if rec.health.is_none()
+        && let Some(state) = v["State"].as_object_mut()
+    {
+        // Docker shows Health only for containers with a healthcheck.
+        state.remove("Health");
+    }
+    v
 }
