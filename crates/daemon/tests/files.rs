@@ -101,6 +101,48 @@ fn cp_round_trips_a_tree_with_modes_and_owners() {
         std::fs::read_link(back.join("sub/link")).unwrap().to_str(),
         Some("file")
     );
+    // A link: kept as a link, or followed with -L (by both CLIs).
+    docker_ok(&d, &["exec", "box", "ln", "-s", "marker", "/etc/link"]);
+    docker_ok(
+        &d,
+        &[
+            "cp",
+            "box:/etc/link",
+            work.join("as-link").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        std::fs::read_link(work.join("as-link")).unwrap().to_str(),
+        Some("marker")
+    );
+    docker_ok(
+        &d,
+        &[
+            "cp",
+            "-L",
+            "box:/etc/link",
+            work.join("followed").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        std::fs::read_to_string(work.join("followed")).unwrap(),
+        "inside\n"
+    );
+    let o = berth(
+        &d,
+        &[
+            "cp",
+            "-L",
+            "box:/etc/link",
+            work.join("followed-b").to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(
+        std::fs::read_to_string(work.join("followed-b")).unwrap(),
+        "inside\n"
+    );
     // A single file, and a missing one.
     docker_ok(
         &d,
