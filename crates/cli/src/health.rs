@@ -30,6 +30,9 @@ pub struct HealthArgs {
     /// Disable any container-specified HEALTHCHECK
     #[arg(long = "no-healthcheck")]
     none: bool,
+    /// What to do when the container turns unhealthy: none, kill, restart or stop
+    #[arg(long = "health-on-failure")]
+    on_failure: Option<String>,
 }
 
 /// A Go duration (`1m30s`, `500ms`, `2h`) in nanoseconds.
@@ -77,6 +80,9 @@ fn duration_ns(flag: &str, s: &str) -> Result<u64, CliError> {
 
 /// Writes the flags into a create body's `Healthcheck`.
 pub fn apply(a: &HealthArgs, body: &mut Value) -> Result<(), CliError> {
+    if let Some(action) = &a.on_failure {
+        body["HostConfig"]["HealthOnFailure"] = json!(action);
+    }
     if a.none {
         body["Healthcheck"] = json!({"Test": ["NONE"]});
         return Ok(());

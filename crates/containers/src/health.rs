@@ -86,7 +86,31 @@ fn check_of(config: &Value) -> Option<Check> {
     })
 }
 
-/// What `ps` adds to "Up ...".
+/// Beyond Docker: what happens when a container turns unhealthy (`--health-on-failure`,
+/// stored as `HostConfig.HealthOnFailure`, or the label `berth.health-on-failure` that
+/// any Docker client can set).
+fn on_failure(rec: &ContainerRecord) -> String {
+    rec.host_config["HealthOnFailure"]
+        .as_str()
+        .or_else(|| rec.config["Labels"]["berth.health-on-failure"].as_str())
+        .unwrap_or("none")
+        .to_string()
+}
+
+/// Refuses an unknown `--health-on-failure`.
+pub(crate) fn validate(config: &Value, host: &Value) -> crate::Result<()> {
+    let v = host["HealthOnFailure"]
+        .as_str()
+        .or_else(|| config["Labels"]["berth.health-on-failure"].as_str());
+    match v {
+        None | Some("" | "none" | "kill" | "restart" | "stop") => Ok(()),
+        Some(other) => Err(crate::Error::InvalidInput(format!(
+            "invalid --health-on-failure {other:?}: use none, kill, restart or stop"
+        ))),
+    }
+}
+
+/// What `ps` adds to "Up ..."
 pub(crate) fn status_suffix(rec: &ContainerRecord) -> &'static str {
     match rec.health.as_ref().map(|h| h.status.as_str()) {
         Some("healthy") => " (healthy)",
@@ -146,11 +170,13 @@ impl ContainerService {
             }
             let probe = self.probe(id, check);
             let in_start = began.elapsed() < check.start_period;
+            let mut turned_unhealthy = false;
             let _ = self.modify(id, |r| {
                 if r.state.started_at != started_at {
                     return;
                 }
                 let h = r.health.get_or_insert_with(Health::default);
+                let was_unhealthy = h.status == "unhealthy";
                 if probe.exit_code == 0 {
                     h.status = "healthy".into();
                     h.failing_streak = 0;
@@ -164,7 +190,26 @@ impl ContainerService {
                 h.log.push(probe);
                 let extra = h.log.len().saturating_sub(5);
                 h.log.drain(..extra);
+                turned_unhealthy = !was_unhealthy && h.status == "unhealthy";
             });
+            if turned_unhealthy {
+                self.act_on_failure(id, &rec);
+            }
+        }
+    }
+
+    /// Carries out `--health-on-failure` once a container has turned unhealthy.
+    fn act_on_failure(&self, id: &str, rec: &ContainerRecord) {
+        let action = on_failure(rec);
+        let done = match action.as_str() {
+            "kill" => self.kill(id, libc::SIGKILL),
+            "stop" => self.stop(id, None).map(drop),
+            "restart" => self.restart(id, None, &mut |_| {}),
+            _ => return,
+        };
+        match done {
+            Ok(()) => tracing::info!(container = id, action, "unhealthy: health-on-failure"),
+            Err(e) => tracing::warn!(container = id, action, "unhealthy: health-on-failure: {e}"),
         }
     }
 

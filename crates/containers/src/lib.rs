@@ -439,6 +439,7 @@ impl ContainerService {
         LogConfig::for_container(&body["HostConfig"], &self.log_defaults)?;
         mounts::from_host_config(&body["HostConfig"])?;
         restart::validate(&body["HostConfig"])?;
+        health::validate(&config, &body["HostConfig"])?;
         netconf::validate(&self.network, &config, &body["HostConfig"])?;
         netconf::validate_endpoints(
             &body["HostConfig"],
@@ -1257,7 +1258,11 @@ impl ContainerService {
     /// `DELETE /containers/{id}?v=1`: also the container's anonymous volumes that no
     /// other container uses.
     pub fn remove_with_volumes(&self, name: &str, force: bool, volumes: bool) -> Result<()> {
-        let rec = self.get(name)?;
+        let id = self.get(name)?.id;
+        // No start may run over a removal (a restart by a healthcheck or a client): one
+        // in flight finishes first, one after finds no record.
+        let _slot = self.wait_for_slot(&id);
+        let rec = self.get(&id)?;
         if rec.state.status == "restarting" {
             if !force {
                 return Err(Error::Conflict(format!(

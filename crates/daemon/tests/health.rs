@@ -127,3 +127,82 @@ fn a_healthcheck_goes_unhealthy_then_healthy_and_ps_shows_it() {
     docker_ok(&d, &["rm", "-f", "plain"]);
     assert_clean(&d);
 }
+
+#[test]
+fn health_on_failure_restarts_or_kills_an_unhealthy_container() {
+    let Some(d) = daemon_with_busybox() else {
+        return;
+    };
+    let started = |name: &str| docker_ok(&d, &["inspect", "-f", "{{.State.StartedAt}}", name]);
+    let check = [
+        "--health-cmd",
+        "exit 1",
+        "--health-interval",
+        "200ms",
+        "--health-retries",
+        "1",
+    ];
+    // berth's flag…
+    let mut args = vec![
+        "run",
+        "-d",
+        "--name",
+        "again",
+        "--health-on-failure",
+        "restart",
+    ];
+    args.extend_from_slice(&check);
+    args.extend_from_slice(&["busybox", "sleep", "60"]);
+    cli_ok(&d, CliKind::Berth, &args);
+    let first = started("again");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while started("again") == first {
+        assert!(Instant::now() < deadline, "never restarted");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        docker_ok(&d, &["inspect", "-f", "{{.State.Status}}", "again"]),
+        "running"
+    );
+    // … or the label any Docker client can set.
+    let mut args = vec![
+        "run",
+        "-d",
+        "--name",
+        "dead",
+        "--label",
+        "berth.health-on-failure=kill",
+    ];
+    args.extend_from_slice(&check);
+    args.extend_from_slice(&["busybox", "sleep", "60"]);
+    docker_ok(&d, &args);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while docker_ok(&d, &["inspect", "-f", "{{.State.Status}}", "dead"]) != "exited" {
+        assert!(Instant::now() < deadline, "never killed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        docker_ok(&d, &["inspect", "-f", "{{.State.ExitCode}}", "dead"]),
+        "137"
+    );
+    let o = docker(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--label",
+            "berth.health-on-failure=explode",
+            "busybox",
+            "sleep",
+            "0",
+        ],
+    )
+    .unwrap();
+    assert!(
+        err(&o).contains("invalid --health-on-failure"),
+        "{}",
+        err(&o)
+    );
+    docker_ok(&d, &["rm", "-f", "again", "dead"]);
+    assert_clean(&d);
+}
