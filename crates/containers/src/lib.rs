@@ -867,8 +867,10 @@ impl ContainerService {
 
     fn start_inner(&self, name: &str, before_start: &mut dyn FnMut(&str)) -> Result<()> {
         let id = self.lookup(name)?.id;
-        let Slot::Claimed(_guard) = self.claim_slot(&id) else {
-            // Another start of it is under way; it will be running in a moment.
+        // One at a time: a start waits for another start or for the recording of an
+        // exit (a `restart` right after its stop), then looks at the state afresh.
+        let Slot::Claimed(_guard) = self.wait_for_slot(&id) else {
+            // This thread holds it already.
             return Ok(());
         };
         let mut rec = self.get(name)?;
