@@ -1142,6 +1142,8 @@ fn other_hosts_reach_published_ports_containers_reach_them_through_nat_and_host_
         docker_ok(&d, &["rm", "-f", "web"]);
     }
     if !had_run_netns {
+        // `ip netns add` made /run/netns a mount of itself: undo that too.
+        let _ = rustix::mount::unmount("/run/netns", rustix::mount::UnmountFlags::DETACH);
         let _ = std::fs::remove_dir("/run/netns");
     }
     assert_clean(&d);
