@@ -37,45 +37,11 @@ pub struct HealthArgs {
 
 /// A Go duration (`1m30s`, `500ms`, `2h`) in nanoseconds.
 fn duration_ns(flag: &str, s: &str) -> Result<u64, CliError> {
-    let bad = || CliError {
-        message: format!(
-            "berth: invalid argument {s:?} for \"--{flag}\" flag: time: invalid duration {s:?}\n\nRun 'berth run --help' for more information"
-        ),
+    let secs = berth_types::time::parse_go_duration(s).ok_or_else(|| CliError {
+        message: format!("berth: invalid argument {s:?} for \"--{flag}\" flag: time: invalid duration {s:?}\n\nRun 'berth run --help' for more information"),
         code: 125,
-    };
-    let mut total = 0f64;
-    let mut num = String::new();
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c.is_ascii_digit() || c == '.' {
-            num.push(c);
-            continue;
-        }
-        let mut unit = c.to_string();
-        while let Some(&n) = chars.peek() {
-            if n.is_ascii_alphabetic() {
-                unit.push(n);
-                chars.next();
-            } else {
-                break;
-            }
-        }
-        let n: f64 = num.parse().map_err(|_| bad())?;
-        num.clear();
-        total += n * match unit.as_str() {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return Err(bad()),
-        };
-    }
-    if !num.is_empty() {
-        return Err(bad());
-    }
-    Ok(total as u64)
+    })?;
+    Ok((secs * 1e9).round() as u64)
 }
 
 /// Writes the flags into a create body's `Healthcheck`.

@@ -45,7 +45,8 @@ impl Networks {
     }
 }
 
-fn string_map(v: &Value) -> BTreeMap<String, String> {
+/// A JSON object's string values (labels, options).
+pub(crate) fn string_map(v: &Value) -> BTreeMap<String, String> {
     v.as_object()
         .into_iter()
         .flatten()

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use berth_api::{ApiError, VolumeBackend};
 use berth_containers::ContainerService;
 use berth_volumes::{Error, VolumeRecord, VolumeService};
+
+use crate::networks::string_map;
 use serde_json::{Value, json};
 
 /// Maps volume errors to Docker's statuses.
@@ -36,14 +38,6 @@ impl Volumes {
             .volume_users(name)
             .map_err(crate::containers::api_error)
     }
-}
-
-fn string_map(v: &Value) -> BTreeMap<String, String> {
-    v.as_object()
-        .into_iter()
-        .flatten()
-        .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
-        .collect()
 }
 
 /// Docker's filter JSON as key → values.

@@ -123,23 +123,41 @@ pub fn parse_point_in_time(v: &str, now: f64) -> Option<f64> {
     if let Some(t) = parse_rfc3339_nanos(v) {
         return Some(t as f64 / 1e9);
     }
+    parse_go_duration(v).map(|secs| now - secs)
+}
+
+/// A Go duration (`1h30m`, `45s`, `500ms`, `2us`, `10ns`) in seconds; `None` when it is
+/// not one (a bare number has no unit).
+pub fn parse_go_duration(v: &str) -> Option<f64> {
     let mut total = 0.0;
     let mut num = String::new();
-    for ch in v.chars() {
+    let mut chars = v.chars().peekable();
+    while let Some(ch) = chars.next() {
         if ch.is_ascii_digit() || ch == '.' {
             num.push(ch);
             continue;
         }
+        let mut unit = ch.to_string();
+        while let Some(&c) = chars.peek() {
+            if c.is_ascii_digit() || c == '.' {
+                break;
+            }
+            unit.push(c);
+            chars.next();
+        }
         let n: f64 = num.parse().ok()?;
         num.clear();
-        total += n * match ch {
-            'h' => 3600.0,
-            'm' => 60.0,
-            's' => 1.0,
+        total += n * match unit.as_str() {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 1e-3,
+            "us" | "µs" => 1e-6,
+            "ns" => 1e-9,
             _ => return None,
         };
     }
-    (num.is_empty() && !v.is_empty()).then_some(now - total)
+    (num.is_empty() && !v.is_empty()).then_some(total)
 }
 
 /// Proleptic Gregorian date to days since 1970-01-01 (Howard Hinnant's algorithm).
@@ -161,6 +179,10 @@ mod tests {
     fn points_in_time_parse_like_dockers() {
         assert_eq!(parse_point_in_time("100.5", 0.0), Some(100.5));
         assert_eq!(parse_point_in_time("1h30m", 10_000.0), Some(4_600.0));
+        assert_eq!(parse_go_duration("1m30s"), Some(90.0));
+        assert_eq!(parse_go_duration("250ms"), Some(0.25));
+        assert_eq!(parse_go_duration("5"), None);
+        assert_eq!(parse_go_duration("5y"), None);
         assert_eq!(parse_point_in_time("1970-01-01T00:01:00Z", 0.0), Some(60.0));
         assert_eq!(parse_point_in_time("10x", 0.0), None);
         assert_eq!(human_duration(90), "About a minute");
