@@ -1,4 +1,5 @@
-//! Image endpoints: import (`POST /images/create?fromSrc=-`), list, inspect, tag, remove.
+//! Image endpoints: pull and import (`POST /images/create`), push, login (`POST /auth`),
+//! list, inspect, tag, remove.
 //! Image names may contain `/` and `:`, so `/images/...` paths are dispatched here by
 //! their last segment rather than by the router.
 
@@ -7,11 +8,13 @@ use std::io::Read;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
-use axum::http::{Method, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use futures_util::TryStreamExt;
+use futures_util::future::BoxFuture;
 
 use crate::error::ApiError;
+use crate::progress::ProgressSender;
 use crate::query::{flag, param, query_pairs};
 use crate::{Backends, blocking};
 
@@ -26,6 +29,20 @@ pub struct ImportRequest {
     pub changes: Vec<String>,
     /// `message` parameter.
     pub message: Option<String>,
+}
+
+/// What `POST /images/create?fromImage=` asks for.
+#[derive(Debug, Default, Clone)]
+pub struct PullRequest {
+    /// `fromImage` with `tag` folded in: `name:tag`, `name@digest`, or a bare name when
+    /// every tag is wanted.
+    pub reference: String,
+    /// No tag was given: pull every tag (`docker pull -a`).
+    pub all_tags: bool,
+    /// `platform`.
+    pub platform: Option<String>,
+    /// The `X-Registry-Auth` header.
+    pub auth: Option<String>,
 }
 
 /// What the image endpoints need. Methods block; the API runs them off the async threads.
@@ -46,6 +63,55 @@ pub trait ImageBackend: Send + Sync {
     fn remove(&self, name: &str, force: bool) -> Result<serde_json::Value, ApiError>;
     /// `POST /images/prune`: `{"ImagesDeleted", "SpaceReclaimed"}`.
     fn prune(&self, filters: &str) -> Result<serde_json::Value, ApiError>;
+    /// Pulls from a registry, reporting progress.
+    fn pull(
+        &self,
+        req: PullRequest,
+        progress: ProgressSender,
+    ) -> BoxFuture<'static, Result<(), ApiError>>;
+    /// `POST /images/{name}/push`: one tag, or all of the repository's when `tag` is
+    /// `None`; `auth` is the `X-Registry-Auth` header.
+    fn push(
+        &self,
+        name: String,
+        tag: Option<String>,
+        auth: Option<String>,
+        progress: ProgressSender,
+    ) -> BoxFuture<'static, Result<(), ApiError>>;
+    /// `POST /auth`: checks credentials with the registry.
+    fn login(
+        &self,
+        body: serde_json::Value,
+    ) -> BoxFuture<'static, Result<serde_json::Value, ApiError>>;
+}
+
+fn registry_auth(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("x-registry-auth")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// `POST /auth`.
+pub async fn login(
+    State(b): State<Backends>,
+    body: axum::body::Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let body: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid login request: {e}")))?;
+    Ok(Json(b.images.login(body).await?))
+}
+
+/// The reference a pull names: `fromImage` and `tag` together, as dockerd combines them.
+fn pull_reference(from: &str, tag: Option<&str>) -> (String, bool) {
+    match tag.filter(|t| !t.is_empty()) {
+        Some(t) if t.contains(':') => (format!("{from}@{t}"), false),
+        Some(t) => (format!("{from}:{t}"), false),
+        None => {
+            let last = from.rsplit('/').next().unwrap_or(from);
+            (from.to_string(), !last.contains(':') && !from.contains('@'))
+        }
+    }
 }
 
 /// `POST /images/prune`.
@@ -63,17 +129,26 @@ pub async fn build_prune() -> Json<serde_json::Value> {
     Json(serde_json::json!({"CachesDeleted": [], "SpaceReclaimed": 0}))
 }
 
-/// `POST /images/create`: only `fromSrc=-` (the request body) for now.
+/// `POST /images/create`: a pull (`fromImage`) or an import (`fromSrc=-`, the body).
 pub async fn create(
     State(b): State<Backends>,
     RawQuery(q): RawQuery,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let pairs = query_pairs(q.as_deref());
-    if param(&pairs, "fromImage").is_some() {
-        return Err(ApiError::bad_request(
-            "berthd cannot pull from registries yet: load the image with docker import (or docker load, later)",
-        ));
+    if let Some(from) = param(&pairs, "fromImage") {
+        let (reference, all_tags) = pull_reference(from, param(&pairs, "tag"));
+        let req = PullRequest {
+            reference,
+            all_tags,
+            platform: param(&pairs, "platform")
+                .filter(|p| !p.is_empty())
+                .map(str::to_string),
+            auth: registry_auth(&headers),
+        };
+        let images = b.images.clone();
+        return crate::progress::stream(move |tx| images.pull(req, tx)).await;
     }
     match param(&pairs, "fromSrc") {
         Some("-") => {}
@@ -132,6 +207,7 @@ pub async fn dispatch(
     State(b): State<Backends>,
     method: Method,
     uri: Uri,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     // Image names keep their `/` and `:` in the path; anything else may be escaped.
     let raw = uri.path().strip_prefix("/images/").unwrap_or("");
@@ -150,6 +226,13 @@ pub async fn dispatch(
         .ok_or_else(|| ApiError::not_found("page not found"))?;
     let name = name.to_string();
     match (method, action) {
+        (Method::POST, "push") => {
+            let tag = param(&pairs, "tag")
+                .filter(|t| !t.is_empty())
+                .map(str::to_string);
+            let auth = registry_auth(&headers);
+            crate::progress::stream(move |tx| images.push(name, tag, auth, tx)).await
+        }
         (Method::GET, "json") => {
             Ok(Json(blocking(move || images.inspect(&name)).await?).into_response())
         }
@@ -167,5 +250,27 @@ pub async fn dispatch(
             Ok(StatusCode::CREATED.into_response())
         }
         _ => Err(ApiError::not_found("page not found")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pull_reference;
+
+    #[test]
+    fn pull_references_as_dockerd_combines_them() {
+        assert_eq!(
+            pull_reference("busybox", Some("1.36")),
+            ("busybox:1.36".into(), false)
+        );
+        assert_eq!(
+            pull_reference("localhost:5000/app", Some("sha256:abc")),
+            ("localhost:5000/app@sha256:abc".into(), false)
+        );
+        assert_eq!(
+            pull_reference("localhost:5000/app", None),
+            ("localhost:5000/app".into(), true)
+        );
+        assert_eq!(pull_reference("app:v1", None), ("app:v1".into(), false));
     }
 }

@@ -14,6 +14,7 @@ pub mod hijack;
 pub mod images;
 pub mod legacy;
 pub mod networks;
+pub mod progress;
 mod query;
 pub mod system;
 pub mod version;
@@ -28,8 +29,9 @@ use axum::routing::{get, post};
 pub use containers::{AttachRequest, CommitRequest, ContainerBackend, ListRequest, LogsRequest};
 pub use error::ApiError;
 pub use hijack::{ProcessIo, Session, StdinCodec};
-pub use images::{ImageBackend, ImportRequest};
+pub use images::{ImageBackend, ImportRequest, PullRequest};
 pub use networks::NetworkBackend;
+pub use progress::ProgressSender;
 pub use system::{SystemBackend, VersionInfo};
 pub use version::{ApiVersion, MAX_API_VERSION, MIN_API_VERSION};
 pub use volumes::VolumeBackend;
@@ -110,6 +112,7 @@ pub fn router(backends: Backends) -> Router {
         )
         .route("/networks/{id}/connect", post(networks::connect))
         .route("/networks/{id}/disconnect", post(networks::disconnect))
+        .route("/auth", post(images::login))
         .route("/images/create", post(images::create))
         .route("/images/json", get(images::list))
         .route("/images/prune", post(images::prune))

@@ -577,32 +577,16 @@ fn create(c: &Client, a: &RunArgs, attach_stdio: bool) -> Result<String, CliErro
                 format!("{image}:latest")
             };
             eprintln!("Unable to find image '{shown}' locally");
-            pull(c, &shown).map_err(run_error)?;
+            crate::registry::pull_for_run(c, &shown).map_err(|e| {
+                let mut e = e;
+                e.code = 125;
+                e
+            })?;
             let v = c.post(&path, Some(&body)).map_err(run_error)?;
             Ok(v["Id"].as_str().unwrap_or("").to_string())
         }
         Err(e) => Err(run_error(e)),
     }
-}
-
-/// Pulls an image through the daemon, failing on the first error in its progress stream.
-fn pull(c: &Client, reference: &str) -> Result<(), ClientError> {
-    let (repo, tag) = crate::images::split_reference(reference);
-    let path = format!("/images/create?fromImage={}&tag={}", enc(&repo), enc(&tag));
-    let body = c
-        .send("POST", &path, None, &[])?
-        .error_for_status()?
-        .into_bytes()?;
-    for line in String::from_utf8_lossy(&body).lines() {
-        let v: Value = serde_json::from_str(line).unwrap_or(Value::Null);
-        if let Some(e) = v["error"].as_str() {
-            return Err(ClientError::Daemon {
-                status: 500,
-                message: e.to_string(),
-            });
-        }
-    }
-    Ok(())
 }
 
 /// `create`.

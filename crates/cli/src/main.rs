@@ -13,6 +13,7 @@ mod format;
 mod health;
 mod images;
 mod network;
+mod registry;
 mod stats;
 mod stream;
 mod system;
@@ -115,6 +116,14 @@ enum Command {
     Images(images::ImagesArgs),
     /// Import the contents from a tarball to create a filesystem image
     Import(images::ImportArgs),
+    /// Download an image from a registry
+    Pull(registry::PullArgs),
+    /// Upload an image to a registry
+    Push(registry::PushArgs),
+    /// Log in to a registry
+    Login(registry::LoginArgs),
+    /// Log out from a registry
+    Logout(registry::LogoutArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
     Tag(images::TagArgs),
     /// Remove one or more images
@@ -213,6 +222,10 @@ enum ImageCommand {
     Ls(images::ImagesArgs),
     /// Import the contents from a tarball to create a filesystem image
     Import(images::ImportArgs),
+    /// Download an image from a registry
+    Pull(registry::PullArgs),
+    /// Upload an image to a registry
+    Push(registry::PushArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
     Tag(images::TagArgs),
     /// Remove one or more images
@@ -305,6 +318,10 @@ fn dispatch(c: &Client, cmd: Command) -> CmdResult {
         Command::Inspect(a) => inspect(c, a, None),
         Command::Images(a) => images::list(c, a),
         Command::Import(a) => images::import(c, a),
+        Command::Pull(a) => registry::pull(c, a),
+        Command::Push(a) => registry::push(c, a),
+        Command::Login(a) => registry::login(c, a),
+        Command::Logout(a) => registry::logout(c, a),
         Command::Tag(a) => images::tag(c, a),
         Command::Rmi(a) => images::rmi(c, a),
         Command::Version => version(c),
@@ -344,6 +361,8 @@ fn dispatch(c: &Client, cmd: Command) -> CmdResult {
         Command::Image(sub) => match sub {
             ImageCommand::Ls(a) => images::list(c, a),
             ImageCommand::Import(a) => images::import(c, a),
+            ImageCommand::Pull(a) => registry::pull(c, a),
+            ImageCommand::Push(a) => registry::push(c, a),
             ImageCommand::Tag(a) => images::tag(c, a),
             ImageCommand::Rm(a) => images::rmi(c, a),
             ImageCommand::Inspect(a) => inspect(c, a, Some("image")),

@@ -78,6 +78,29 @@ impl Digest {
     }
 }
 
+/// A running sha256 over bytes seen one piece at a time (a download, an upload).
+#[derive(Clone, Default)]
+pub struct Hasher(Sha256);
+
+impl Hasher {
+    /// A hasher that has seen nothing.
+    pub fn new() -> Self {
+        Hasher(Sha256::new())
+    }
+
+    /// Adds bytes.
+    pub fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+
+    /// The digest of everything seen so far.
+    pub fn digest(&self) -> Digest {
+        Digest {
+            hex: to_hex(&self.0.clone().finalize()),
+        }
+    }
+}
+
 fn to_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -34,6 +34,18 @@ pub struct Flags {
     /// The default bridge's address and prefix, e.g. 172.17.0.1/16
     #[arg(long = "bip")]
     pub bip: Option<String>,
+    /// A registry (host:port or CIDR) to reach without TLS checks (repeatable)
+    #[arg(long = "insecure-registry")]
+    pub insecure_registries: Vec<String>,
+    /// Layers downloaded at once per pull (default 3)
+    #[arg(long = "max-concurrent-downloads")]
+    pub max_concurrent_downloads: Option<usize>,
+    /// Layers uploaded at once per push (default 5)
+    #[arg(long = "max-concurrent-uploads")]
+    pub max_concurrent_uploads: Option<usize>,
+    /// Per-registry CAs and client certificates, <dir>/<host:port>/ (default /etc/berth/certs.d)
+    #[arg(long = "certs-dir")]
+    pub certs_dir: Option<PathBuf>,
 }
 
 /// The config file's keys, named as in Docker's daemon.json.
@@ -50,6 +62,10 @@ struct FileConfig {
     init_path: Option<PathBuf>,
     bridge: Option<String>,
     bip: Option<String>,
+    insecure_registries: Option<Vec<String>>,
+    max_concurrent_downloads: Option<usize>,
+    max_concurrent_uploads: Option<usize>,
+    certs_dir: Option<PathBuf>,
 }
 
 /// The resolved settings.
@@ -73,6 +89,9 @@ pub struct Config {
     pub init_path: Option<PathBuf>,
     /// Networking: the default bridge, its address, and the nftables table Berth owns.
     pub network: berth_network::Config,
+    /// How registries are reached: insecure ones, certs.d, download and upload
+    /// concurrency.
+    pub registry: berth_distribution::Options,
 }
 
 const DEFAULT_CONFIG_FILE: &str = "/etc/berth/daemon.json";
@@ -120,7 +139,29 @@ impl Config {
         } else {
             format!("berth_{}", bridge.replace(['-', '.'], "_"))
         };
+        let defaults = berth_distribution::Options::default();
+        let mut insecure = file.insecure_registries.unwrap_or_default();
+        insecure.extend(flags.insecure_registries);
+        let registry = berth_distribution::Options {
+            certs_dir: flags
+                .certs_dir
+                .or(file.certs_dir)
+                .unwrap_or(defaults.certs_dir),
+            insecure_registries: insecure,
+            max_concurrent_downloads: flags
+                .max_concurrent_downloads
+                .or(file.max_concurrent_downloads)
+                .unwrap_or(defaults.max_concurrent_downloads),
+            max_concurrent_uploads: flags
+                .max_concurrent_uploads
+                .or(file.max_concurrent_uploads)
+                .unwrap_or(defaults.max_concurrent_uploads),
+        };
+        if registry.max_concurrent_downloads == 0 || registry.max_concurrent_uploads == 0 {
+            bail!("max-concurrent-downloads and max-concurrent-uploads must be at least 1");
+        }
         Ok(Config {
+            registry,
             network: berth_network::Config { bridge, bip, table },
             hosts,
             data_root: flags

@@ -3,8 +3,10 @@
 
 use std::io::Read;
 
-use berth_api::{ApiError, ImageBackend, ImportRequest};
+use berth_api::{ApiError, ImageBackend, ImportRequest, ProgressSender, PullRequest};
+use berth_distribution::{Credentials, Distribution, Progress, PushRequest};
 use berth_images::{Error, Filters, ImageStore, ImportOptions};
+use futures_util::future::BoxFuture;
 
 /// Maps image-store errors to Docker's statuses.
 pub fn api_error(e: Error) -> ApiError {
@@ -24,12 +26,43 @@ const LIST_FILTERS: &[&str] = &["dangling", "reference", "label", "before", "sin
 pub struct ImageService {
     store: ImageStore,
     containers: berth_containers::ContainerService,
+    dist: Distribution,
+}
+
+/// Maps pull, push and login errors to Docker's statuses.
+fn dist_error(e: berth_distribution::Error) -> ApiError {
+    use berth_distribution::Error as E;
+    match e {
+        E::BadRequest(m) => ApiError::bad_request(m),
+        E::NotFound(m) => ApiError::not_found(m),
+        E::Unauthorized(m) => ApiError {
+            status: axum::http::StatusCode::UNAUTHORIZED,
+            message: m,
+        },
+        E::Registry(m) | E::Verification(m) | E::Store(m) => ApiError::internal(m),
+    }
+}
+
+fn credentials(header: Option<&str>) -> Result<Option<Credentials>, ApiError> {
+    header
+        .map(Credentials::from_header)
+        .transpose()
+        .map(Option::flatten)
+        .map_err(dist_error)
 }
 
 impl ImageService {
-    /// Both services the endpoints need.
-    pub fn new(store: ImageStore, containers: berth_containers::ContainerService) -> Self {
-        ImageService { store, containers }
+    /// The services the endpoints need.
+    pub fn new(
+        store: ImageStore,
+        containers: berth_containers::ContainerService,
+        dist: Distribution,
+    ) -> Self {
+        ImageService {
+            store,
+            containers,
+            dist,
+        }
     }
 
     /// Docker's refusals for removing an image containers use: without force only an
@@ -195,5 +228,59 @@ impl ImageBackend for ImageService {
             .remove(name, force)
             .map(serde_json::Value::from)
             .map_err(api_error)
+    }
+
+    fn pull(
+        &self,
+        req: PullRequest,
+        progress: ProgressSender,
+    ) -> BoxFuture<'static, Result<(), ApiError>> {
+        let dist = self.dist.clone();
+        Box::pin(async move {
+            let creds = credentials(req.auth.as_deref())?;
+            let progress = Progress::new(progress);
+            let done = if req.all_tags {
+                dist.pull_all_tags(&req.reference, req.platform, creds, &progress)
+                    .await
+            } else {
+                let pull = berth_distribution::PullRequest {
+                    reference: req.reference,
+                    platform: req.platform,
+                };
+                dist.pull(&pull, creds, &progress).await.map(|_| ())
+            };
+            done.map_err(dist_error)
+        })
+    }
+
+    fn push(
+        &self,
+        name: String,
+        tag: Option<String>,
+        auth: Option<String>,
+        progress: ProgressSender,
+    ) -> BoxFuture<'static, Result<(), ApiError>> {
+        let dist = self.dist.clone();
+        Box::pin(async move {
+            let creds = credentials(auth.as_deref())?;
+            dist.push(&PushRequest { name, tag }, creds, &Progress::new(progress))
+                .await
+                .map_err(dist_error)
+        })
+    }
+
+    fn login(
+        &self,
+        body: serde_json::Value,
+    ) -> BoxFuture<'static, Result<serde_json::Value, ApiError>> {
+        let dist = self.dist.clone();
+        Box::pin(async move {
+            let mut creds: Credentials = serde_json::from_value(body)
+                .map_err(|e| ApiError::bad_request(format!("invalid login request: {e}")))?;
+            creds.fill_from_auth();
+            let server = creds.server_address.clone();
+            dist.login(&server, creds).await.map_err(dist_error)?;
+            Ok(serde_json::json!({"Status": "Login Succeeded", "IdentityToken": ""}))
+        })
     }
 }

@@ -54,6 +54,13 @@ fn build_backends(config: &Config) -> Result<berth_api::Backends> {
     let db_path = config.data_root.join("metadata.redb");
     let db = Arc::new(berth_metadata::Db::open(&db_path)?);
     let images = berth_images::ImageStore::new(content.clone(), db.clone());
+    let distribution = berth_distribution::Distribution::new(
+        images.clone(),
+        content.clone(),
+        berth_snapshots::Snapshotter::open(config.data_root.join("snapshots"))?,
+        db.clone(),
+        config.registry.clone(),
+    );
     let shim = std::env::current_exe()
         .context("locate berthd")?
         .with_file_name("berth-shim");
@@ -81,7 +88,11 @@ fn build_backends(config: &Config) -> Result<berth_api::Backends> {
             containers.clone(),
             volumes.clone(),
         )),
-        images: Arc::new(images::ImageService::new(images, containers.clone())),
+        images: Arc::new(images::ImageService::new(
+            images,
+            containers.clone(),
+            distribution,
+        )),
         networks: Arc::new(networks::Networks::new(network, containers.clone())),
         volumes: Arc::new(volumes::Volumes::new(volumes, containers.clone())),
         containers: Arc::new(containers::Containers::new(containers)),

@@ -38,6 +38,24 @@ pub struct ImageRecord {
     pub layers: Vec<String>,
     /// When a tag last pointed here.
     pub last_tag_time: Option<String>,
+    /// `repo@sha256:...` of the manifests this image was pulled by or pushed as.
+    #[serde(default)]
+    pub repo_digests: Vec<String>,
+}
+
+/// An image whose blobs are already in the content store (a pull, a load).
+#[derive(Debug, Clone)]
+pub struct NewImage {
+    /// The config blob's digest: the image id.
+    pub config: Digest,
+    /// Uncompressed layer digests (diff ids), bottom first.
+    pub layers: Vec<String>,
+    /// Their total size.
+    pub size: u64,
+    /// A normalized or familiar `repo:tag` to point at it.
+    pub tag: Option<String>,
+    /// `repo@sha256:...` it came by.
+    pub repo_digest: Option<String>,
 }
 
 const IMAGES: Table<ImageRecord> = Table::new("images");
@@ -137,6 +155,7 @@ impl ImageStore {
             size,
             layers: vec![layer.to_string()],
             last_tag_time: reference.as_ref().map(|_| now),
+            repo_digests: Vec::new(),
         };
         self.db.write(|tx| -> Result<()> {
             tx.put(&IMAGES, id.hex(), &record)?;
@@ -216,6 +235,7 @@ impl ImageStore {
             size: base_rec.size + size,
             layers,
             last_tag_time: reference.as_ref().map(|_| now),
+            repo_digests: Vec::new(),
         };
         self.db.write(|tx| -> Result<()> {
             tx.put(&IMAGES, id.hex(), &record)?;
@@ -227,8 +247,82 @@ impl ImageStore {
         Ok(id.to_string())
     }
 
+    /// Records an image whose config and layer blobs are stored (validated by the
+    /// caller), tags it and notes its repo digest, in one transaction. Returns whether
+    /// the tag (or, without one, the repo digest) already pointed at this image (Docker's
+    /// "Image is up to date").
+    pub fn add(&self, image: &NewImage) -> Result<bool> {
+        let tag = image
+            .tag
+            .as_deref()
+            .map(|r| Reference::parse(r).map(Reference::with_default_tag))
+            .transpose()?;
+        let config: Value = serde_json::from_slice(&self.content.read(&image.config)?)
+            .map_err(|e| Error::InvalidInput(format!("image config {}: {e}", image.config)))?;
+        let created = config["created"]
+            .as_str()
+            .unwrap_or("0001-01-01T00:00:00Z")
+            .to_string();
+        let id = image.config.to_string();
+        self.db.write(|tx| -> Result<bool> {
+            let mut rec = tx.get(&IMAGES, image.config.hex())?.unwrap_or(ImageRecord {
+                id: id.clone(),
+                created,
+                size: image.size,
+                layers: image.layers.clone(),
+                last_tag_time: None,
+                repo_digests: Vec::new(),
+            });
+            let mut up_to_date = false;
+            if let Some(t) = &tag {
+                up_to_date = tx.get(&REFS, &t.normalized())?.as_deref() == Some(id.as_str());
+                if !up_to_date {
+                    rec.last_tag_time = Some(berth_types::time::now_rfc3339());
+                }
+                tx.put(&REFS, &t.normalized(), &id)?;
+            }
+            if tag.is_none() {
+                up_to_date = image
+                    .repo_digest
+                    .as_ref()
+                    .is_some_and(|d| rec.repo_digests.contains(d));
+            }
+            if let Some(d) = &image.repo_digest {
+                // One digest per repository, as Docker keeps them: the newest wins.
+                let repo = d.split_once('@').map_or(d.as_str(), |(r, _)| r);
+                rec.repo_digests
+                    .retain(|x| x.split_once('@').map_or(x.as_str(), |(r, _)| r) != repo);
+                rec.repo_digests.push(d.clone());
+            }
+            tx.put(&IMAGES, image.config.hex(), &rec)?;
+            Ok(up_to_date)
+        })
+    }
+
+    /// The stored config blob of an image, byte for byte (its digest is the image id).
+    pub fn config_bytes(&self, rec: &ImageRecord) -> Result<Vec<u8>> {
+        Ok(self.content.read(&rec.id.parse()?)?)
+    }
+
+    /// Every normalized `repo:tag` pointing at an image.
+    pub fn tags_of(&self, rec: &ImageRecord) -> Result<Vec<String>> {
+        let refs = self.db.read(|tx| tx.list(&REFS))?;
+        Ok(Self::refs_of(&refs, &rec.id))
+    }
+
+    /// The tags of a normalized repository (`localhost:5000/app` → `["v1", "latest"]`).
+    pub fn tags_in_repository(&self, repository: &str) -> Result<Vec<String>> {
+        let refs = self.db.read(|tx| tx.list(&REFS))?;
+        let prefix = format!("{repository}:");
+        Ok(refs
+            .into_iter()
+            .filter_map(|(k, _)| k.strip_prefix(&prefix).map(str::to_string))
+            .filter(|t| !t.contains(['/', '@']))
+            .collect())
+    }
+
     fn store_layer(&self, input: impl Read) -> Result<(Digest, u64)> {
-        let mut reader = decompressed(input)?;
+        let mut reader = decompress(input)?;
         let mut w = self.content.writer()?;
         let mut first_block = Vec::with_capacity(512);
         let mut buf = vec![0u8; 256 * 1024];
@@ -258,6 +352,18 @@ impl ImageStore {
     /// Finds an image by reference, full id, or unique id prefix.
     pub fn resolve(&self, name: &str) -> Result<ImageRecord> {
         self.db.read(|tx| -> Result<ImageRecord> {
+            if let Ok(r) = Reference::parse(name)
+                && let Some(digest) = &r.digest
+            {
+                // `repo@sha256:...`: the image pulled or pushed by that manifest.
+                let wanted = format!("{}@{digest}", r.repository());
+                return tx
+                    .list(&IMAGES)?
+                    .into_iter()
+                    .map(|(_, rec)| rec)
+                    .find(|rec| rec.repo_digests.contains(&wanted))
+                    .ok_or_else(|| Error::NotFound(name.into()));
+            }
             if let Ok(r) = Reference::parse(name)
                 && let Some(id) = tx.get(&REFS, &r.with_default_tag().normalized())?
             {
@@ -325,7 +431,7 @@ impl ImageStore {
                     "Id": rec.id,
                     "Labels": if labels.is_null() { json!({}) } else { labels },
                     "ParentId": "",
-                    "RepoDigests": [],
+                    "RepoDigests": familiar_digests(&rec),
                     "RepoTags": tags,
                     "SharedSize": -1,
                     "Size": rec.size,
@@ -360,7 +466,7 @@ impl ImageStore {
         Ok(json!({
             "Id": rec.id,
             "RepoTags": tags,
-            "RepoDigests": [],
+            "RepoDigests": familiar_digests(&rec),
             "Parent": "",
             "Comment": image["comment"].as_str().unwrap_or(""),
             "Created": rec.created,
@@ -469,7 +575,18 @@ fn docker_container_config(c: &Value) -> Value {
     out
 }
 
-fn go_arch() -> &'static str {
+fn familiar_digests(rec: &ImageRecord) -> Vec<String> {
+    rec.repo_digests
+        .iter()
+        .map(|d| match d.split_once('@') {
+            Some((repo, digest)) => format!("{}@{digest}", reference::familiar(repo)),
+            None => d.clone(),
+        })
+        .collect()
+}
+
+/// The architecture as Go (and so image configs and manifest lists) names it.
+pub fn go_arch() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
@@ -482,8 +599,8 @@ fn looks_like_tar(first: &[u8]) -> bool {
     first.len() == 512 && (&first[257..262] == b"ustar" || first.iter().all(|b| *b == 0))
 }
 
-/// Undoes gzip or zstd compression, recognized by magic bytes.
-fn decompressed<'a>(input: impl Read + 'a) -> Result<Box<dyn Read + 'a>> {
+/// Undoes gzip or zstd compression, recognized by magic bytes (media types lie).
+pub fn decompress<'a>(input: impl Read + 'a) -> Result<Box<dyn Read + 'a>> {
     let mut r = BufReader::with_capacity(64 * 1024, input);
     let head = r
         .fill_buf()

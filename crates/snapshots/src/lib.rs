@@ -77,6 +77,47 @@ pub struct Snapshotter {
     root: PathBuf,
 }
 
+/// A snapshot being written; see [`Snapshotter::prepare`].
+pub struct Pending {
+    tmp: PathBuf,
+    fs: PathBuf,
+    final_dir: PathBuf,
+    chain_id: String,
+    done: bool,
+}
+
+impl Pending {
+    /// The directory to fill.
+    pub fn path(&self) -> &Path {
+        &self.fs
+    }
+
+    /// Makes the snapshot visible under its chain id (one rename).
+    pub fn commit(mut self) -> Result<PathBuf> {
+        self.done = true;
+        match fs::rename(&self.tmp, &self.final_dir) {
+            Ok(()) => Ok(self.final_dir.join("fs")),
+            // Someone else finished the same snapshot first: theirs is as good as ours.
+            Err(_) if self.final_dir.join("fs").is_dir() => {
+                let _ = fs::remove_dir_all(&self.tmp);
+                Ok(self.final_dir.join("fs"))
+            }
+            Err(e) => {
+                let _ = fs::remove_dir_all(&self.tmp);
+                Err(io_err(format!("commit snapshot {}", self.chain_id))(e))
+            }
+        }
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = fs::remove_dir_all(&self.tmp);
+        }
+    }
+}
+
 fn key(chain_id: &str) -> &str {
     chain_id.strip_prefix("sha256:").unwrap_or(chain_id)
 }
@@ -109,9 +150,20 @@ impl Snapshotter {
 
     /// Unpacks `layer` (an uncompressed tar) as snapshot `chain_id` unless it exists.
     pub fn unpack(&self, chain_id: &str, layer: impl Read) -> Result<PathBuf> {
+        let Some(pending) = self.prepare(chain_id)? else {
+            return Ok(self.path(chain_id));
+        };
+        unpack::unpack(layer, pending.path())?;
+        pending.commit()
+    }
+
+    /// Starts snapshot `chain_id` in a private directory, or `None` when it exists. The
+    /// caller fills [`Pending::path`] and checks what it wrote (a pull verifies digests
+    /// after the last byte) before [`Pending::commit`]; dropping it removes everything.
+    pub fn prepare(&self, chain_id: &str) -> Result<Option<Pending>> {
         let final_dir = self.root.join(key(chain_id));
         if final_dir.join("fs").is_dir() {
-            return Ok(final_dir.join("fs"));
+            return Ok(None);
         }
         // Unique per call: threads of one process may unpack the same layer at once.
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -121,23 +173,13 @@ impl Snapshotter {
             .join(format!("tmp-{}-{}-{n}", key(chain_id), std::process::id()));
         let _ = fs::remove_dir_all(&tmp);
         fs::create_dir_all(tmp.join("fs")).map_err(io_err(format!("create {}", tmp.display())))?;
-        let result = unpack::unpack(layer, &tmp.join("fs"));
-        if let Err(e) = result {
-            let _ = fs::remove_dir_all(&tmp);
-            return Err(e);
-        }
-        match fs::rename(&tmp, &final_dir) {
-            Ok(()) => Ok(final_dir.join("fs")),
-            // Someone else finished the same snapshot first: theirs is as good as ours.
-            Err(_) if final_dir.join("fs").is_dir() => {
-                let _ = fs::remove_dir_all(&tmp);
-                Ok(final_dir.join("fs"))
-            }
-            Err(e) => {
-                let _ = fs::remove_dir_all(&tmp);
-                Err(io_err(format!("commit snapshot {chain_id}"))(e))
-            }
-        }
+        Ok(Some(Pending {
+            fs: tmp.join("fs"),
+            tmp,
+            final_dir,
+            chain_id: chain_id.to_string(),
+            done: false,
+        }))
     }
 
     /// The lower directories for a stack of chain ids (bottom first), topmost first.
