@@ -127,11 +127,11 @@ mod tests {
         );
         assert_eq!(
             bar(1_000_000, 2_000_000),
-            format!("[{}>{}]       1MB/2MB", "=".repeat(25), " ".repeat(25))
+            format!("[{}>{}]      1MB/2MB", "=".repeat(25), " ".repeat(25))
         );
         assert_eq!(
             bar(2_000_000, 2_000_000),
-            format!("[{}>]       2MB/2MB", "=".repeat(50))
+            format!("[{}>]      2MB/2MB", "=".repeat(50))
         );
     }
 }
