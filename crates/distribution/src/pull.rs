@@ -370,7 +370,7 @@ impl Distribution {
         let layer_err =
             |e: &dyn std::fmt::Display| Error::Registry(format!("layer {}: {e}", desc.short()));
         let mut counted = Counted::new(body, meter);
-        let (blob, snapshot) = {
+        let unpacked = (|| {
             let decompressed = berth_images::decompress(&mut counted).map_err(|e| layer_err(&e))?;
             let mut tee = Tee {
                 inner: decompressed,
@@ -382,15 +382,19 @@ impl Distribution {
             }
             // The tar's end may be followed by padding the extractor did not read.
             io::copy(&mut tee, &mut io::sink()).map_err(|e| layer_err(&e))?;
-            (tee.out, snapshot)
-        };
-        io::copy(&mut counted, &mut io::sink()).map_err(|e| layer_err(&e))?;
-        if counted.hasher.digest().to_string() != desc.digest {
+            Ok::<_, Error>((tee.out, snapshot))
+        })();
+        // Read to the end even after a failure: bytes that are not what the manifest
+        // promised explain any failure better than what they made the extractor say.
+        let drained = io::copy(&mut counted, &mut io::sink());
+        if counted.hasher.digest().to_string() != desc.digest && drained.is_ok() {
             return Err(Error::Verification(format!(
                 "filesystem layer verification failed for digest {}",
                 desc.digest
             )));
         }
+        let (blob, snapshot) = unpacked?;
+        drained.map_err(|e| layer_err(&e))?;
         blob.commit(Some(diff_id)).map_err(|_| {
             Error::Verification(format!(
                 "layer {} does not match the diff id {diff_id} its image config promises",

@@ -16,6 +16,8 @@ pub struct Daemon {
     pub child: Option<Child>,
     /// This daemon's own default bridge (its nftables table is `berth_<bridge>`).
     pub bridge: String,
+    /// More berthd flags.
+    pub extra: Vec<String>,
 }
 
 /// A bridge name no other test daemon on this host uses (at most 15 characters).
@@ -27,6 +29,11 @@ fn unique_bridge() -> String {
 
 impl Daemon {
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// A daemon with more flags (`--certs-dir ...`).
+    pub fn start_with(extra: &[&str]) -> Self {
         let shim = std::path::Path::new(env!("CARGO_BIN_EXE_berthd")).with_file_name("berth-shim");
         assert!(
             shim.exists(),
@@ -41,6 +48,7 @@ impl Daemon {
             dir,
             child: None,
             bridge: unique_bridge(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         d.child = Some(d.spawn().spawn().unwrap());
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -63,6 +71,7 @@ impl Daemon {
             .arg(self.pidfile())
             .arg("--bridge")
             .arg(&self.bridge)
+            .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(self.log_file());
@@ -548,6 +557,7 @@ pub fn berth(d: &Daemon, args: &[&str], input: Option<&[u8]>) -> Output {
         .arg(&bin)
         .args(args)
         .env("BERTH_HOST", format!("unix://{}", d.socket().display()))
+        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
         .env_remove("DOCKER_HOST")
         .stdin(if input.is_some() {
             Stdio::piped()

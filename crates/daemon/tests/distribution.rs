@@ -1,0 +1,453 @@
+//! Pull and push against a real registry: Debian's `docker-registry` (the distribution
+//! project's registry:2), started per test on a free port with its storage in the test's
+//! directory, driven through both CLIs.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{CliKind, Daemon, berth, cli_ok, err, import_image, out};
+
+/// A private registry process, killed (by its pid) and removed on drop.
+struct Registry {
+    child: Child,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Registry {
+    /// Starts `docker-registry` on a free port of `host` with `extra` YAML under `http:`
+    /// and at the top level (auth).
+    fn start(host: &str, http_extra: &str, top_extra: &str) -> Registry {
+        let bin = "/usr/bin/docker-registry";
+        assert!(
+            Path::new(bin).exists(),
+            "docker-registry is missing: apt-get install docker-registry (scripts/deps.sh does)"
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("registry-test")
+            .tempdir()
+            .unwrap();
+        let port = std::net::TcpListener::bind((host, 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}:{port}\n{http_extra}{top_extra}",
+            dir.path().join("data").display()
+        );
+        std::fs::write(dir.path().join("config.yml"), config).unwrap();
+        let child = Command::new(bin)
+            .arg("serve")
+            .arg(dir.path().join("config.yml"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(
+                std::fs::File::create(dir.path().join("registry.log"))
+                    .map(Stdio::from)
+                    .unwrap(),
+            )
+            .spawn()
+            .unwrap();
+        let reg = Registry { child, dir, port };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while std::net::TcpStream::connect((host, port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "docker-registry did not start: {}",
+                reg.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        reg
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
+    }
+
+    /// Where the registry keeps a blob's bytes.
+    fn blob_path(&self, digest: &str) -> PathBuf {
+        let hex = digest.strip_prefix("sha256:").unwrap();
+        self.dir
+            .path()
+            .join("data/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn curl(args: &[&str]) -> Output {
+    let o = Command::new("curl")
+        .args(["-sS", "--fail-with-body", "--max-time", "30"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "curl {args:?}: {} {}", out(&o), err(&o));
+    o
+}
+
+const MANIFEST_V2: &str = "application/vnd.docker.distribution.manifest.v2+json";
+
+fn manifest(reg: &Registry, repo: &str, reference: &str) -> serde_json::Value {
+    let o = curl(&[
+        "-H",
+        &format!("Accept: {MANIFEST_V2}"),
+        &reg.url(&format!("/v2/{repo}/manifests/{reference}")),
+    ]);
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+fn sha256_of(path: &Path) -> String {
+    let o = Command::new("sha256sum").arg(path).output().unwrap();
+    format!("sha256:{}", &out(&o)[..64])
+}
+
+/// Uploads `file` as a blob (monolithic: POST then PUT with the digest).
+fn upload_blob(reg: &Registry, repo: &str, file: &Path) -> String {
+    let digest = sha256_of(file);
+    let o = curl(&[
+        "-X",
+        "POST",
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        &reg.url(&format!("/v2/{repo}/blobs/uploads/")),
+    ]);
+    let head = out(&o);
+    let location = head
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Location: ")
+                .or_else(|| l.strip_prefix("location: "))
+        })
+        .unwrap()
+        .trim()
+        .to_string();
+    let url = if location.starts_with("http") {
+        location
+    } else {
+        reg.url(&location)
+    };
+    let sep = if url.contains('?') { '&' } else { '?' };
+    curl(&[
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: application/octet-stream",
+        "--data-binary",
+        &format!("@{}", file.display()),
+        &format!("{url}{sep}digest={digest}"),
+    ]);
+    digest
+}
+
+/// PUTs a manifest (list); returns its digest.
+fn put_manifest(reg: &Registry, repo: &str, tag: &str, media_type: &str, body: &str) -> String {
+    let file = reg.dir.path().join(format!("manifest-{tag}.json"));
+    std::fs::write(&file, body).unwrap();
+    curl(&[
+        "-X",
+        "PUT",
+        "-H",
+        &format!("Content-Type: {media_type}"),
+        "--data-binary",
+        &format!("@{}", file.display()),
+        &reg.url(&format!("/v2/{repo}/manifests/{tag}")),
+    ]);
+    sha256_of(&file)
+}
+
+fn digest_in(text: &str) -> String {
+    let i = text.find("digest: sha256:").expect("a digest line") + "digest: ".len();
+    text[i..i + 71].to_string()
+}
+
+/// An image with a file of its own, so a run shows which image it came from.
+fn app_image(d: &Daemon, name: &str, motd: &str) -> Option<()> {
+    let motd = motd.to_string();
+    import_image(
+        d,
+        name,
+        &["sh", "cat", "echo"],
+        move |root| std::fs::write(root.join("etc/motd"), motd).unwrap(),
+        &[r#"CMD ["cat", "/etc/motd"]"#],
+    )
+}
+
+#[test]
+fn push_rmi_pull_run_with_both_clis() {
+    let reg = Registry::start("127.0.0.1", "", "");
+    let d = Daemon::start();
+    let Some(()) = app_image(&d, "app", "from the registry\n") else {
+        return;
+    };
+    let name = format!("localhost:{}/team/app:v1", reg.port);
+    cli_ok(&d, CliKind::Berth, &["tag", "app", &name]);
+    let pushed = cli_ok(&d, CliKind::Berth, &["push", &name]);
+    assert!(
+        pushed.contains(&format!(
+            "The push refers to repository [localhost:{}/team/app]",
+            reg.port
+        )) && pushed.contains(": Pushed"),
+        "{pushed}"
+    );
+    let digest = digest_in(&pushed);
+    // What the registry serves is what berth said it pushed.
+    let m = manifest(&reg, "team/app", "v1");
+    assert_eq!(m["mediaType"], MANIFEST_V2);
+    let again = cli_ok(&d, CliKind::Docker, &["push", &name]);
+    assert!(again.contains("Layer already exists"), "{again}");
+    assert_eq!(digest_in(&again), digest);
+    // Another repository of the same registry gets the layer by a mount, not an upload.
+    let other = format!("localhost:{}/other:v1", reg.port);
+    cli_ok(&d, CliKind::Berth, &["tag", "app", &other]);
+    let mounted = cli_ok(&d, CliKind::Berth, &["push", &other]);
+    assert!(mounted.contains("Mounted from team/app"), "{mounted}");
+
+    cli_ok(&d, CliKind::Docker, &["rmi", &name, &other, "app"]);
+    assert_eq!(cli_ok(&d, CliKind::Berth, &["images", "-q"]), "");
+    let pulled = cli_ok(&d, CliKind::Docker, &["pull", &name]);
+    assert!(
+        pulled.contains("Pull complete")
+            && pulled.contains(&format!("Digest: {digest}"))
+            && pulled.contains(&format!("Status: Downloaded newer image for {name}")),
+        "{pulled}"
+    );
+    assert_eq!(
+        cli_ok(&d, CliKind::Docker, &["run", "--rm", &name]),
+        "from the registry"
+    );
+    let repo_digest = format!("localhost:{}/team/app@{digest}", reg.port);
+    assert_eq!(
+        cli_ok(
+            &d,
+            CliKind::Berth,
+            &["image", "inspect", "-f", "{{json .RepoDigests}}", &name]
+        ),
+        format!("[\"{repo_digest}\"]")
+    );
+    let again = cli_ok(&d, CliKind::Berth, &["pull", &name]);
+    assert!(again.contains("Image is up to date"), "{again}");
+
+    // By digest, after the tag is gone: no tag comes back, the digest names the image.
+    cli_ok(&d, CliKind::Berth, &["rmi", &name]);
+    let by_digest = cli_ok(&d, CliKind::Berth, &["pull", &repo_digest]);
+    assert!(by_digest.contains("Downloaded newer image"), "{by_digest}");
+    assert_eq!(
+        cli_ok(&d, CliKind::Berth, &["run", "--rm", &repo_digest]),
+        "from the registry"
+    );
+    let listed = cli_ok(
+        &d,
+        CliKind::Docker,
+        &[
+            "images",
+            "--digests",
+            "--format",
+            "{{.Repository}} {{.Tag}} {{.Digest}}",
+        ],
+    );
+    assert_eq!(
+        listed,
+        format!("localhost:{}/team/app <none> {digest}", reg.port)
+    );
+
+    // Errors name what is missing and leave nothing behind.
+    let missing = berth(
+        &d,
+        &["pull", &format!("localhost:{}/team/app:nope", reg.port)],
+        None,
+    );
+    assert!(!missing.status.success());
+    assert!(
+        err(&missing).contains(&format!(
+            "manifest for localhost:{}/team/app:nope not found",
+            reg.port
+        )),
+        "{}",
+        err(&missing)
+    );
+    let o = berth(
+        &d,
+        &["push", &format!("localhost:{}/nothing:here", reg.port)],
+        None,
+    );
+    assert!(!o.status.success());
+    assert!(
+        err(&o).contains("An image does not exist locally with the tag"),
+        "{}",
+        err(&o)
+    );
+}
+
+#[test]
+fn a_corrupted_blob_fails_the_pull_and_stores_nothing() {
+    let reg = Registry::start("127.0.0.1", "", "");
+    let d = Daemon::start();
+    let Some(()) = app_image(&d, "app", "genuine\n") else {
+        return;
+    };
+    let name = format!("localhost:{}/app:v1", reg.port);
+    cli_ok(&d, CliKind::Berth, &["tag", "app", &name]);
+    cli_ok(&d, CliKind::Berth, &["push", &name]);
+    cli_ok(&d, CliKind::Berth, &["rmi", &name, "app"]);
+    // The registry now serves other (well-formed, gzipped) bytes under the layer's digest.
+    let layer = manifest(&reg, "app", "v1")["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let forged = reg.dir.path().join("forged");
+    std::fs::write(&forged, "not the layer you asked for").unwrap();
+    let gz = Command::new("gzip")
+        .arg("-c")
+        .arg(&forged)
+        .output()
+        .unwrap();
+    std::fs::write(reg.blob_path(&layer), gz.stdout).unwrap();
+
+    for cli in ["berth", "docker"] {
+        let o = match cli {
+            "berth" => berth(&d, &["pull", &name], None),
+            _ => match common::docker(&d, &["pull", &name]) {
+                Some(o) => o,
+                None => continue,
+            },
+        };
+        assert!(
+            !o.status.success(),
+            "{cli} pull of a forged layer succeeded"
+        );
+        let text = format!("{}{}", out(&o), err(&o));
+        assert!(
+            text.contains(&format!(
+                "filesystem layer verification failed for digest {layer}"
+            )),
+            "{cli}: {text}"
+        );
+    }
+    assert_eq!(cli_ok(&d, CliKind::Berth, &["images", "-q"]), "");
+    let snapshots = d.dir.path().join("data/snapshots");
+    let left: Vec<_> = std::fs::read_dir(&snapshots)
+        .map(|r| r.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        left.iter()
+            .all(|n| !n.to_string_lossy().starts_with("tmp-")),
+        "unpacking left {left:?}"
+    );
+    let ingest: Vec<_> = std::fs::read_dir(d.dir.path().join("data/content/ingest"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert!(ingest.is_empty(), "half-written blobs left: {ingest:?}");
+}
+
+#[test]
+fn a_manifest_list_gives_each_platform_its_image() {
+    let reg = Registry::start("127.0.0.1", "", "");
+    let d = Daemon::start();
+    let Some(()) = app_image(&d, "app", "multi\n") else {
+        return;
+    };
+    let host_arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        a => a,
+    };
+    let base = format!("localhost:{}/multi", reg.port);
+    cli_ok(
+        &d,
+        CliKind::Berth,
+        &["tag", "app", &format!("{base}:native")],
+    );
+    cli_ok(&d, CliKind::Berth, &["push", &format!("{base}:native")]);
+    // A second image for riscv64: the same layer under a config that says so.
+    let native = manifest(&reg, "multi", "native");
+    let config_digest = native["config"]["digest"].as_str().unwrap();
+    let config_file = reg.dir.path().join("config.json");
+    curl(&[
+        "-o",
+        config_file.to_str().unwrap(),
+        &reg.url(&format!("/v2/multi/blobs/{config_digest}")),
+    ]);
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&config_file).unwrap()).unwrap();
+    config["architecture"] = "riscv64".into();
+    std::fs::write(&config_file, serde_json::to_vec(&config).unwrap()).unwrap();
+    let riscv_config = upload_blob(&reg, "multi", &config_file);
+    let mut riscv = native.clone();
+    riscv["config"]["digest"] = riscv_config.clone().into();
+    riscv["config"]["size"] = std::fs::metadata(&config_file).unwrap().len().into();
+    let native_body = serde_json::to_string(&native).unwrap();
+    let riscv_body = serde_json::to_string(&riscv).unwrap();
+    let native_digest = put_manifest(&reg, "multi", "native2", MANIFEST_V2, &native_body);
+    let riscv_digest = put_manifest(&reg, "multi", "riscv", MANIFEST_V2, &riscv_body);
+    let list = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.list.v2+json",
+        "manifests": [
+            {"mediaType": MANIFEST_V2, "size": riscv_body.len(), "digest": riscv_digest,
+             "platform": {"architecture": "riscv64", "os": "linux"}},
+            {"mediaType": MANIFEST_V2, "size": native_body.len(), "digest": native_digest,
+             "platform": {"architecture": host_arch, "os": "linux"}},
+        ]
+    });
+    let list_digest = put_manifest(
+        &reg,
+        "multi",
+        "latest",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        &list.to_string(),
+    );
+    cli_ok(
+        &d,
+        CliKind::Berth,
+        &["rmi", &format!("{base}:native"), "app"],
+    );
+
+    let pulled = cli_ok(&d, CliKind::Berth, &["pull", &base]);
+    assert!(
+        pulled.contains(&format!("Digest: {list_digest}")),
+        "{pulled}"
+    );
+    let inspect = |r: &str| {
+        cli_ok(
+            &d,
+            CliKind::Berth,
+            &["image", "inspect", "-f", "{{.Architecture}} {{.Id}}", r],
+        )
+    };
+    assert_eq!(inspect(&base), format!("{host_arch} {config_digest}"));
+    cli_ok(
+        &d,
+        CliKind::Docker,
+        &["pull", "--platform", "linux/riscv64", &base],
+    );
+    assert_eq!(inspect(&base), format!("riscv64 {riscv_config}"));
+    let o = berth(&d, &["pull", "--platform", "linux/s390x", &base], None);
+    assert!(!o.status.success());
+    assert!(
+        err(&o).contains("no matching manifest for linux/s390x in the manifest list entries"),
+        "{}",
+        err(&o)
+    );
+    let o = berth(&d, &["pull", "--platform", "linux", &base], None);
+    assert!(err(&o).contains("invalid platform"), "{}", err(&o));
+}
