@@ -675,7 +675,7 @@ impl std::io::Write for BodyWriter {
 
 /// Streams what `produce` writes as a response body (a tar), produced off the async
 /// threads; an error after the first bytes can only cut the body short.
-fn tar_body(
+pub(crate) fn tar_body(
     produce: impl FnOnce(&mut dyn std::io::Write) -> Result<(), ApiError> + Send + 'static,
 ) -> Response {
     let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(8);

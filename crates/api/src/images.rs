@@ -78,6 +78,14 @@ pub trait ImageBackend: Send + Sync {
         auth: Option<String>,
         progress: ProgressSender,
     ) -> BoxFuture<'static, Result<(), ApiError>>;
+    /// Fails as a save of `names` would, before anything is streamed.
+    fn check_save(&self, names: &[String]) -> Result<(), ApiError>;
+    /// `GET /images/get`: the images as one archive.
+    fn save(&self, names: &[String], out: &mut dyn std::io::Write) -> Result<(), ApiError>;
+    /// `POST /images/load`: returns the `Loaded image: ...` lines.
+    fn load(&self, archive: &mut (dyn Read + Send)) -> Result<Vec<String>, ApiError>;
+    /// `GET /images/{name}/history`.
+    fn history(&self, name: &str) -> Result<serde_json::Value, ApiError>;
     /// `POST /auth`: checks credentials with the registry.
     fn login(
         &self,
@@ -202,6 +210,52 @@ pub async fn list(
     Ok(Json(blocking(move || images.list(all, &filters)).await?))
 }
 
+/// `GET /images/get?names=a&names=b`.
+pub async fn save_many(
+    State(b): State<Backends>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let names: Vec<String> = query_pairs(q.as_deref())
+        .into_iter()
+        .filter(|(k, _)| k == "names")
+        .map(|(_, v)| v)
+        .collect();
+    save(b, names).await
+}
+
+async fn save(b: Backends, names: Vec<String>) -> Result<Response, ApiError> {
+    if names.is_empty() {
+        return Err(ApiError::bad_request("no image named: give at least one"));
+    }
+    let images = b.images.clone();
+    let probe = names.clone();
+    let checker = images.clone();
+    blocking(move || checker.check_save(&probe)).await?;
+    Ok(crate::containers::tar_body(move |out| {
+        images.save(&names, out)
+    }))
+}
+
+/// `POST /images/load`.
+pub async fn load(State(b): State<Backends>, body: Body) -> Result<Response, ApiError> {
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
+    let images = b.images.clone();
+    let lines = blocking(move || {
+        let mut reader = reader;
+        let result = images.load(&mut reader);
+        // Read what is left, as for imports: the client may still be sending.
+        let _ = std::io::copy(&mut reader, &mut std::io::sink());
+        result
+    })
+    .await?;
+    let body: String = lines
+        .iter()
+        .map(|l| serde_json::json!({"stream": format!("{l}\n")}).to_string() + "\r\n")
+        .collect();
+    Ok(([("content-type", "application/json")], body).into_response())
+}
+
 /// Every other `/images/...` path, by method and last segment.
 pub async fn dispatch(
     State(b): State<Backends>,
@@ -232,6 +286,10 @@ pub async fn dispatch(
                 .map(str::to_string);
             let auth = registry_auth(&headers);
             crate::progress::stream(move |tx| images.push(name, tag, auth, tx)).await
+        }
+        (Method::GET, "get") => save(b, vec![name]).await,
+        (Method::GET, "history") => {
+            Ok(Json(blocking(move || images.history(&name)).await?).into_response())
         }
         (Method::GET, "json") => {
             Ok(Json(blocking(move || images.inspect(&name)).await?).into_response())

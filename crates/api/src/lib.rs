@@ -115,6 +115,8 @@ pub fn router(backends: Backends) -> Router {
         .route("/auth", post(images::login))
         .route("/images/create", post(images::create))
         .route("/images/json", get(images::list))
+        .route("/images/get", get(images::save_many))
+        .route("/images/load", post(images::load))
         .route("/images/prune", post(images::prune))
         .route("/build/prune", post(images::build_prune))
         .route(

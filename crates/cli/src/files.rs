@@ -270,10 +270,35 @@ pub fn export(c: &Client, a: ExportArgs) -> CmdResult {
             &[],
         )?
         .error_for_status()?;
-    let data = resp.into_bytes()?;
-    match &a.output {
-        Some(f) => {
-            std::fs::write(f, &data).map_err(|e| CliError::new(format!("write {f}: {e}")))?
+    write_archive(resp, a.output.as_deref())
+}
+
+/// Streams an archive response to `-o FILE` (through a temp file, renamed at the end so a
+/// failure leaves no half archive) or to stdout, which must not be a terminal.
+fn write_archive(mut resp: crate::client::Response, output: Option<&str>) -> CmdResult {
+    let into = |f: &mut dyn Write, resp: &mut crate::client::Response| -> Result<(), CliError> {
+        loop {
+            let chunk = resp.read_chunk()?;
+            if chunk.is_empty() {
+                return Ok(());
+            }
+            f.write_all(&chunk)
+                .map_err(|e| CliError::new(e.to_string()))?;
+        }
+    };
+    match output {
+        Some(path) => {
+            let tmp = format!("{path}.berth-tmp");
+            let fail = |e: std::io::Error| CliError::new(format!("write {path}: {e}"));
+            let mut f = std::fs::File::create(&tmp).map_err(fail)?;
+            let written = into(&mut f, &mut resp).and_then(|()| {
+                f.sync_all().map_err(fail)?;
+                std::fs::rename(&tmp, path).map_err(fail)
+            });
+            if written.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            written?;
         }
         None => {
             if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
@@ -281,11 +306,80 @@ pub fn export(c: &Client, a: ExportArgs) -> CmdResult {
                     "cowardly refusing to save to a terminal. Use the -o flag or redirect",
                 ));
             }
-            std::io::stdout()
-                .write_all(&data)
-                .map_err(|e| CliError::new(e.to_string()))?;
+            into(&mut std::io::stdout().lock(), &mut resp)?;
         }
     }
+    Ok(0)
+}
+
+/// `save` flags.
+#[derive(clap::Args)]
+pub struct SaveArgs {
+    /// Write to a file, instead of STDOUT
+    #[arg(short = 'o', long = "output")]
+    output: Option<String>,
+    /// IMAGE [IMAGE...]
+    #[arg(required = true)]
+    images: Vec<String>,
+}
+
+/// `save`.
+pub fn save(c: &Client, a: SaveArgs) -> CmdResult {
+    let names: Vec<String> = a
+        .images
+        .iter()
+        .map(|n| format!("names={}", enc(n)))
+        .collect();
+    let resp = c
+        .send(
+            "GET",
+            &format!("/images/get?{}", names.join("&")),
+            None,
+            &[],
+        )?
+        .error_for_status()?;
+    write_archive(resp, a.output.as_deref())
+}
+
+/// `load` flags.
+#[derive(clap::Args)]
+pub struct LoadArgs {
+    /// Read from tar archive file, instead of STDIN
+    #[arg(short = 'i', long = "input")]
+    input: Option<String>,
+    /// Suppress the load output
+    #[arg(short = 'q', long = "quiet")]
+    quiet: bool,
+}
+
+/// `load`.
+pub fn load(c: &Client, a: LoadArgs) -> CmdResult {
+    let mut data = Vec::new();
+    match &a.input {
+        Some(f) => std::fs::File::open(f)
+            .and_then(|mut file| file.read_to_end(&mut data))
+            .map_err(|e| CliError::new(format!("open {f}: {e}")))?,
+        None => {
+            if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                return Err(CliError::new(
+                    "requested load from stdin, but stdin is empty",
+                ));
+            }
+            std::io::stdin()
+                .read_to_end(&mut data)
+                .map_err(|e| CliError::new(format!("read stdin: {e}")))?
+        }
+    };
+    let path = format!("/images/load?quiet={}", u8::from(a.quiet));
+    let resp = c
+        .send(
+            "POST",
+            &path,
+            Some(&data),
+            &[("Content-Type", "application/x-tar")],
+        )?
+        .error_for_status()?;
+    crate::registry::show_progress(resp, false)?;
     Ok(0)
 }
 

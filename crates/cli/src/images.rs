@@ -1,4 +1,4 @@
-//! Image commands: `images`, `import`, `tag`, `rmi`.
+//! Image commands: `images`, `import`, `tag`, `rmi`, `history`.
 
 use std::io::Read;
 
@@ -395,4 +395,80 @@ pub fn prune(c: &Client, a: PruneArgs) -> CmdResult {
         format::human_size4(v["SpaceReclaimed"].as_f64().unwrap_or(0.0))
     );
     Ok(0)
+}
+
+/// `history` flags.
+#[derive(clap::Args)]
+pub struct HistoryArgs {
+    /// Print sizes and dates in human readable format
+    #[arg(short = 'H', long = "human", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    human: bool,
+    /// Don't truncate output
+    #[arg(long = "no-trunc")]
+    no_trunc: bool,
+    /// Only show image IDs
+    #[arg(short = 'q', long = "quiet")]
+    quiet: bool,
+    /// Format output using a custom template
+    #[arg(long = "format")]
+    format: Option<String>,
+    /// IMAGE
+    image: String,
+}
+
+/// `history`.
+pub fn history(c: &Client, a: HistoryArgs) -> CmdResult {
+    let entries = c.get(&format!("/images/{}/history", enc_path(&a.image)))?;
+    let rows: Vec<Value> = entries
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|h| history_row(h, a.human, a.no_trunc))
+        .collect();
+    if a.quiet {
+        for r in &rows {
+            println!("{}", r["ID"].as_str().unwrap_or(""));
+        }
+        return Ok(0);
+    }
+    let headers = json!({
+        "ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT",
+        "CreatedBy": "CREATED BY", "Size": "SIZE", "Comment": "COMMENT",
+    });
+    let default = "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}";
+    format::print_list(
+        &mut std::io::stdout().lock(),
+        a.format.as_deref(),
+        default,
+        &headers,
+        &rows,
+    )
+    .map_err(CliError::new)?;
+    Ok(0)
+}
+
+fn history_row(h: &Value, human: bool, no_trunc: bool) -> Value {
+    let id = h["Id"].as_str().unwrap_or("");
+    let id = if no_trunc || id == "<missing>" {
+        id.to_string()
+    } else {
+        id.trim_start_matches("sha256:").chars().take(12).collect()
+    };
+    let created = h["Created"].as_i64().unwrap_or(0);
+    let size = h["Size"].as_u64().unwrap_or(0);
+    let created_by = h["CreatedBy"].as_str().unwrap_or("").replace('\t', " ");
+    // Docker's Ellipsis: 44 characters and "…" past 45.
+    let created_by = if !no_trunc && created_by.chars().count() > 45 {
+        created_by.chars().take(44).collect::<String>() + "…"
+    } else {
+        created_by
+    };
+    json!({
+        "ID": id,
+        "CreatedSince": if human { format::since(created) } else { berth_types::time::rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(created.max(0) as u64)) },
+        "CreatedAt": berth_types::time::rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(created.max(0) as u64)),
+        "CreatedBy": created_by,
+        "Size": if human { format::human_size(size as f64) } else { size.to_string() },
+        "Comment": h["Comment"].as_str().unwrap_or(""),
+    })
 }

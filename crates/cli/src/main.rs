@@ -120,6 +120,12 @@ enum Command {
     Pull(registry::PullArgs),
     /// Upload an image to a registry
     Push(registry::PushArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(files::SaveArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(files::LoadArgs),
+    /// Show the history of an image
+    History(images::HistoryArgs),
     /// Log in to a registry
     Login(registry::LoginArgs),
     /// Log out from a registry
@@ -226,6 +232,12 @@ enum ImageCommand {
     Pull(registry::PullArgs),
     /// Upload an image to a registry
     Push(registry::PushArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(files::SaveArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(files::LoadArgs),
+    /// Show the history of an image
+    History(images::HistoryArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
     Tag(images::TagArgs),
     /// Remove one or more images
@@ -320,6 +332,9 @@ fn dispatch(c: &Client, cmd: Command) -> CmdResult {
         Command::Import(a) => images::import(c, a),
         Command::Pull(a) => registry::pull(c, a),
         Command::Push(a) => registry::push(c, a),
+        Command::Save(a) => files::save(c, a),
+        Command::Load(a) => files::load(c, a),
+        Command::History(a) => images::history(c, a),
         Command::Login(a) => registry::login(c, a),
         Command::Logout(a) => registry::logout(c, a),
         Command::Tag(a) => images::tag(c, a),
@@ -363,6 +378,9 @@ fn dispatch(c: &Client, cmd: Command) -> CmdResult {
             ImageCommand::Import(a) => images::import(c, a),
             ImageCommand::Pull(a) => registry::pull(c, a),
             ImageCommand::Push(a) => registry::push(c, a),
+            ImageCommand::Save(a) => files::save(c, a),
+            ImageCommand::Load(a) => files::load(c, a),
+            ImageCommand::History(a) => images::history(c, a),
             ImageCommand::Tag(a) => images::tag(c, a),
             ImageCommand::Rm(a) => images::rmi(c, a),
             ImageCommand::Inspect(a) => inspect(c, a, Some("image")),

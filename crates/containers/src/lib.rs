@@ -537,6 +537,25 @@ impl ContainerService {
         Ok(id)
     }
 
+    /// Removes the snapshots neither an image (by its layers, `images`) nor a container
+    /// uses; returns how many went. One a pull is about to use again is unpacked anew
+    /// from its stored layer when a container needs it.
+    pub fn remove_unused_snapshots(&self, images: &[Vec<String>]) -> Result<usize> {
+        let mut keep: std::collections::HashSet<String> = images
+            .iter()
+            .flat_map(|layers| berth_snapshots::chain_ids(layers))
+            .collect();
+        keep.extend(self.all()?.into_iter().flat_map(|c| c.chain));
+        let mut removed = 0;
+        for chain in self.snapshots.list() {
+            if !keep.contains(&chain) {
+                self.snapshots.remove(&chain).map_err(internal)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     fn ensure_snapshots(&self, diff_ids: &[String], chain: &[String]) -> Result<()> {
         for (diff, chain_id) in diff_ids.iter().zip(chain) {
             if self.snapshots.exists(chain_id) {

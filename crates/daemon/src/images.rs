@@ -65,6 +65,34 @@ impl ImageService {
         }
     }
 
+    /// Removes snapshots left unused by a removal (blobs went with the image's record).
+    /// A failure here costs disk, not correctness: it is logged, not returned.
+    fn sweep_snapshots(&self) {
+        let swept = self
+            .store
+            .all_layers()
+            .map_err(|e| e.to_string())
+            .and_then(|layers| {
+                self.containers
+                    .remove_unused_snapshots(&layers)
+                    .map_err(|e| e.to_string())
+            });
+        if let Err(e) = swept {
+            tracing::warn!("removing unused snapshots: {e}");
+        }
+    }
+
+    /// Start-up housekeeping: blobs and snapshots that nothing references (what a crash
+    /// in the middle of a pull, a load or a removal leaves) are deleted.
+    pub fn collect_garbage(&self) {
+        match self.store.collect_garbage() {
+            Ok((0, _)) => {}
+            Ok((n, bytes)) => tracing::info!("removed {n} unreferenced blobs ({bytes} bytes)"),
+            Err(e) => tracing::warn!("garbage collection of blobs: {e}"),
+        }
+        self.sweep_snapshots();
+    }
+
     /// Docker's refusals for removing an image containers use: without force only an
     /// untag of one of several tags; with force anything but an image a running
     /// container uses.
@@ -219,13 +247,36 @@ impl ImageBackend for ImageService {
                 reclaimed += size;
             }
         }
+        self.sweep_snapshots();
         Ok(serde_json::json!({"ImagesDeleted": deleted, "SpaceReclaimed": reclaimed}))
     }
 
     fn remove(&self, name: &str, force: bool) -> Result<serde_json::Value, ApiError> {
         self.check_in_use(name, force)?;
-        self.store
+        let report = self
+            .store
             .remove(name, force)
+            .map(serde_json::Value::from)
+            .map_err(api_error)?;
+        self.sweep_snapshots();
+        Ok(report)
+    }
+
+    fn check_save(&self, names: &[String]) -> Result<(), ApiError> {
+        self.store.check_save(names).map_err(api_error)
+    }
+
+    fn save(&self, names: &[String], out: &mut dyn std::io::Write) -> Result<(), ApiError> {
+        self.store.save(names, out).map_err(api_error)
+    }
+
+    fn load(&self, archive: &mut (dyn Read + Send)) -> Result<Vec<String>, ApiError> {
+        self.store.load(archive).map_err(api_error)
+    }
+
+    fn history(&self, name: &str) -> Result<serde_json::Value, ApiError> {
+        self.store
+            .history(name)
             .map(serde_json::Value::from)
             .map_err(api_error)
     }

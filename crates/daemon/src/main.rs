@@ -81,6 +81,12 @@ fn build_backends(config: &Config) -> Result<berth_api::Backends> {
     // Containers outlive berthd: pick up what happened while it was away.
     containers.recover()?;
     containers.spawn_exit_monitor();
+    let image_service = Arc::new(images::ImageService::new(
+        images.clone(),
+        containers.clone(),
+        distribution,
+    ));
+    image_service.collect_garbage();
     Ok(berth_api::Backends {
         system: Arc::new(system::HostSystem::new(
             config,
@@ -88,11 +94,7 @@ fn build_backends(config: &Config) -> Result<berth_api::Backends> {
             containers.clone(),
             volumes.clone(),
         )),
-        images: Arc::new(images::ImageService::new(
-            images,
-            containers.clone(),
-            distribution,
-        )),
+        images: image_service,
         networks: Arc::new(networks::Networks::new(network, containers.clone())),
         volumes: Arc::new(volumes::Volumes::new(volumes, containers.clone())),
         containers: Arc::new(containers::Containers::new(containers)),

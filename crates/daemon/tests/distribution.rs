@@ -451,3 +451,187 @@ fn a_manifest_list_gives_each_platform_its_image() {
     let o = berth(&d, &["pull", "--platform", "linux", &base], None);
     assert!(err(&o).contains("invalid platform"), "{}", err(&o));
 }
+
+fn snapshot_count(d: &Daemon) -> usize {
+    std::fs::read_dir(d.dir.path().join("data/snapshots"))
+        .map(|r| r.flatten().count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn save_and_load_round_trip_with_both_clis() {
+    let d = Daemon::start();
+    let Some(()) = app_image(&d, "app", "saved\n") else {
+        return;
+    };
+    cli_ok(&d, CliKind::Berth, &["tag", "app", "app:v2"]);
+    cli_ok(&d, CliKind::Berth, &["run", "--rm", "app"]);
+    let archive = d.dir.path().join("app.tar");
+    cli_ok(
+        &d,
+        CliKind::Berth,
+        &["save", "-o", archive.to_str().unwrap(), "app"],
+    );
+    let listing = Command::new("tar")
+        .arg("tf")
+        .arg(&archive)
+        .output()
+        .unwrap();
+    for name in [
+        "index.json",
+        "manifest.json",
+        "oci-layout",
+        "repositories",
+        "blobs/sha256/",
+    ] {
+        assert!(
+            out(&listing).lines().any(|l| l == name),
+            "{name} missing: {}",
+            out(&listing)
+        );
+    }
+    cli_ok(&d, CliKind::Docker, &["rmi", "app", "app:v2"]);
+    // Nothing of the image is left: no blob, no snapshot.
+    assert_eq!(snapshot_count(&d), 0);
+    let loaded = cli_ok(
+        &d,
+        CliKind::Docker,
+        &["load", "-i", archive.to_str().unwrap()],
+    );
+    assert_eq!(loaded, "Loaded image: app:latest\nLoaded image: app:v2");
+    assert_eq!(
+        cli_ok(&d, CliKind::Docker, &["run", "--rm", "app:v2"]),
+        "saved"
+    );
+    let history = cli_ok(
+        &d,
+        CliKind::Berth,
+        &[
+            "history",
+            "--format",
+            "{{.ID}} {{.Size}} {{.Comment}}",
+            "app",
+        ],
+    );
+    let id = cli_ok(
+        &d,
+        CliKind::Berth,
+        &["image", "inspect", "-f", "{{.Id}}", "app"],
+    );
+    assert!(
+        history.starts_with(&id[7..19]) && history.ends_with("Imported from -"),
+        "{history}"
+    );
+
+    // Through a pipe, by id: the image comes back without a tag.
+    let saved = common::docker(&d, &["save", &id]).unwrap();
+    assert!(saved.status.success(), "{}", err(&saved));
+    cli_ok(&d, CliKind::Berth, &["rmi", "-f", "app", "app:v2"]);
+    let o = berth(&d, &["load"], Some(&saved.stdout));
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), format!("Loaded image ID: {id}"));
+}
+
+#[test]
+fn load_reads_the_legacy_layout_and_refuses_forged_blobs() {
+    let d = Daemon::start();
+    let Some(()) = app_image(&d, "app", "legacy\n") else {
+        return;
+    };
+    // A docker-archive as Docker before 25 wrote it: <id>/layer.tar, <id>.json, manifest.json.
+    let exported = d.dir.path().join("legacy");
+    let oci = d.dir.path().join("oci");
+    std::fs::create_dir_all(&exported).unwrap();
+    std::fs::create_dir_all(&oci).unwrap();
+    let archive = d.dir.path().join("app.tar");
+    cli_ok(
+        &d,
+        CliKind::Berth,
+        &["save", "-o", archive.to_str().unwrap(), "app"],
+    );
+    let untar = Command::new("tar")
+        .arg("xf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(&oci)
+        .status()
+        .unwrap();
+    assert!(untar.success());
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(oci.join("manifest.json")).unwrap()).unwrap();
+    let layer = oci.join(manifest[0]["Layers"][0].as_str().unwrap());
+    let config = oci.join(manifest[0]["Config"].as_str().unwrap());
+    std::fs::create_dir_all(exported.join("abc")).unwrap();
+    std::fs::copy(&layer, exported.join("abc/layer.tar")).unwrap();
+    std::fs::copy(&config, exported.join("cfg.json")).unwrap();
+    let legacy_manifest = serde_json::json!([{
+        "Config": "cfg.json", "RepoTags": ["legacy:v1"], "Layers": ["abc/layer.tar"]
+    }]);
+    std::fs::write(exported.join("manifest.json"), legacy_manifest.to_string()).unwrap();
+    let legacy = d.dir.path().join("legacy.tar");
+    let packed = Command::new("tar")
+        .arg("cf")
+        .arg(&legacy)
+        .arg("-C")
+        .arg(&exported)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(packed.success());
+    let loaded = cli_ok(
+        &d,
+        CliKind::Berth,
+        &["load", "-i", legacy.to_str().unwrap()],
+    );
+    assert_eq!(loaded, "Loaded image: legacy:v1");
+    assert_eq!(
+        cli_ok(&d, CliKind::Berth, &["run", "--rm", "legacy:v1"]),
+        "legacy"
+    );
+
+    // A blob whose bytes are not what its name says is refused, and nothing is loaded.
+    std::fs::write(&config, b"{\"forged\": true}").unwrap();
+    std::fs::remove_file(oci.join("manifest.json")).unwrap();
+    let forged = d.dir.path().join("forged.tar");
+    let packed = Command::new("tar")
+        .arg("cf")
+        .arg(&forged)
+        .arg("-C")
+        .arg(&oci)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(packed.success());
+    cli_ok(&d, CliKind::Berth, &["rmi", "app", "legacy:v1"]);
+    let o = berth(&d, &["load", "-i", forged.to_str().unwrap()], None);
+    assert!(!o.status.success());
+    assert!(err(&o).contains("does not match its name"), "{}", err(&o));
+    assert_eq!(cli_ok(&d, CliKind::Berth, &["images", "-q"]), "");
+}
+
+#[test]
+fn blobs_and_snapshots_nothing_uses_are_collected_at_start() {
+    let mut d = Daemon::start();
+    let Some(()) = app_image(&d, "app", "kept\n") else {
+        return;
+    };
+    cli_ok(&d, CliKind::Berth, &["run", "--rm", "app"]);
+    let blobs = d.dir.path().join("data/content/blobs/sha256");
+    let before = std::fs::read_dir(&blobs).unwrap().count();
+    assert_eq!(snapshot_count(&d), 1);
+    // What a crash in the middle of a pull leaves: a stored blob and a snapshot that no
+    // image record names yet.
+    let stray = "1111111111111111111111111111111111111111111111111111111111111111";
+    d.crash_then(|d| {
+        std::fs::write(
+            d.dir.path().join("data/content/blobs/sha256").join(stray),
+            "x",
+        )
+        .unwrap();
+        std::fs::create_dir_all(d.dir.path().join("data/snapshots").join(stray).join("fs"))
+            .unwrap();
+    });
+    assert_eq!(std::fs::read_dir(&blobs).unwrap().count(), before);
+    assert_eq!(snapshot_count(&d), 1);
+    assert_eq!(cli_ok(&d, CliKind::Berth, &["run", "--rm", "app"]), "kept");
+}

@@ -135,6 +135,7 @@ impl Distribution {
         progress: &Progress,
     ) -> Result<String> {
         let r = Reference::parse(&req.reference)?.with_default_tag();
+        let _ingest = self.images.ingest();
         let explicit = req.platform.as_deref().filter(|p| !p.is_empty());
         let want = explicit
             .map(Platform::parse)

@@ -4,10 +4,11 @@
 //! config, layers by digest, tags), kept in the content store (config and layer blobs) and
 //! the metadata store (image records and the tag → id table, changed in one transaction).
 //!
-//! **Owns:** import from a tar stream, tag, untag/remove with Docker's conflict rules,
-//! listing with filters, and Docker's inspect shape.
+//! **Owns:** import from a tar stream, save/load archives, tag, untag/remove with
+//! Docker's conflict rules, listing with filters, history, and Docker's inspect shape.
 //! **Does not:** unpack layers into snapshots, talk to registries, or know HTTP.
 
+mod archive;
 mod changes;
 pub mod error;
 mod filters;
@@ -112,12 +113,73 @@ const IMAGE_CONFIG_KEYS: &[&str] = &[
 pub struct ImageStore {
     content: Store,
     db: Arc<Db>,
+    /// Pulls and loads in flight: they store blobs before the image that references them
+    /// exists, so blob deletion waits for none to be running (see [`ImageStore::ingest`]).
+    ingesting: Arc<std::sync::Mutex<usize>>,
+}
+
+/// Marks an ingest (pull, load) in flight while alive; see [`ImageStore::ingest`].
+pub struct IngestGuard {
+    count: Arc<std::sync::Mutex<usize>>,
+}
+
+impl Drop for IngestGuard {
+    fn drop(&mut self) {
+        *self.count.lock().expect("ingest count") -= 1;
+    }
 }
 
 impl ImageStore {
     /// A store over shared content and metadata stores.
     pub fn new(content: Store, db: Arc<Db>) -> Self {
-        ImageStore { content, db }
+        ImageStore {
+            content,
+            db,
+            ingesting: Arc::default(),
+        }
+    }
+
+    /// Declares an ingest: while the guard lives, removals leave blobs in place (for the
+    /// garbage collection at the next start) instead of deleting ones the ingest may have
+    /// just found present and counts on.
+    pub fn ingest(&self) -> IngestGuard {
+        *self.ingesting.lock().expect("ingest count") += 1;
+        IngestGuard {
+            count: self.ingesting.clone(),
+        }
+    }
+
+    /// Deletes every blob no image references (configs and layers), unless an ingest is in
+    /// flight. Returns how many blobs and bytes were freed.
+    pub fn collect_garbage(&self) -> Result<(usize, u64)> {
+        let busy = self.ingesting.lock().expect("ingest count");
+        if *busy > 0 {
+            return Ok((0, 0));
+        }
+        let mut keep = std::collections::HashSet::new();
+        for (_, rec) in self.db.read(|tx| tx.list(&IMAGES))? {
+            keep.insert(rec.id.clone());
+            keep.extend(rec.layers);
+        }
+        let (mut n, mut bytes) = (0, 0);
+        for d in self.content.list()? {
+            if !keep.contains(&d.to_string()) {
+                bytes += self.content.size(&d).unwrap_or(0);
+                self.content.delete(&d)?;
+                n += 1;
+            }
+        }
+        Ok((n, bytes))
+    }
+
+    /// The layer lists (diff ids, bottom first) of every image.
+    pub fn all_layers(&self) -> Result<Vec<Vec<String>>> {
+        Ok(self
+            .db
+            .read(|tx| tx.list(&IMAGES))?
+            .into_iter()
+            .map(|(_, r)| r.layers)
+            .collect())
     }
 
     /// Imports a root filesystem tar (plain, gzip or zstd) as a one-layer image and tags it
@@ -131,6 +193,7 @@ impl ImageStore {
             .transpose()?;
         let mut config_obj = Map::new();
         changes::apply(&mut config_obj, &opts.changes)?;
+        let _ingest = self.ingest();
         let (layer, size) = self.store_layer(input)?;
         let now = berth_types::time::now_rfc3339();
         let comment = opts
@@ -192,6 +255,7 @@ impl ImageStore {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         changes::apply(&mut config_obj, &opts.changes)?;
+        let _ingest = self.ingest();
         let (layer, size) = self.store_layer(layer)?;
         let now = berth_types::time::now_rfc3339();
         let mut diff_ids = base_config["rootfs"]["diff_ids"]
@@ -482,6 +546,50 @@ impl ImageStore {
         }))
     }
 
+    /// `GET /images/{name}/history`: the config's history, newest first, each entry with
+    /// the size of the layer it made (Docker's shape; only the top entry has an id).
+    pub fn history(&self, name: &str) -> Result<Vec<Value>> {
+        let rec = self.resolve(name)?;
+        let image = self.config(&rec)?;
+        let tags: Vec<String> = self
+            .tags_of(&rec)?
+            .iter()
+            .map(|t| reference::familiar(t))
+            .collect();
+        let mut layers = rec.layers.iter();
+        let mut out = Vec::new();
+        for h in image["history"].as_array().into_iter().flatten() {
+            let size = if h["empty_layer"].as_bool().unwrap_or(false) {
+                0
+            } else {
+                match layers.next().map(|l| l.parse::<Digest>()) {
+                    Some(Ok(d)) => self.content.size(&d).unwrap_or(0),
+                    _ => 0,
+                }
+            };
+            let created = h["created"]
+                .as_str()
+                .and_then(berth_types::time::parse_rfc3339_seconds)
+                .unwrap_or(0);
+            out.push(json!({
+                "Id": "<missing>",
+                "Created": created,
+                "CreatedBy": h["created_by"].as_str().unwrap_or(""),
+                "Tags": null,
+                "Size": size,
+                "Comment": h["comment"].as_str().unwrap_or(""),
+            }));
+        }
+        out.reverse();
+        if let Some(top) = out.first_mut() {
+            top["Id"] = json!(rec.id);
+            if !tags.is_empty() {
+                top["Tags"] = json!(tags);
+            }
+        }
+        Ok(out)
+    }
+
     /// Points `target` (`repo[:tag]`) at the image `name`.
     pub fn tag(&self, name: &str, target: &str) -> Result<()> {
         let rec = self.resolve(name)?;
@@ -546,7 +654,8 @@ impl ImageStore {
         })?;
         // Blobs go after the commit: a crash in between leaves unreferenced blobs for
         // garbage collection, never a record whose blobs are gone.
-        if report.iter().any(|r| r.get("Deleted").is_some()) {
+        let busy = self.ingesting.lock().expect("ingest count");
+        if report.iter().any(|r| r.get("Deleted").is_some()) && *busy == 0 {
             self.content.delete(&digest)?;
             for l in freed {
                 if let Ok(d) = l.parse::<Digest>() {

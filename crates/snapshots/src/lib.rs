@@ -143,6 +143,18 @@ impl Snapshotter {
         self.root.join(key(chain_id)).join("fs")
     }
 
+    /// The chain ids of every complete snapshot.
+    pub fn list(&self) -> Vec<String> {
+        fs::read_dir(&self.root)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with("tmp-"))
+            .map(|n| format!("sha256:{n}"))
+            .collect()
+    }
+
     /// Whether a snapshot is complete and present.
     pub fn exists(&self, chain_id: &str) -> bool {
         self.path(chain_id).is_dir()
