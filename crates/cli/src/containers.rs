@@ -577,10 +577,12 @@ fn create(c: &Client, a: &RunArgs, attach_stdio: bool) -> Result<String, CliErro
                 format!("{image}:latest")
             };
             eprintln!("Unable to find image '{shown}' locally");
-            crate::registry::pull_for_run(c, &shown).map_err(|e| {
-                let mut e = e;
-                e.code = 125;
-                e
+            crate::registry::pull_for_run(c, &shown).map_err(|e| CliError {
+                message: format!(
+                    "berth: {}\n\nRun 'berth run --help' for more information",
+                    e.message
+                ),
+                code: 125,
             })?;
             let v = c.post(&path, Some(&body)).map_err(run_error)?;
             Ok(v["Id"].as_str().unwrap_or("").to_string())
