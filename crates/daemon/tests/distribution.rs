@@ -635,3 +635,430 @@ fn blobs_and_snapshots_nothing_uses_are_collected_at_start() {
     assert_eq!(snapshot_count(&d), 1);
     assert_eq!(cli_ok(&d, CliKind::Berth, &["run", "--rm", "app"]), "kept");
 }
+
+/// This host's first global IPv4 address: a registry there is not on the loopback network,
+/// so neither berthd nor docker treats it as insecure and TLS is really checked.
+fn host_address() -> Option<String> {
+    let o = Command::new("ip")
+        .args(["-4", "-o", "addr", "show", "scope", "global"])
+        .output()
+        .ok()?;
+    out(&o)
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(3))
+        .filter_map(|cidr| cidr.split('/').next())
+        .find(|ip| !ip.starts_with("127."))
+        .map(str::to_string)
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let o = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "openssl {args:?}: {}", err(&o));
+}
+
+/// A CA and a server certificate for `ip` signed by it, in `dir`.
+fn make_certs(dir: &Path, ip: &str) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=berth test CA",
+    ]);
+    openssl(dir, &ca);
+    let mut csr = vec!["req"];
+    csr.extend(ec);
+    let cn = format!("/CN={ip}");
+    csr.extend(["-keyout", "server.key", "-out", "server.csr", "-subj", &cn]);
+    openssl(dir, &csr);
+    std::fs::write(dir.join("ext.cnf"), format!("subjectAltName=IP:{ip}\n")).unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "1",
+            "-extfile",
+            "ext.cnf",
+        ],
+    );
+}
+
+#[test]
+fn basic_auth_over_tls_with_a_ca_in_certs_d() {
+    let Some(ip) = host_address() else {
+        eprintln!("skipped: this host has no global IPv4 address");
+        return;
+    };
+    let pki = tempfile::tempdir().unwrap();
+    make_certs(pki.path(), &ip);
+    let htpasswd = Command::new("htpasswd")
+        .args(["-Bbn", "tester", "s3cret"])
+        .output()
+        .unwrap();
+    assert!(htpasswd.status.success(), "{}", err(&htpasswd));
+    std::fs::write(pki.path().join("htpasswd"), &htpasswd.stdout).unwrap();
+    let p = |f: &str| pki.path().join(f).display().to_string();
+    let reg = Registry::start(
+        &ip,
+        &format!(
+            "  tls:\n    certificate: {}\n    key: {}\n",
+            p("server.crt"),
+            p("server.key")
+        ),
+        &format!(
+            "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
+            p("htpasswd")
+        ),
+    );
+    let certs = pki.path().join("certs.d");
+    std::fs::create_dir_all(&certs).unwrap();
+    let d = Daemon::start_with(&["--certs-dir", certs.to_str().unwrap()]);
+    let Some(()) = app_image(&d, "app", "over tls\n") else {
+        return;
+    };
+    let server = format!("{ip}:{}", reg.port);
+    let name = format!("{server}/app:v1");
+    cli_ok(&d, CliKind::Berth, &["tag", "app", &name]);
+
+    // Unknown CA: refused, and the message says why.
+    let o = berth(&d, &["push", &name], None);
+    assert!(!o.status.success());
+    assert!(err(&o).contains("certificate"), "{}", err(&o));
+
+    std::fs::create_dir_all(certs.join(&server)).unwrap();
+    std::fs::copy(
+        pki.path().join("ca.crt"),
+        certs.join(&server).join("ca.crt"),
+    )
+    .unwrap();
+    // Known CA, no credentials.
+    let o = berth(&d, &["push", &name], None);
+    assert!(!o.status.success());
+    assert!(err(&o).contains("authentication required"), "{}", err(&o));
+    // Wrong password: refused at login, nothing stored.
+    let o = berth(
+        &d,
+        &["login", "-u", "tester", "--password-stdin", &server],
+        Some(b"wrong\n"),
+    );
+    assert!(!o.status.success());
+    assert!(
+        err(&o).contains("incorrect username or password"),
+        "{}",
+        err(&o)
+    );
+    let config = d.dir.path().join("docker-config/config.json");
+    assert!(!config.exists());
+    // The docker CLI logs in; berth uses the same stored login.
+    let logged = cli_ok(
+        &d,
+        CliKind::Docker,
+        &["login", "-u", "tester", "-p", "s3cret", &server],
+    );
+    assert!(logged.contains("Login Succeeded"), "{logged}");
+    let pushed = cli_ok(&d, CliKind::Berth, &["push", &name]);
+    assert!(pushed.contains("Pushed"), "{pushed}");
+    cli_ok(&d, CliKind::Berth, &["rmi", &name, "app"]);
+    cli_ok(&d, CliKind::Docker, &["pull", &name]);
+    assert_eq!(
+        cli_ok(&d, CliKind::Berth, &["run", "--rm", &name]),
+        "over tls"
+    );
+    // Logged out: pulls are refused again.
+    assert_eq!(
+        cli_ok(&d, CliKind::Berth, &["logout", &server]),
+        format!("Removing login credentials for {server}")
+    );
+    cli_ok(&d, CliKind::Berth, &["rmi", &name]);
+    let o = berth(&d, &["pull", &name], None);
+    assert!(!o.status.success());
+    // berth's own login works as well.
+    let o = berth(
+        &d,
+        &["login", "-u", "tester", "--password-stdin", &server],
+        Some(b"s3cret\n"),
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), "Login Succeeded");
+    let stored = std::fs::read_to_string(&config).unwrap();
+    assert!(stored.contains(&server), "{stored}");
+    cli_ok(&d, CliKind::Docker, &["pull", &name]);
+}
+
+/// A token service for the registry's `token` auth: checks Basic credentials and signs a
+/// JWT (RS256, its certificate in `x5c`) granting the scopes asked for. Serves one request
+/// at a time on its own thread; stopped on drop.
+struct TokenServer {
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    scopes: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TokenServer {
+    fn start(pki: &Path) -> TokenServer {
+        openssl(
+            pki,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "token.key",
+                "-out",
+                "token.crt",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=berth test token signer",
+            ],
+        );
+        openssl(
+            pki,
+            &[
+                "x509",
+                "-in",
+                "token.crt",
+                "-outform",
+                "DER",
+                "-out",
+                "token.der",
+            ],
+        );
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let scopes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (stop2, scopes2, pki) = (stop.clone(), scopes.clone(), pki.to_path_buf());
+        let thread = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stop2.load(std::sync::atomic::Ordering::SeqCst) {
+                    return;
+                }
+                if let Ok(conn) = conn {
+                    serve_token(conn, &pki, &scopes2);
+                }
+            }
+        });
+        TokenServer {
+            port,
+            stop,
+            scopes,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for TokenServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn b64url(data: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(data)
+}
+
+fn serve_token(mut conn: std::net::TcpStream, pki: &Path, seen: &std::sync::Mutex<Vec<String>>) {
+    use base64::Engine as _;
+    use std::io::{BufRead, BufReader, Write};
+    let mut reader = BufReader::new(conn.try_clone().unwrap());
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line).unwrap();
+    let mut authorized = false;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':')
+            && k.eq_ignore_ascii_case("authorization")
+        {
+            let expected = base64::engine::general_purpose::STANDARD.encode("tester:s3cret");
+            authorized = v.trim() == format!("Basic {expected}");
+        }
+    }
+    if !authorized {
+        let _ = conn.write_all(
+            b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        );
+        return;
+    }
+    let target = request_line.split_whitespace().nth(1).unwrap_or("");
+    let query = target.split_once('?').map_or("", |(_, q)| q);
+    let mut access = Vec::new();
+    for (k, v) in form_pairs(query) {
+        if k == "scope" {
+            seen.lock().unwrap().push(v.clone());
+            let parts: Vec<&str> = v.split(':').collect();
+            if parts.len() == 3 {
+                access.push(serde_json::json!({
+                    "type": parts[0], "name": parts[1],
+                    "actions": parts[2].split(',').collect::<Vec<_>>(),
+                }));
+            }
+        }
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let der = std::fs::read(pki.join("token.der")).unwrap();
+    let header = serde_json::json!({
+        "alg": "RS256", "typ": "JWT",
+        "x5c": [base64::engine::general_purpose::STANDARD.encode(der)],
+    });
+    let claims = serde_json::json!({
+        "iss": "berth-test-issuer", "sub": "tester", "aud": "berth-test",
+        "exp": now + 300, "nbf": now - 10, "iat": now - 10, "jti": format!("{now}-{}", access.len()),
+        "access": access,
+    });
+    let input = format!(
+        "{}.{}",
+        b64url(header.to_string().as_bytes()),
+        b64url(claims.to_string().as_bytes())
+    );
+    std::fs::write(pki.join("jwt.in"), &input).unwrap();
+    openssl(
+        pki,
+        &[
+            "dgst",
+            "-sha256",
+            "-sign",
+            "token.key",
+            "-out",
+            "jwt.sig",
+            "jwt.in",
+        ],
+    );
+    let token = format!(
+        "{input}.{}",
+        b64url(&std::fs::read(pki.join("jwt.sig")).unwrap())
+    );
+    let body = serde_json::json!({"token": token, "expires_in": 300}).to_string();
+    let _ = write!(
+        conn,
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+}
+
+/// `a=1&b=x%3Ay` → pairs, percent-decoded.
+fn form_pairs(query: &str) -> Vec<(String, String)> {
+    let decode = |s: &str| {
+        let s = s.replace('+', " ");
+        let mut out = Vec::new();
+        let b = s.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'%' && i + 2 < b.len() {
+                if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                    out.push(v);
+                    i += 3;
+                    continue;
+                }
+            }
+            out.push(b[i]);
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (decode(k), decode(v)))
+        .collect()
+}
+
+#[test]
+fn bearer_tokens_from_the_registry_token_service() {
+    let pki = tempfile::tempdir().unwrap();
+    let tokens = TokenServer::start(pki.path());
+    let reg = Registry::start(
+        "127.0.0.1",
+        "",
+        &format!(
+            "auth:\n  token:\n    realm: http://127.0.0.1:{}/token\n    service: berth-test\n    issuer: berth-test-issuer\n    rootcertbundle: {}\n",
+            tokens.port,
+            pki.path().join("token.crt").display()
+        ),
+    );
+    let d = Daemon::start();
+    let Some(()) = app_image(&d, "app", "with a token\n") else {
+        return;
+    };
+    let server = format!("127.0.0.1:{}", reg.port);
+    let name = format!("{server}/team/app:v1");
+    cli_ok(&d, CliKind::Berth, &["tag", "app", &name]);
+    let o = berth(&d, &["push", &name], None);
+    assert!(!o.status.success());
+    assert!(err(&o).contains("authentication required"), "{}", err(&o));
+    let o = berth(
+        &d,
+        &["login", "-u", "tester", "--password-stdin", &server],
+        Some(b"nope\n"),
+    );
+    assert!(
+        err(&o).contains("incorrect username or password"),
+        "{}",
+        err(&o)
+    );
+    let o = berth(
+        &d,
+        &["login", "-u", "tester", "--password-stdin", &server],
+        Some(b"s3cret\n"),
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    let pushed = cli_ok(&d, CliKind::Berth, &["push", &name]);
+    assert!(pushed.contains("Pushed"), "{pushed}\n{}", reg.log());
+    assert!(
+        tokens
+            .scopes
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|s| s == "repository:team/app:pull,push"),
+        "{:?}",
+        tokens.scopes.lock().unwrap()
+    );
+    cli_ok(&d, CliKind::Berth, &["rmi", &name, "app"]);
+    cli_ok(&d, CliKind::Docker, &["pull", &name]);
+    assert_eq!(
+        cli_ok(&d, CliKind::Berth, &["run", "--rm", &name]),
+        "with a token"
+    );
+}

@@ -193,9 +193,14 @@ impl Registry {
             .map_err(|e| Error::Registry(format!("token service {realm}: {}", describe(&e))))?;
         let status = resp.status();
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-            return Err(Error::Unauthorized(
-                "unauthorized: incorrect username or password".into(),
-            ));
+            return Err(Error::Unauthorized(if creds.is_some() {
+                "unauthorized: incorrect username or password".into()
+            } else {
+                format!(
+                    "unauthorized: authentication required: log in first (docker login {})",
+                    self.domain
+                )
+            }));
         }
         if !status.is_success() {
             return Err(Error::Registry(format!(
