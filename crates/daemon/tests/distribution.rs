@@ -921,9 +921,9 @@ fn serve_token(mut conn: std::net::TcpStream, pki: &Path, seen: &std::sync::Mute
     let target = request_line.split_whitespace().nth(1).unwrap_or("");
     let query = target.split_once('?').map_or("", |(_, q)| q);
     let mut access = Vec::new();
-    for (k, v) in form_pairs(query) {
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
         if k == "scope" {
-            seen.lock().unwrap().push(v.clone());
+            seen.lock().unwrap().push(v.to_string());
             let parts: Vec<&str> = v.split(':').collect();
             if parts.len() == 3 {
                 access.push(serde_json::json!({
@@ -975,33 +975,6 @@ fn serve_token(mut conn: std::net::TcpStream, pki: &Path, seen: &std::sync::Mute
         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-}
-
-/// `a=1&b=x%3Ay` → pairs, percent-decoded.
-fn form_pairs(query: &str) -> Vec<(String, String)> {
-    let decode = |s: &str| {
-        let s = s.replace('+', " ");
-        let mut out = Vec::new();
-        let b = s.as_bytes();
-        let mut i = 0;
-        while i < b.len() {
-            if b[i] == b'%' && i + 2 < b.len() {
-                if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                    out.push(v);
-                    i += 3;
-                    continue;
-                }
-            }
-            out.push(b[i]);
-            i += 1;
-        }
-        String::from_utf8_lossy(&out).into_owned()
-    };
-    query
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (decode(k), decode(v)))
-        .collect()
 }
 
 #[test]
