@@ -212,8 +212,9 @@ impl ImageStore {
                 let mut bytes = Vec::new();
                 entry.read_to_end(&mut bytes).map_err(bad)?;
                 archive.files.insert(path, bytes);
-            } else if path.ends_with("layer.tar") {
-                // The legacy layout: `<v1 id>/layer.tar`, named by nothing we can check.
+            } else {
+                // The legacy layout (`<v1 id>/layer.tar`) or any file manifest.json names:
+                // nothing to check it against until its image's diff ids are known.
                 let mut w = self.content.writer()?;
                 io::copy(&mut entry, &mut w).map_err(bad)?;
                 archive.stored.insert(path, w.commit(None)?);

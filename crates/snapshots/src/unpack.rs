@@ -133,7 +133,14 @@ pub fn unpack_into(layer: impl Read, root: BorrowedFd<'_>, opts: Options) -> Res
         }
         let created = match kind {
             EntryType::Directory => make_dir(dir.as_fd(), &name_str, &meta),
-            EntryType::Regular | EntryType::Continuous => {
+            EntryType::GNUSparse if sparse_size(&entry) > MAX_SPARSE => {
+                return Err(Error::Archive(format!(
+                    "{}: a sparse file of {} bytes is more than Berth unpacks ({MAX_SPARSE})",
+                    raw_path.display(),
+                    sparse_size(&entry)
+                )));
+            }
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
                 write_file(dir.as_fd(), &name_str, &mut entry, &meta)
             }
             EntryType::Symlink => {
@@ -229,9 +236,48 @@ fn write_file(
         OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::from_raw_mode(meta.mode & 0o777),
     )?;
-    let mut file = std::fs::File::from(fd);
-    std::io::copy(data, &mut file)?;
-    Ok(())
+    copy_sparse(data, &std::fs::File::from(fd))
+}
+
+/// The largest apparent size of a sparse file (its holes cost reading, not disk).
+const MAX_SPARSE: u64 = 1 << 40;
+
+fn sparse_size<R: Read>(entry: &tar::Entry<'_, R>) -> u64 {
+    entry
+        .header()
+        .as_gnu()
+        .and_then(|g| g.real_size().ok())
+        .unwrap_or(0)
+}
+
+/// Copies `data` into `file`, leaving a hole wherever a whole block is zero: a sparse
+/// file stays sparse, and an archive's holes (read back as zeros) never cost disk.
+fn copy_sparse(data: &mut impl Read, file: &std::fs::File) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    const BLOCK: usize = 64 * 1024;
+    static ZEROS: [u8; BLOCK] = [0; BLOCK];
+    let mut buf = vec![0u8; BLOCK];
+    let mut pos = 0u64;
+    loop {
+        let mut n = 0;
+        while n < BLOCK {
+            match data.read(&mut buf[n..]) {
+                Ok(0) => break,
+                Ok(got) => n += got,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if n == 0 {
+            break;
+        }
+        if buf[..n] != ZEROS[..n] {
+            file.write_all_at(&buf[..n], pos)?;
+        }
+        pos += n as u64;
+    }
+    // A file that ends in a hole gets its length here.
+    file.set_len(pos)
 }
 
 /// Links `name` to `target`, both confined to the root.
@@ -327,6 +373,7 @@ fn apply_xattrs<R: Read>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::MetadataExt;
 
     #[test]
     fn paths_are_clamped_to_the_root() {
@@ -336,5 +383,207 @@ mod tests {
         );
         assert_eq!(clean(Path::new("/abs/x")), PathBuf::from("abs/x"));
         assert_eq!(clean(Path::new("./a/../b")), PathBuf::from("b"));
+    }
+
+    /// A destination inside a parent directory that also holds `outside/`, where nothing
+    /// may ever appear.
+    struct Scene {
+        top: tempfile::TempDir,
+    }
+
+    impl Scene {
+        fn new() -> Scene {
+            let top = tempfile::tempdir().unwrap();
+            std::fs::create_dir_all(top.path().join("dest")).unwrap();
+            std::fs::create_dir_all(top.path().join("outside")).unwrap();
+            std::fs::write(top.path().join("outside/secret"), "host data").unwrap();
+            Scene { top }
+        }
+        fn dest(&self) -> PathBuf {
+            self.top.path().join("dest")
+        }
+        fn outside(&self) -> PathBuf {
+            self.top.path().join("outside")
+        }
+        /// Only the secret is outside, unchanged, and nothing appeared next to `dest`.
+        fn assert_outside_untouched(&self) {
+            let names: Vec<_> = std::fs::read_dir(self.outside())
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            assert_eq!(names, vec![std::ffi::OsString::from("secret")]);
+            assert_eq!(
+                std::fs::read_to_string(self.outside().join("secret")).unwrap(),
+                "host data"
+            );
+            let top: Vec<_> = std::fs::read_dir(self.top.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            assert_eq!(top.len(), 2, "{top:?}");
+        }
+    }
+
+    fn entry(
+        kind: EntryType,
+        path: &str,
+        link: Option<&str>,
+        data: &[u8],
+    ) -> (tar::Header, Vec<u8>) {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        // set_path refuses `..`; the raw name field takes anything, as a hostile tar would.
+        let name = &mut h.as_old_mut().name;
+        name[..path.len()].copy_from_slice(path.as_bytes());
+        if let Some(l) = link {
+            h.set_link_name(l).unwrap();
+        }
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_cksum();
+        (h, data.to_vec())
+    }
+
+    fn archive(entries: &[(tar::Header, Vec<u8>)]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (h, data) in entries {
+            b.append(h, data.as_slice()).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn dot_dot_and_absolute_paths_stay_inside() {
+        let s = Scene::new();
+        let tar = archive(&[
+            entry(
+                EntryType::Regular,
+                "../../outside/secret",
+                None,
+                b"overwritten",
+            ),
+            entry(EntryType::Regular, "/abs.txt", None, b"abs"),
+        ]);
+        unpack(tar.as_slice(), &s.dest()).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(s.dest().join("outside/secret")).unwrap(),
+            "overwritten"
+        );
+        assert_eq!(
+            std::fs::read_to_string(s.dest().join("abs.txt")).unwrap(),
+            "abs"
+        );
+        s.assert_outside_untouched();
+    }
+
+    #[test]
+    fn a_symlink_out_of_the_layer_is_not_written_through() {
+        let s = Scene::new();
+        let outside = s.outside().display().to_string();
+        let tar = archive(&[
+            entry(EntryType::Symlink, "abs", Some(&outside), b""),
+            entry(EntryType::Symlink, "rel", Some("../../../../outside"), b""),
+            entry(EntryType::Regular, "abs/secret", None, b"via absolute link"),
+            entry(EntryType::Regular, "rel/new", None, b"via relative link"),
+        ]);
+        // Written inside (the links resolve within the layer), never through them.
+        unpack(tar.as_slice(), &s.dest()).unwrap();
+        // `../../../../outside` from the layer's root is its own `/outside`.
+        assert_eq!(
+            std::fs::read_to_string(s.dest().join("outside/new")).unwrap(),
+            "via relative link"
+        );
+        s.assert_outside_untouched();
+    }
+
+    #[test]
+    fn a_hard_link_to_a_host_file_is_never_made() {
+        let s = Scene::new();
+        let secret = s.outside().join("secret").display().to_string();
+        let up = s.outside().display().to_string();
+        // The targets resolve inside the layer, where there is no such file: refused.
+        for link in [
+            vec![entry(EntryType::Link, "direct", Some(&secret), b"")],
+            vec![
+                entry(EntryType::Symlink, "up", Some(&up), b""),
+                entry(EntryType::Link, "through", Some("up/secret"), b""),
+            ],
+        ] {
+            let e = unpack(archive(&link).as_slice(), &s.dest()).unwrap_err();
+            assert!(e.to_string().contains("extract"), "{e}");
+        }
+        assert_eq!(
+            std::fs::metadata(s.outside().join("secret"))
+                .unwrap()
+                .nlink(),
+            1
+        );
+        s.assert_outside_untouched();
+    }
+
+    #[test]
+    fn device_nodes_are_made_inside() {
+        let s = Scene::new();
+        let mut h = entry(EntryType::Char, "dev/null", None, b"");
+        h.0.set_device_major(1).unwrap();
+        h.0.set_device_minor(3).unwrap();
+        h.0.set_cksum();
+        let tar = archive(&[h, entry(EntryType::Fifo, "../fifo", None, b"")]);
+        unpack(tar.as_slice(), &s.dest()).unwrap();
+        use std::os::unix::fs::FileTypeExt;
+        let dev = std::fs::symlink_metadata(s.dest().join("dev/null")).unwrap();
+        assert!(dev.file_type().is_char_device());
+        assert_eq!(dev.rdev(), libc::makedev(1, 3));
+        assert!(
+            std::fs::symlink_metadata(s.dest().join("fifo"))
+                .unwrap()
+                .file_type()
+                .is_fifo()
+        );
+        s.assert_outside_untouched();
+    }
+
+    /// A GNU sparse entry: `real` bytes of which only `data` (at offset 0) is stored.
+    fn sparse(path: &str, real: u64, data: &[u8]) -> (tar::Header, Vec<u8>) {
+        let mut h = tar::Header::new_gnu();
+        h.set_path(path).unwrap();
+        h.set_entry_type(EntryType::GNUSparse);
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        let g = h.as_gnu_mut().unwrap();
+        g.set_real_size(real);
+        g.sparse[0].set_offset(0);
+        g.sparse[0].set_length(data.len() as u64);
+        g.sparse[1].set_offset(real);
+        g.sparse[1].set_length(0);
+        h.set_cksum();
+        (h, data.to_vec())
+    }
+
+    #[test]
+    fn huge_sparse_files_cost_no_disk_and_absurd_ones_are_refused() {
+        let s = Scene::new();
+        let real = 4u64 << 30;
+        let tar = archive(&[sparse("holes", real, &[7u8; 512])]);
+        unpack(tar.as_slice(), &s.dest()).unwrap();
+        let m = std::fs::metadata(s.dest().join("holes")).unwrap();
+        assert_eq!(m.len(), real);
+        assert!(
+            m.blocks() * 512 < (1 << 20),
+            "{} bytes allocated",
+            m.blocks() * 512
+        );
+        let s2 = Scene::new();
+        let tar = archive(&[sparse("absurd", 1 << 50, &[7u8; 512])]);
+        let e = unpack(tar.as_slice(), &s2.dest()).unwrap_err();
+        assert!(e.to_string().contains("sparse file"), "{e}");
+        s.assert_outside_untouched();
+        s2.assert_outside_untouched();
     }
 }
