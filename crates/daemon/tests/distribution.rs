@@ -268,6 +268,13 @@ fn push_rmi_pull_run_with_both_clis() {
         listed,
         format!("localhost:{}/team/app <none> {digest}", reg.port)
     );
+    // rmi by digest: with no tag left, the image goes.
+    let removed = cli_ok(&d, CliKind::Docker, &["rmi", &repo_digest]);
+    assert!(
+        removed.starts_with(&format!("Untagged: {repo_digest}\nDeleted: sha256:")),
+        "{removed}"
+    );
+    assert_eq!(cli_ok(&d, CliKind::Berth, &["images", "-q"]), "");
 
     // Errors name what is missing and leave nothing behind.
     let missing = berth(

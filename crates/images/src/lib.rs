@@ -609,6 +609,24 @@ impl ImageStore {
         })
     }
 
+    /// Deletes an image record; returns its layers no other image uses (their blobs can
+    /// go once the transaction is committed).
+    fn delete_record(tx: &mut berth_metadata::WriteTx, rec: &ImageRecord) -> Result<Vec<String>> {
+        let digest: Digest = rec.id.parse()?;
+        tx.delete(&IMAGES, digest.hex())?;
+        let still_used: Vec<String> = tx
+            .list(&IMAGES)?
+            .into_iter()
+            .flat_map(|(_, r)| r.layers)
+            .collect();
+        Ok(rec
+            .layers
+            .iter()
+            .filter(|l| !still_used.contains(l))
+            .cloned()
+            .collect())
+    }
+
     /// `docker rmi`: untags a reference, or removes an image by id; deletes the image once
     /// no tag is left. Returns Docker's `[{"Untagged": ...}, {"Deleted": ...}]` items.
     pub fn remove(&self, name: &str, force: bool) -> Result<Vec<Value>> {
@@ -624,10 +642,30 @@ impl ImageStore {
                     .as_deref()
                     == Some(rec.id.as_str())
             });
+        // `repo@sha256:...`: that digest reference goes; the image only if no tag is left.
+        let by_digest = Reference::parse(name)
+            .ok()
+            .and_then(|r| r.digest.as_ref().map(|d| format!("{}@{d}", r.repository())))
+            .filter(|d| rec.repo_digests.contains(d));
         let digest: Digest = rec.id.parse()?;
         let (report, freed) = self.db.write(|tx| -> Result<(Vec<Value>, Vec<String>)> {
             let refs = tx.list(&REFS)?;
             let mine = Self::refs_of(&refs, &rec.id);
+            if let Some(d) = &by_digest {
+                let familiar = d
+                    .split_once('@')
+                    .map(|(repo, dg)| format!("{}@{dg}", reference::familiar(repo)))
+                    .unwrap_or_else(|| d.clone());
+                let mut report = vec![json!({"Untagged": familiar})];
+                if !mine.is_empty() {
+                    let mut kept = rec.clone();
+                    kept.repo_digests.retain(|x| x != d);
+                    tx.put(&IMAGES, digest.hex(), &kept)?;
+                    return Ok((report, Vec::new()));
+                }
+                report.push(json!({"Deleted": rec.id}));
+                return Ok((report, Self::delete_record(tx, &rec)?));
+            }
             let untag: Vec<String> = match &by_ref {
                 Some(r) => vec![r.clone()],
                 None if mine.len() > 1 && !force => {
@@ -646,11 +684,8 @@ impl ImageStore {
             if mine.len() > untag.len() {
                 return Ok((report, Vec::new()));
             }
-            tx.delete(&IMAGES, digest.hex())?;
             report.push(json!({"Deleted": rec.id}));
-            let still_used: Vec<String> = tx.list(&IMAGES)?.into_iter().flat_map(|(_, r)| r.layers).collect();
-            let freed = rec.layers.iter().filter(|l| !still_used.contains(l)).cloned().collect();
-            Ok((report, freed))
+            Ok((report, Self::delete_record(tx, &rec)?))
         })?;
         // Blobs go after the commit: a crash in between leaves unreferenced blobs for
         // garbage collection, never a record whose blobs are gone.
