@@ -156,6 +156,20 @@ round() { # N
   rm -rf "$W/registry.$n"
 }
 
+# Each engine loads the other's archive and runs the image: the formats agree.
+interop() {
+  ctl berth save -o "$W/from-berth.tar" bench:latest
+  ctl docker save -o "$W/from-docker.tar" bench:latest
+  ctl berth rmi bench:latest >/dev/null
+  ctl docker rmi bench:latest >/dev/null
+  ctl berth load -i "$W/from-docker.tar" >/dev/null
+  ctl docker load -i "$W/from-berth.tar" >/dev/null
+  ctl berth run --rm --network none bench:latest true
+  ctl docker run --rm --network none bench:latest true
+  rm -f "$W/from-berth.tar" "$W/from-docker.tar"
+  note_interop="berth loads docker's save and docker loads berth's: ok"
+}
+
 median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 report() {
@@ -182,4 +196,6 @@ for n in $(seq "$RUNS"); do
   log "round $n"
   round "$n"
 done
+interop
 report
+printf '%s\n' "$note_interop"

@@ -1042,3 +1042,115 @@ fn bearer_tokens_from_the_registry_token_service() {
         "with a token"
     );
 }
+
+#[test]
+fn an_oci_index_with_plain_and_zstd_layers() {
+    let reg = Registry::start("127.0.0.1", "", "");
+    let d = Daemon::start();
+    let Some(()) = app_image(&d, "app", "from the first layer\n") else {
+        return;
+    };
+    // The first layer, uncompressed, and the config, from a save of the image.
+    let work = reg.dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let saved = work.join("app.tar");
+    cli_ok(
+        &d,
+        CliKind::Berth,
+        &["save", "-o", saved.to_str().unwrap(), "app"],
+    );
+    assert!(
+        Command::new("tar")
+            .arg("xf")
+            .arg(&saved)
+            .arg("-C")
+            .arg(&work)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(work.join("manifest.json")).unwrap()).unwrap();
+    let plain = work.join(manifest[0]["Layers"][0].as_str().unwrap());
+    let mut config: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(work.join(manifest[0]["Config"].as_str().unwrap())).unwrap(),
+    )
+    .unwrap();
+    // A second layer that replaces /etc/motd, compressed with zstd.
+    let second = work.join("second");
+    std::fs::create_dir_all(second.join("etc")).unwrap();
+    std::fs::write(second.join("etc/motd"), "from a zstd layer\n").unwrap();
+    let second_tar = work.join("second.tar");
+    assert!(
+        Command::new("tar")
+            .arg("cf")
+            .arg(&second_tar)
+            .arg("-C")
+            .arg(&second)
+            .arg("etc")
+            .status()
+            .unwrap()
+            .success()
+    );
+    let zst = work.join("second.tar.zst");
+    let z = Command::new("zstd")
+        .arg("-q")
+        .arg(&second_tar)
+        .arg("-o")
+        .arg(&zst)
+        .status()
+        .unwrap();
+    assert!(z.success(), "zstd is missing (scripts/deps.sh installs it)");
+    config["rootfs"]["diff_ids"]
+        .as_array_mut()
+        .unwrap()
+        .push(sha256_of(&second_tar).into());
+    let config_file = work.join("config.json");
+    std::fs::write(&config_file, serde_json::to_vec(&config).unwrap()).unwrap();
+
+    let size = |p: &Path| std::fs::metadata(p).unwrap().len();
+    let oci = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": upload_blob(&reg, "oci", &config_file), "size": size(&config_file)},
+        "layers": [
+            {"mediaType": "application/vnd.oci.image.layer.v1.tar",
+             "digest": upload_blob(&reg, "oci", &plain), "size": size(&plain)},
+            {"mediaType": "application/vnd.oci.image.layer.v1.tar+zstd",
+             "digest": upload_blob(&reg, "oci", &zst), "size": size(&zst)},
+        ],
+    })
+    .to_string();
+    let oci_digest = put_manifest(
+        &reg,
+        "oci",
+        "single",
+        "application/vnd.oci.image.manifest.v1+json",
+        &oci,
+    );
+    let host_arch = config["architecture"].as_str().unwrap().to_string();
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                       "digest": oci_digest, "size": oci.len(),
+                       "platform": {"os": "linux", "architecture": host_arch}}],
+    });
+    put_manifest(
+        &reg,
+        "oci",
+        "v1",
+        "application/vnd.oci.image.index.v1+json",
+        &index.to_string(),
+    );
+    cli_ok(&d, CliKind::Berth, &["rmi", "app"]);
+
+    let name = format!("localhost:{}/oci:v1", reg.port);
+    let pulled = cli_ok(&d, CliKind::Berth, &["pull", &name]);
+    assert!(pulled.contains("Downloaded newer image"), "{pulled}");
+    assert_eq!(
+        cli_ok(&d, CliKind::Berth, &["run", "--rm", &name]),
+        "from a zstd layer"
+    );
+}
