@@ -86,6 +86,13 @@ pub trait ImageBackend: Send + Sync {
     fn load(&self, archive: &mut (dyn Read + Send)) -> Result<Vec<String>, ApiError>;
     /// `GET /images/{name}/history`.
     fn history(&self, name: &str) -> Result<serde_json::Value, ApiError>;
+    /// `POST /build`: builds the context `context`, reporting output on `progress`.
+    fn build(
+        &self,
+        req: crate::BuildRequest,
+        context: &mut (dyn Read + Send),
+        progress: ProgressSender,
+    ) -> Result<(), ApiError>;
     /// `POST /auth`: checks credentials with the registry.
     fn login(
         &self,

@@ -8,6 +8,7 @@
 //! the engine grows); this crate knows nothing of containers, images or storage.
 //! **Called by:** `berthd`, which implements the backends and serves [`app`] on its sockets.
 
+pub mod build;
 pub mod containers;
 pub mod error;
 pub mod hijack;
@@ -26,6 +27,7 @@ use axum::Router;
 use axum::extract::Request;
 use axum::routing::{get, post};
 
+pub use build::BuildRequest;
 pub use containers::{AttachRequest, CommitRequest, ContainerBackend, ListRequest, LogsRequest};
 pub use error::ApiError;
 pub use hijack::{ProcessIo, Session, StdinCodec};
@@ -118,6 +120,7 @@ pub fn router(backends: Backends) -> Router {
         .route("/images/get", get(images::save_many))
         .route("/images/load", post(images::load))
         .route("/images/prune", post(images::prune))
+        .route("/build", post(build::build))
         .route("/build/prune", post(images::build_prune))
         .route(
             "/images/{*rest}",

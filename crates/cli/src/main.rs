@@ -6,8 +6,10 @@
 //! refuses `run`/`create`, 126 when the command cannot be invoked, 127 when it is not
 //! found, otherwise the container's own code; other commands exit 1 on errors.
 
+mod build;
 mod client;
 mod containers;
+mod dockerignore;
 mod files;
 mod format;
 mod health;
@@ -116,6 +118,8 @@ enum Command {
     Images(images::ImagesArgs),
     /// Import the contents from a tarball to create a filesystem image
     Import(images::ImportArgs),
+    /// Build an image from a Dockerfile
+    Build(build::BuildArgs),
     /// Download an image from a registry
     Pull(registry::PullArgs),
     /// Upload an image to a registry
@@ -229,6 +233,8 @@ enum ImageCommand {
     /// Import the contents from a tarball to create a filesystem image
     Import(images::ImportArgs),
     /// Download an image from a registry
+    /// Build an image from a Dockerfile
+    Build(build::BuildArgs),
     Pull(registry::PullArgs),
     /// Upload an image to a registry
     Push(registry::PushArgs),
@@ -330,6 +336,7 @@ fn dispatch(c: &Client, cmd: Command) -> CmdResult {
         Command::Inspect(a) => inspect(c, a, None),
         Command::Images(a) => images::list(c, a),
         Command::Import(a) => images::import(c, a),
+        Command::Build(a) => build::build(c, a),
         Command::Pull(a) => registry::pull(c, a),
         Command::Push(a) => registry::push(c, a),
         Command::Save(a) => files::save(c, a),
@@ -376,6 +383,7 @@ fn dispatch(c: &Client, cmd: Command) -> CmdResult {
         Command::Image(sub) => match sub {
             ImageCommand::Ls(a) => images::list(c, a),
             ImageCommand::Import(a) => images::import(c, a),
+            ImageCommand::Build(a) => build::build(c, a),
             ImageCommand::Pull(a) => registry::pull(c, a),
             ImageCommand::Push(a) => registry::push(c, a),
             ImageCommand::Save(a) => files::save(c, a),

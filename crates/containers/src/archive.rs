@@ -392,6 +392,43 @@ fn append_children(tar: &mut Tar<'_>, dir: &OwnedFd, prefix: &str) -> Result<()>
 /// Writes the container's writable layer (the overlay upper directory) as an image layer:
 /// overlayfs whiteouts (0/0 character devices) become `.wh.<name>` entries and opaque
 /// directories get a `.wh..wh..opq` marker.
+/// A mount point the engine made (an empty `/etc/hosts`, `/proc`, a `/dev` holding only
+/// such points): Docker keeps these in an init layer, so commits never carry them.
+fn is_engine_stub(dir: BorrowedFd<'_>, name: &str, path: &str, kind: FileType, size: i64) -> bool {
+    if !crate::changes::ENGINE_PATHS.contains(&path) {
+        return false;
+    }
+    match kind {
+        FileType::RegularFile => size == 0,
+        FileType::Directory => {
+            let Ok(sub) = rustix::fs::openat(
+                dir,
+                name,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            ) else {
+                return false;
+            };
+            sorted_names(&sub).is_ok_and(|names| {
+                names.iter().all(|c| {
+                    rustix::fs::statat(&sub, c.as_str(), AtFlags::SYMLINK_NOFOLLOW).is_ok_and(
+                        |st| {
+                            is_engine_stub(
+                                sub.as_fd(),
+                                c,
+                                &format!("{path}/{c}"),
+                                FileType::from_raw_mode(st.st_mode),
+                                st.st_size,
+                            )
+                        },
+                    )
+                })
+            })
+        }
+        _ => false,
+    }
+}
+
 pub(crate) fn diff_tar(upper: &Path, out: &mut dyn Write) -> Result<()> {
     let dir = rustix::fs::open(
         upper,
@@ -418,6 +455,9 @@ fn append_diff_children(tar: &mut Tar<'_>, dir: &OwnedFd, prefix: &str) -> Resul
         let st =
             rustix::fs::statat(dir, n.as_str(), AtFlags::SYMLINK_NOFOLLOW).map_err(internal)?;
         let kind = FileType::from_raw_mode(st.st_mode);
+        if is_engine_stub(dir.as_fd(), &n, &format!("/{}", join(&n)), kind, st.st_size) {
+            continue;
+        }
         if kind == FileType::CharacterDevice && st.st_rdev == 0 {
             let mut h = header_for(&st, tar::EntryType::Regular);
             h.set_mode(0o644);
@@ -471,7 +511,7 @@ impl ContainerService {
         let rec = self.get(name)?;
         // A container that exits meanwhile cannot be paused, and need not be.
         let paused_here = pause && rec.state.status == "running" && self.pause(&rec.id).is_ok();
-        let result = (|| -> Result<String> {
+        let result = {
             let mut config = rec.config.clone();
             if let (Some(c), Some(o)) = (config.as_object_mut(), overrides.as_object()) {
                 for (k, v) in o {
@@ -484,25 +524,46 @@ impl ContainerService {
             if opts.created_by.is_empty() {
                 opts.created_by = crate::spec::argv(&rec.config).unwrap_or_default().join(" ");
             }
-            let (reader, mut writer) = std::io::pipe().map_err(internal)?;
-            let upper = self.data_dir(&rec.id).join("diff");
-            let producer = std::thread::spawn(move || diff_tar(&upper, &mut writer));
-            let committed = self
-                .images
-                .commit(&rec.image_id, reader, &config, &opts)
-                .map_err(Error::Image);
-            let produced = producer
-                .join()
-                .map_err(|_| Error::Internal("the layer writer panicked".into()))?;
-            // The store's refusal (a bad reference) explains more than the broken pipe
-            // the writer then hit.
-            let id = committed?;
-            produced?;
-            Ok(id)
-        })();
+            self.commit_layer(&rec, &config, &opts)
+        };
         if paused_here {
             let _ = self.unpause(&rec.id);
         }
         result
+    }
+
+    /// The container's changes as a layer over its image, with exactly `config` as the
+    /// new image's container config (a build step keeps its image's Cmd, not the RUN's).
+    pub fn commit_with_config(
+        &self,
+        name: &str,
+        config: &Value,
+        opts: &berth_images::CommitOptions,
+    ) -> Result<String> {
+        let rec = self.get(name)?;
+        self.commit_layer(&rec, config, opts)
+    }
+
+    fn commit_layer(
+        &self,
+        rec: &ContainerRecord,
+        config: &Value,
+        opts: &berth_images::CommitOptions,
+    ) -> Result<String> {
+        let (reader, mut writer) = std::io::pipe().map_err(internal)?;
+        let upper = self.data_dir(&rec.id).join("diff");
+        let producer = std::thread::spawn(move || diff_tar(&upper, &mut writer));
+        let committed = self
+            .images
+            .commit(&rec.image_id, reader, config, opts)
+            .map_err(Error::Image);
+        let produced = producer
+            .join()
+            .map_err(|_| Error::Internal("the layer writer panicked".into()))?;
+        // The store's refusal (a bad reference) explains more than the broken pipe the
+        // writer then hit.
+        let id = committed?;
+        produced?;
+        Ok(id)
     }
 }

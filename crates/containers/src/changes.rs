@@ -20,7 +20,7 @@ pub enum Kind {
 
 /// Mount points the engine makes in every container (Docker keeps them in an "init"
 /// layer below the container's own, so `docker diff` never shows them).
-const ENGINE_PATHS: &[&str] = &[
+pub(crate) const ENGINE_PATHS: &[&str] = &[
     "/dev",
     "/dev/pts",
     "/dev/shm",

@@ -583,6 +583,14 @@ impl ContainerService {
             .map(|p| p.display().to_string())
             .collect();
         let data = self.data_dir(&rec.id);
+        // An image without layers (`FROM scratch`) still needs a lower directory.
+        let lower = if lower.is_empty() {
+            let empty = data.join("empty-lower");
+            std::fs::create_dir_all(&empty).map_err(internal)?;
+            vec![empty.display().to_string()]
+        } else {
+            lower
+        };
         let opts = format!(
             "lowerdir={},upperdir={},workdir={}",
             lower.join(":"),
@@ -936,6 +944,7 @@ impl ContainerService {
             }
         }
         let rootfs = self.mount_rootfs(rec)?;
+        make_working_dir(&rootfs, rec)?;
         let mounts = self.prepare_volumes(rec, &rootfs)?;
         let paths = spec::Paths {
             rootfs: &rootfs,
@@ -1563,6 +1572,22 @@ fn shim_alive(pid: i32, id: &str) -> bool {
             .is_ok_and(|c| c.split(|b| *b == 0).any(|arg| arg == id.as_bytes()))
 }
 
+/// Creates the working directory in the root filesystem if it is missing, as dockerd
+/// does before every start (`run -w /new`, a build's WORKDIR), confined to the root.
+fn make_working_dir(rootfs: &Path, rec: &ContainerRecord) -> Result<()> {
+    let Some(dir) = rec.config["WorkingDir"]
+        .as_str()
+        .filter(|d| !d.is_empty() && *d != "/")
+    else {
+        return Ok(());
+    };
+    let root = std::fs::File::open(rootfs).map_err(internal)?;
+    use std::os::fd::AsFd;
+    berth_sys::inroot::mkdir_all(root.as_fd(), Path::new(dir), 0o755)
+        .map(drop)
+        .map_err(|e| Error::InvalidInput(format!("Cannot mkdir: {dir}: {e}")))
+}
+
 /// Docker's Config for the container: the request over the image's defaults.
 fn merge_config(image: &Value, body: &Value, id: &str, image_name: &str) -> Value {
     let mut c = json!({
@@ -1618,6 +1643,10 @@ fn merge_config(image: &Value, body: &Value, id: &str, image_name: &str) -> Valu
         if present(key) {
             c[key] = body[key].clone();
         }
+    }
+    // `--entrypoint ""` arrives as `[""]`: no entrypoint at all, as with docker.
+    if body["Entrypoint"] == json!([""]) {
+        c["Entrypoint"] = Value::Null;
     }
     // Volumes and exposed ports add to the image's.
     for key in ["Volumes", "ExposedPorts"] {

@@ -27,6 +27,9 @@ pub struct ImageService {
     store: ImageStore,
     containers: berth_containers::ContainerService,
     dist: Distribution,
+    builder: berth_build::Builder,
+    /// Where build contexts are extracted (`data-root/tmp`).
+    scratch: std::path::PathBuf,
 }
 
 /// Maps pull, push and login errors to Docker's statuses.
@@ -40,6 +43,31 @@ fn dist_error(e: berth_distribution::Error) -> ApiError {
             message: m,
         },
         E::Registry(m) | E::Verification(m) | E::Store(m) => ApiError::internal(m),
+    }
+}
+
+/// FROM's pull during a build: the pull's progress becomes build output lines.
+fn pull_for_build(
+    dist: Distribution,
+) -> impl Fn(&str, &mut dyn FnMut(serde_json::Value)) -> Result<(), String> + Send + Sync {
+    let handle = tokio::runtime::Handle::current();
+    move |name, out| {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let req = berth_distribution::PullRequest {
+            reference: name.to_string(),
+            platform: None,
+        };
+        let result = handle.block_on(dist.pull(&req, None, &Progress::new(tx)));
+        while let Ok(m) = rx.try_recv() {
+            if let Some(status) = m["status"].as_str() {
+                let line = match m["id"].as_str() {
+                    Some(id) => format!("{id}: {status}\n"),
+                    None => format!("{status}\n"),
+                };
+                out(serde_json::json!({"stream": line}));
+            }
+        }
+        result.map(|_| ()).map_err(|e| e.to_string())
     }
 }
 
@@ -57,11 +85,21 @@ impl ImageService {
         store: ImageStore,
         containers: berth_containers::ContainerService,
         dist: Distribution,
+        db: std::sync::Arc<berth_metadata::Db>,
+        scratch: std::path::PathBuf,
     ) -> Self {
+        let builder = berth_build::Builder::new(
+            containers.clone(),
+            store.clone(),
+            db,
+            std::sync::Arc::new(pull_for_build(dist.clone())),
+        );
         ImageService {
             store,
             containers,
             dist,
+            builder,
+            scratch,
         }
     }
 
@@ -85,6 +123,8 @@ impl ImageService {
     /// Start-up housekeeping: blobs and snapshots that nothing references (what a crash
     /// in the middle of a pull, a load or a removal leaves) are deleted.
     pub fn collect_garbage(&self) {
+        // Contexts of builds a crash interrupted.
+        let _ = std::fs::remove_dir_all(&self.scratch);
         match self.store.collect_garbage() {
             Ok((0, _)) => {}
             Ok((n, bytes)) => tracing::info!("removed {n} unreferenced blobs ({bytes} bytes)"),
@@ -167,10 +207,10 @@ impl ImageBackend for ImageService {
         self.store.import(archive, &opts).map_err(api_error)
     }
 
-    fn list(&self, _all: bool, filters: &str) -> Result<serde_json::Value, ApiError> {
+    fn list(&self, all: bool, filters: &str) -> Result<serde_json::Value, ApiError> {
         let filters = Filters::parse(filters, LIST_FILTERS).map_err(api_error)?;
         self.store
-            .list(&filters)
+            .list(&filters, all)
             .map(serde_json::Value::from)
             .map_err(api_error)
     }
@@ -224,7 +264,20 @@ impl ImageBackend for ImageService {
             .collect();
         let mut deleted = Vec::new();
         let mut reclaimed = 0u64;
-        for img in self.store.list(&Filters::default()).map_err(api_error)? {
+        let all = self
+            .store
+            .list(&Filters::default(), true)
+            .map_err(api_error)?;
+        let parents: std::collections::HashSet<String> = all
+            .iter()
+            .filter_map(|i| {
+                i["ParentId"]
+                    .as_str()
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_string)
+            })
+            .collect();
+        for img in all {
             let id = img["Id"].as_str().unwrap_or("").to_string();
             let tagged = img["RepoTags"].as_array().is_some_and(|t| !t.is_empty());
             let created = img["Created"].as_f64().unwrap_or(0.0);
@@ -232,7 +285,9 @@ impl ImageBackend for ImageService {
                 Some((k, v)) => img["Labels"][k].as_str() == Some(v),
                 None => !img["Labels"][l.as_str()].is_null(),
             });
+            // A build's intermediate steps go with the image they lead to.
             if used.contains(&id)
+                || parents.contains(&id)
                 || (dangling_only && tagged)
                 || until.is_some_and(|u| created >= u)
                 || !label_ok
@@ -279,6 +334,41 @@ impl ImageBackend for ImageService {
             .history(name)
             .map(serde_json::Value::from)
             .map_err(api_error)
+    }
+
+    fn build(
+        &self,
+        req: berth_api::BuildRequest,
+        context: &mut (dyn Read + Send),
+        progress: ProgressSender,
+    ) -> Result<(), ApiError> {
+        let dir = scratch_dir(&self.scratch)?;
+        extract_context(context, &dir.0)?;
+        let opts = berth_build::BuildOptions {
+            dockerfile: req.dockerfile,
+            tags: req.tags,
+            build_args: req.build_args,
+            labels: req.labels,
+            target: req.target,
+            no_cache: req.no_cache,
+            pull: req.pull,
+            quiet: req.quiet,
+            remove: req.remove,
+            force_remove: req.force_remove,
+            network: req.network,
+            extra_hosts: req.extra_hosts,
+        };
+        let mut out = |m: serde_json::Value| {
+            let _ = progress.send(m);
+        };
+        self.builder
+            .build(&dir.0, &opts, &mut out)
+            .map(|_| ())
+            .map_err(|e| match e {
+                berth_build::Error::User(m) => ApiError::bad_request(m),
+                berth_build::Error::Step { message, .. } => ApiError::bad_request(message),
+                berth_build::Error::Internal(m) => ApiError::internal(m),
+            })
     }
 
     fn pull(
@@ -334,4 +424,44 @@ impl ImageBackend for ImageService {
             Ok(serde_json::json!({"Status": "Login Succeeded", "IdentityToken": ""}))
         })
     }
+}
+
+/// A build context's directory, removed (with what COPY --from staged next to it) on drop.
+struct ScratchDir(std::path::PathBuf);
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+        if let (Some(parent), Some(name)) = (self.0.parent(), self.0.file_name()) {
+            let prefix = format!("{}.", name.to_string_lossy());
+            for e in std::fs::read_dir(parent).into_iter().flatten().flatten() {
+                if e.file_name().to_string_lossy().starts_with(&prefix) {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+    }
+}
+
+fn scratch_dir(base: &std::path::Path) -> Result<ScratchDir, ApiError> {
+    let id = berth_types::id::random_hex(16)
+        .map_err(|e| ApiError::internal(format!("random id: {e}")))?;
+    let dir = base.join(format!("build-{id}"));
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| ApiError::internal(format!("create {}: {e}", dir.display())))?;
+    Ok(ScratchDir(dir))
+}
+
+/// Extracts a build context (plain or compressed tar) with the confined extractor.
+fn extract_context(context: &mut (dyn Read + Send), dir: &std::path::Path) -> Result<(), ApiError> {
+    let reader = berth_images::decompress(context).map_err(api_error)?;
+    let opts = berth_snapshots::unpack::Options {
+        whiteouts: false,
+        owner: None,
+    };
+    let root = std::fs::File::open(dir)
+        .map_err(|e| ApiError::internal(format!("open {}: {e}", dir.display())))?;
+    use std::os::fd::AsFd;
+    berth_snapshots::unpack::unpack_into(reader, root.as_fd(), opts)
+        .map_err(|e| ApiError::bad_request(format!("invalid build context: {e}")))
 }

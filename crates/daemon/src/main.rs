@@ -68,7 +68,7 @@ fn build_backends(config: &Config) -> Result<berth_api::Backends> {
         berth_network::NetworkService::open(db.clone(), &config.exec_root, config.network.clone())?;
     let volumes = berth_volumes::VolumeService::new(db.clone(), &config.data_root)?;
     let parts = berth_containers::Parts {
-        db,
+        db: db.clone(),
         images: images.clone(),
         content,
         network: network.clone(),
@@ -85,6 +85,8 @@ fn build_backends(config: &Config) -> Result<berth_api::Backends> {
         images.clone(),
         containers.clone(),
         distribution,
+        db.clone(),
+        config.data_root.join("tmp"),
     ));
     image_service.collect_garbage();
     Ok(berth_api::Backends {

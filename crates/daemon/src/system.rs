@@ -75,7 +75,7 @@ impl SystemBackend for HostSystem {
             .map_err(crate::containers::api_error)?;
         let mut images = self
             .images
-            .list(&berth_images::Filters::default())
+            .list(&berth_images::Filters::default(), true)
             .map_err(crate::images::api_error)?;
         let mut layers_size = 0u64;
         for img in &mut images {

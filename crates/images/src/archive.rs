@@ -441,6 +441,8 @@ fn header(path: &str, size: u64, kind: tar::EntryType, mode: u32) -> tar::Header
     h.set_entry_type(kind);
     h.set_size(size);
     h.set_mode(mode);
+    h.set_uid(0);
+    h.set_gid(0);
     h.set_mtime(0);
     let _ = h.set_path(path);
     h.set_cksum();

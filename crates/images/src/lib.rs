@@ -42,6 +42,9 @@ pub struct ImageRecord {
     /// `repo@sha256:...` of the manifests this image was pulled by or pushed as.
     #[serde(default)]
     pub repo_digests: Vec<String>,
+    /// The image this one was made from (commit, build step).
+    #[serde(default)]
+    pub parent: Option<String>,
 }
 
 /// An image whose blobs are already in the content store (a pull, a load).
@@ -219,6 +222,7 @@ impl ImageStore {
             layers: vec![layer.to_string()],
             last_tag_time: reference.as_ref().map(|_| now),
             repo_digests: Vec::new(),
+            parent: None,
         };
         self.db.write(|tx| -> Result<()> {
             tx.put(&IMAGES, id.hex(), &record)?;
@@ -300,6 +304,7 @@ impl ImageStore {
             layers,
             last_tag_time: reference.as_ref().map(|_| now),
             repo_digests: Vec::new(),
+            parent: Some(base_rec.id.clone()),
         };
         self.db.write(|tx| -> Result<()> {
             tx.put(&IMAGES, id.hex(), &record)?;
@@ -336,6 +341,7 @@ impl ImageStore {
                 layers: image.layers.clone(),
                 last_tag_time: None,
                 repo_digests: Vec::new(),
+                parent: None,
             });
             let mut up_to_date = false;
             if let Some(t) = &tag {
@@ -383,6 +389,67 @@ impl ImageStore {
             .filter_map(|(k, _)| k.strip_prefix(&prefix).map(str::to_string))
             .filter(|t| !t.contains(['/', '@']))
             .collect())
+    }
+
+    /// A build step that changes only the config (ENV, CMD, LABEL...): a new image with
+    /// `parent`'s layers (none for `scratch`), the container config `config`, and a
+    /// history entry without a layer.
+    pub fn derive(&self, parent: Option<&str>, config: &Value, created_by: &str) -> Result<String> {
+        let now = berth_types::time::now_rfc3339();
+        let (base, base_rec) = match parent {
+            Some(p) => {
+                let rec = self.resolve(p)?;
+                (self.config(&rec)?, Some(rec))
+            }
+            None => (
+                json!({
+                    "architecture": go_arch(),
+                    "os": "linux",
+                    "rootfs": {"type": "layers", "diff_ids": []},
+                    "history": []
+                }),
+                None,
+            ),
+        };
+        let mut image = base.clone();
+        image["created"] = json!(now);
+        image["config"] = config.clone();
+        let mut history = base["history"].as_array().cloned().unwrap_or_default();
+        history.push(json!({"created": now, "created_by": created_by, "empty_layer": true}));
+        image["history"] = json!(history);
+        if let Some(o) = image.as_object_mut() {
+            o.remove("container_config");
+            o.remove("container");
+        }
+        let bytes = serde_json::to_vec(&image).expect("json values serialize");
+        let _ingest = self.ingest();
+        let id = self.content.put(&bytes)?;
+        let record = ImageRecord {
+            id: id.to_string(),
+            created: now,
+            size: base_rec.as_ref().map_or(0, |r| r.size),
+            layers: base_rec
+                .as_ref()
+                .map(|r| r.layers.clone())
+                .unwrap_or_default(),
+            last_tag_time: None,
+            repo_digests: Vec::new(),
+            parent: base_rec.map(|r| r.id),
+        };
+        self.db.write(|tx| -> Result<()> {
+            if tx.get(&IMAGES, id.hex())?.is_none() {
+                tx.put(&IMAGES, id.hex(), &record)?;
+            }
+            Ok(())
+        })?;
+        Ok(id.to_string())
+    }
+
+    /// The full image config of an image (architecture, config, rootfs, history).
+    pub fn image_config(&self, name: &str) -> Result<(ImageRecord, Value)> {
+        let rec = self.resolve(name)?;
+        let config = self.config(&rec)?;
+        Ok((rec, config))
     }
 
     fn store_layer(&self, input: impl Read) -> Result<(Digest, u64)> {
@@ -463,10 +530,15 @@ impl ImageStore {
     }
 
     /// `GET /images/json`: summaries in Docker's shape, newest first.
-    pub fn list(&self, filters: &Filters) -> Result<Vec<Value>> {
+    /// Untagged images with children (a build's intermediate steps) only with `all`.
+    pub fn list(&self, filters: &Filters, all: bool) -> Result<Vec<Value>> {
         let (images, refs) = self
             .db
             .read(|tx| -> Result<_> { Ok((tx.list(&IMAGES)?, tx.list(&REFS)?)) })?;
+        let parents: std::collections::HashSet<String> = images
+            .iter()
+            .filter_map(|(_, r)| r.parent.clone())
+            .collect();
         let lookup_created = |name: &str| self.resolve(name).map(|r| r.created);
         let before = filters.single("before").map(&lookup_created).transpose()?;
         let since = filters.single("since").map(&lookup_created).transpose()?;
@@ -476,9 +548,16 @@ impl ImageStore {
                 .iter()
                 .map(|r| reference::familiar(r))
                 .collect();
+            let has_children = parents.contains(&rec.id);
+            if tags.is_empty() && has_children && !all {
+                continue;
+            }
             let config = self.config(&rec)?;
             let labels = config["config"]["Labels"].clone();
-            if !filters.matches_image(&tags, &labels) {
+            // An untagged parent is an intermediate image, not a dangling one.
+            if !filters.matches_image(&tags, &labels)
+                || (tags.is_empty() && has_children && filters.single("dangling").is_some())
+            {
                 continue;
             }
             if before.as_ref().is_some_and(|b| rec.created >= *b)
@@ -494,7 +573,7 @@ impl ImageStore {
                     "Created": created,
                     "Id": rec.id,
                     "Labels": if labels.is_null() { json!({}) } else { labels },
-                    "ParentId": "",
+                    "ParentId": rec.parent.clone().unwrap_or_default(),
                     "RepoDigests": familiar_digests(&rec),
                     "RepoTags": tags,
                     "SharedSize": -1,
@@ -531,7 +610,7 @@ impl ImageStore {
             "Id": rec.id,
             "RepoTags": tags,
             "RepoDigests": familiar_digests(&rec),
-            "Parent": "",
+            "Parent": rec.parent.clone().unwrap_or_default(),
             "Comment": image["comment"].as_str().unwrap_or(""),
             "Created": rec.created,
             "DockerVersion": "",
@@ -648,6 +727,7 @@ impl ImageStore {
             .and_then(|r| r.digest.as_ref().map(|d| format!("{}@{d}", r.repository())))
             .filter(|d| rec.repo_digests.contains(d));
         let digest: Digest = rec.id.parse()?;
+        let mut freed_configs: Vec<Digest> = Vec::new();
         let (report, freed) = self.db.write(|tx| -> Result<(Vec<Value>, Vec<String>)> {
             let refs = tx.list(&REFS)?;
             let mine = Self::refs_of(&refs, &rec.id);
@@ -685,13 +765,32 @@ impl ImageStore {
                 return Ok((report, Vec::new()));
             }
             report.push(json!({"Deleted": rec.id}));
-            Ok((report, Self::delete_record(tx, &rec)?))
+            let mut freed = Self::delete_record(tx, &rec)?;
+            // Its build steps go with it when nothing else holds them.
+            let mut parent = rec.parent.clone();
+            while let Some(p) = parent {
+                let Ok(pd) = p.parse::<Digest>() else { break };
+                let Some(prec) = tx.get(&IMAGES, pd.hex())? else { break };
+                let tagged = tx.list(&REFS)?.iter().any(|(_, v)| *v == p);
+                let other_children = tx.list(&IMAGES)?.iter().any(|(_, r)| r.parent.as_deref() == Some(p.as_str()));
+                if tagged || other_children {
+                    break;
+                }
+                report.push(json!({"Deleted": p}));
+                freed.extend(Self::delete_record(tx, &prec)?);
+                freed_configs.push(pd);
+                parent = prec.parent.clone();
+            }
+            Ok((report, freed))
         })?;
         // Blobs go after the commit: a crash in between leaves unreferenced blobs for
         // garbage collection, never a record whose blobs are gone.
         let busy = self.ingesting.lock().expect("ingest count");
         if report.iter().any(|r| r.get("Deleted").is_some()) && *busy == 0 {
             self.content.delete(&digest)?;
+            for c in &freed_configs {
+                self.content.delete(c)?;
+            }
             for l in freed {
                 if let Ok(d) = l.parse::<Digest>() {
                     self.content.delete(&d)?;

@@ -64,7 +64,7 @@ fn import_list_inspect() {
     let tar = rootfs_tar(&e, "one", true);
     let id = import(&e, &tar, Some("busybox"), &[r#"CMD ["sh"]"#, "ENV A=1"]).unwrap();
     assert!(id.starts_with("sha256:"));
-    let list = e.images.list(&Filters::default()).unwrap();
+    let list = e.images.list(&Filters::default(), false).unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["RepoTags"], serde_json::json!(["busybox:latest"]));
     assert_eq!(list[0]["Id"], id.as_str());
@@ -94,7 +94,12 @@ fn tag_and_remove_follow_dockers_rules() {
     let report = e.images.remove("a:1", false).unwrap();
     assert_eq!(report[0], serde_json::json!({"Untagged": "a:1"}));
     assert_eq!(report[1], serde_json::json!({"Deleted": id}));
-    assert!(e.images.list(&Filters::default()).unwrap().is_empty());
+    assert!(
+        e.images
+            .list(&Filters::default(), false)
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(blobs(&e), 0, "config and layer blobs are freed");
     assert!(
         e.images
@@ -119,18 +124,27 @@ fn dangling_and_reference_filters() {
     .unwrap();
     let dangling = e
         .images
-        .list(&Filters::parse(r#"{"dangling":["true"]}"#, &["dangling"]).unwrap())
+        .list(
+            &Filters::parse(r#"{"dangling":["true"]}"#, &["dangling"]).unwrap(),
+            false,
+        )
         .unwrap();
     assert_eq!(dangling.len(), 1);
     assert_eq!(dangling[0]["Id"], first.as_str());
     let web = e
         .images
-        .list(&Filters::parse(r#"{"label":["tier=web"]}"#, &["label"]).unwrap())
+        .list(
+            &Filters::parse(r#"{"label":["tier=web"]}"#, &["label"]).unwrap(),
+            false,
+        )
         .unwrap();
     assert_eq!(web.len(), 1);
     let refs = e
         .images
-        .list(&Filters::parse(r#"{"reference":["ap*"]}"#, &["reference"]).unwrap())
+        .list(
+            &Filters::parse(r#"{"reference":["ap*"]}"#, &["reference"]).unwrap(),
+            false,
+        )
         .unwrap();
     assert_eq!(refs.len(), 1);
 }
@@ -142,5 +156,10 @@ fn bad_input_stores_nothing() {
     assert!(import(&e, &rootfs_tar(&e, "z", false), Some("Bad Name"), &[]).is_err());
     assert!(import(&e, &rootfs_tar(&e, "z", false), Some("ok"), &["RUN make"]).is_err());
     assert_eq!(blobs(&e), 0);
-    assert!(e.images.list(&Filters::default()).unwrap().is_empty());
+    assert!(
+        e.images
+            .list(&Filters::default(), false)
+            .unwrap()
+            .is_empty()
+    );
 }
