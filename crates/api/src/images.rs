@@ -248,18 +248,26 @@ pub async fn load(State(b): State<Backends>, body: Body) -> Result<Response, Api
     let stream = body.into_data_stream().map_err(std::io::Error::other);
     let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
     let images = b.images.clone();
-    let lines = blocking(move || {
+    let loaded = blocking(move || {
         let mut reader = reader;
         let result = images.load(&mut reader);
         // Read what is left, as for imports: the client may still be sending.
         let _ = std::io::copy(&mut reader, &mut std::io::sink());
-        result
+        Ok(result)
     })
     .await?;
-    let body: String = lines
-        .iter()
-        .map(|l| serde_json::json!({"stream": format!("{l}\n")}).to_string() + "\r\n")
-        .collect();
+    // dockerd answers a bad archive inside the stream, where clients look for it
+    // (docker-py raises ImageLoadError from there).
+    let messages: Vec<serde_json::Value> = match loaded {
+        Ok(lines) => lines
+            .iter()
+            .map(|l| serde_json::json!({"stream": format!("{l}\n")}))
+            .collect(),
+        Err(e) => {
+            vec![serde_json::json!({"errorDetail": {"message": e.message}, "error": e.message})]
+        }
+    };
+    let body: String = messages.iter().map(|m| m.to_string() + "\r\n").collect();
     Ok(([("content-type", "application/json")], body).into_response())
 }
 

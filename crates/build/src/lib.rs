@@ -164,8 +164,25 @@ impl Builder {
             None => stages.len() - 1,
         };
         let needed = needed_stages(&stages, target, &lex, &meta_args, opts);
-        let total: usize = needed.iter().map(|i| 1 + stages[*i].body.len()).sum();
+        let meta_steps: Vec<&Instruction> = df
+            .instructions
+            .iter()
+            .take_while(|i| i.keyword() != "from")
+            .collect();
+        let total: usize = meta_steps.len()
+            + needed
+                .iter()
+                .map(|i| 1 + stages[*i].body.len())
+                .sum::<usize>();
         let mut step = 0;
+        // ARGs before the first FROM are steps of their own, as the classic builder shows.
+        for ins in &meta_steps {
+            step += 1;
+            out(stream(format!(
+                "Step {step}/{total} : {}\n",
+                ins.original.trim()
+            )));
+        }
         let mut results: HashMap<usize, String> = HashMap::new();
         let mut used_args: HashSet<String> = HashSet::new();
         for &i in &needed {
@@ -175,7 +192,7 @@ impl Builder {
                 "Step {step}/{total} : {}\n",
                 s.from.original.trim()
             )));
-            let mut stage = self.from(s, &stages, &results, &meta_args, opts, &lex, out)?;
+            let mut stage = self.from(s, root, &stages, &results, &meta_args, opts, &lex, out)?;
             for ins in &s.body {
                 step += 1;
                 out(stream(format!(
@@ -239,6 +256,7 @@ impl Builder {
     fn from(
         &self,
         s: &StageDef<'_>,
+        root: &Path,
         stages: &[StageDef<'_>],
         results: &HashMap<usize, String>,
         meta_args: &[(String, Option<String>)],
@@ -299,16 +317,7 @@ impl Builder {
                 .map_err(|e| Error::User(format!("ONBUILD trigger {t:?}: {e}")))?;
             for ins in &parsed.instructions {
                 self.step(
-                    ins,
-                    &mut stage,
-                    Path::new("/nonexistent"),
-                    stages,
-                    results,
-                    opts,
-                    lex,
-                    meta_args,
-                    &mut used,
-                    out,
+                    ins, &mut stage, root, stages, results, opts, lex, meta_args, &mut used, out,
                 )?;
             }
         }

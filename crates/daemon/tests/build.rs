@@ -1,0 +1,396 @@
+//! `build` through both CLIs against a private berthd: each instruction's effect on the
+//! image, the cache (hits, a partial bust, after a restart), `.dockerignore`, multi-stage
+//! with `--target`, ONBUILD, ADD of a local archive, and errors.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{CliKind, Daemon, berth, cli_ok, err, import_image, out};
+
+/// A daemon with `base` (busybox with the applets the Dockerfiles use).
+fn daemon() -> Option<Daemon> {
+    let d = Daemon::start();
+    import_image(
+        &d,
+        "base",
+        &[
+            "sh", "echo", "cat", "ls", "mkdir", "test", "id", "stat", "touch", "rm",
+        ],
+        |_| {},
+        &[],
+    )?;
+    Some(d)
+}
+
+/// A context directory under the test's dir with `files` (path, content).
+fn context(d: &Daemon, name: &str, files: &[(&str, &str)]) -> PathBuf {
+    let dir = d.dir.path().join(name);
+    for (p, content) in files {
+        let path = dir.join(p);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+    dir
+}
+
+fn build(d: &Daemon, cli: CliKind, dir: &Path, extra: &[&str]) -> String {
+    let mut args = vec!["build"];
+    args.extend(extra);
+    args.push(dir.to_str().unwrap());
+    cli_ok(d, cli, &args)
+}
+
+fn inspect(d: &Daemon, image: &str, template: &str) -> String {
+    cli_ok(
+        d,
+        CliKind::Berth,
+        &["image", "inspect", "-f", template, image],
+    )
+}
+
+#[test]
+fn every_instruction_shows_in_the_image() {
+    let Some(d) = daemon() else { return };
+    let archive_src = d.dir.path().join("archive-src");
+    std::fs::create_dir_all(archive_src.join("pkg")).unwrap();
+    std::fs::write(archive_src.join("pkg/data.txt"), "unpacked\n").unwrap();
+    let dir = context(
+        &d,
+        "ctx",
+        &[
+            ("app.sh", "echo app\n"),
+            ("conf/a.conf", "a\n"),
+            ("conf/b.conf", "b\n"),
+            (
+                "Dockerfile",
+                r#"# syntax=docker/dockerfile:1
+ARG BASE=base
+FROM ${BASE}
+ARG VERSION=1.0
+ENV APP_HOME=/srv/app \
+    MODE=prod
+LABEL org.example.version=$VERSION "org.example.name"="demo app"
+WORKDIR $APP_HOME
+COPY --chmod=755 app.sh ./
+COPY --chown=65534:65534 conf/*.conf /etc/app/
+ADD pkg.tar.gz /opt/
+RUN echo "built $VERSION in $MODE" > built.txt && mkdir -p /var/data
+SHELL ["/bin/sh", "-c"]
+EXPOSE 8080 9090/udp
+VOLUME /var/data
+USER nobody
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=5s --retries=2 CMD test -f /srv/app/built.txt
+ENTRYPOINT ["/bin/sh", "-c"]
+CMD ["cat /srv/app/built.txt"]
+"#,
+            ),
+        ],
+    );
+    let tarball = dir.join("pkg.tar.gz");
+    let ok = std::process::Command::new("tar")
+        .arg("czf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(&archive_src)
+        .arg("pkg")
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let output = build(
+        &d,
+        CliKind::Berth,
+        &dir,
+        &["-t", "demo:1", "--build-arg", "VERSION=2.5"],
+    );
+    assert!(
+        output.contains("Step 1/18 : ARG BASE=base\nStep 2/18 : FROM ${BASE}"),
+        "{output}"
+    );
+    assert!(output.contains("Successfully tagged demo:1"), "{output}");
+    let config = |t: &str| inspect(&d, "demo:1", t);
+    assert_eq!(
+        config("{{json .Config.Env}}"),
+        r#"["APP_HOME=/srv/app","MODE=prod"]"#
+    );
+    assert_eq!(
+        config("{{index .Config.Labels \"org.example.version\"}}"),
+        "2.5"
+    );
+    assert_eq!(
+        config("{{index .Config.Labels \"org.example.name\"}}"),
+        "demo app"
+    );
+    assert_eq!(
+        config("{{.Config.WorkingDir}} {{.Config.User}} {{.Config.StopSignal}}"),
+        "/srv/app nobody SIGTERM"
+    );
+    assert_eq!(
+        config("{{json .Config.ExposedPorts}}"),
+        r#"{"8080/tcp":{},"9090/udp":{}}"#
+    );
+    assert_eq!(config("{{json .Config.Volumes}}"), r#"{"/var/data":{}}"#);
+    assert_eq!(
+        config("{{json .Config.Entrypoint}} {{json .Config.Cmd}}"),
+        r#"["/bin/sh","-c"] ["cat /srv/app/built.txt"]"#
+    );
+    assert_eq!(
+        config("{{json .Config.Healthcheck}}"),
+        r#"{"Interval":5000000000,"Retries":2,"Test":["CMD-SHELL","test -f /srv/app/built.txt"]}"#
+    );
+    // RUN's result, with the build arg; COPY's modes and owners; ADD's extraction.
+    let run = |cmd: &str| {
+        cli_ok(
+            &d,
+            CliKind::Berth,
+            &["run", "--rm", "--user", "0", "demo:1", cmd],
+        )
+    };
+    assert_eq!(run("cat /srv/app/built.txt"), "built 2.5 in prod");
+    assert_eq!(
+        run("stat -c '%a %u:%g' /srv/app/app.sh /etc/app/a.conf /etc/app/b.conf"),
+        "755 0:0\n644 65534:65534\n644 65534:65534"
+    );
+    assert_eq!(run("cat /opt/pkg/data.txt"), "unpacked");
+    assert_eq!(
+        cli_ok(&d, CliKind::Berth, &["run", "--rm", "demo:1"]),
+        "built 2.5 in prod"
+    );
+    // The history names each step; intermediate images are hidden from `images`.
+    let history = cli_ok(
+        &d,
+        CliKind::Docker,
+        &[
+            "history",
+            "--no-trunc",
+            "--format",
+            "{{.CreatedBy}}",
+            "demo:1",
+        ],
+    );
+    assert!(
+        history.contains("|1 VERSION=2.5 /bin/sh -c echo \"built $VERSION in $MODE\""),
+        "{history}"
+    );
+    assert_eq!(
+        cli_ok(
+            &d,
+            CliKind::Berth,
+            &["images", "--format", "{{.Repository}}"]
+        ),
+        "demo\nbase"
+    );
+    // Removing the image takes its intermediate images, not its base.
+    let removed = cli_ok(&d, CliKind::Berth, &["rmi", "demo:1"]);
+    assert!(removed.matches("Deleted:").count() > 5, "{removed}");
+    assert_eq!(
+        cli_ok(
+            &d,
+            CliKind::Berth,
+            &["images", "-a", "--format", "{{.Repository}}"]
+        ),
+        "base"
+    );
+}
+
+#[test]
+fn the_cache_is_hit_partly_busted_and_kept_across_restarts() {
+    let Some(mut d) = daemon() else { return };
+    let dir = context(
+        &d,
+        "ctx",
+        &[
+            ("data.txt", "v1\n"),
+            (
+                "Dockerfile",
+                "FROM base\nENV A=1\nRUN echo first > /first\nCOPY data.txt /data.txt\nRUN cat /data.txt > /copy\nCMD [\"cat\", \"/copy\"]\n",
+            ),
+        ],
+    );
+    let first = build(&d, CliKind::Docker, &dir, &["-t", "c:1"]);
+    assert!(!first.contains("Using cache"), "{first}");
+    let again = build(&d, CliKind::Berth, &dir, &["-t", "c:1"]);
+    assert_eq!(again.matches("Using cache").count(), 5, "{again}");
+    let id = |o: &str| o.lines().last().unwrap().to_string();
+    assert_eq!(id(&first), id(&again));
+    // A changed file busts its COPY and what follows, not what comes before.
+    std::fs::write(dir.join("data.txt"), "v2\n").unwrap();
+    let changed = build(&d, CliKind::Berth, &dir, &["-t", "c:2"]);
+    let steps: Vec<&str> = changed.split("Step ").skip(1).collect();
+    assert!(
+        steps[1].contains("Using cache") && steps[2].contains("Using cache"),
+        "{changed}"
+    );
+    assert!(
+        !steps[3].contains("Using cache") && !steps[4].contains("Using cache"),
+        "{changed}"
+    );
+    assert_eq!(cli_ok(&d, CliKind::Berth, &["run", "--rm", "c:2"]), "v2");
+    // The cache is in the store: a restarted daemon still has it.
+    d.crash_and_restart();
+    let after = build(&d, CliKind::Berth, &dir, &["-t", "c:2"]);
+    assert_eq!(after.matches("Using cache").count(), 5, "{after}");
+    let fresh = build(&d, CliKind::Berth, &dir, &["--no-cache", "-t", "c:3"]);
+    assert!(!fresh.contains("Using cache"), "{fresh}");
+}
+
+#[test]
+fn dockerignore_multi_stage_target_and_onbuild() {
+    let Some(d) = daemon() else { return };
+    let dir = context(
+        &d,
+        "ctx",
+        &[
+            (".dockerignore", "secret*\n*.log\n!keep.log\nbuild/\n"),
+            ("secret.txt", "no\n"),
+            ("a.log", "no\n"),
+            ("keep.log", "yes\n"),
+            ("build/out.o", "no\n"),
+            ("src/main.txt", "main\n"),
+            (
+                "Dockerfile",
+                "FROM base AS compile\nRUN mkdir /out && echo compiled > /out/bin\n\
+                 FROM base AS broken\nRUN exit 1\n\
+                 FROM base AS final\nCOPY --from=compile /out/bin /app/bin\nCOPY . /ctx/\nCMD [\"cat\", \"/app/bin\"]\n\
+                 FROM final AS extra\nRUN echo extra > /extra\n",
+            ),
+        ],
+    );
+    // The target needs `compile`, never `broken` (whose RUN fails) nor `extra`.
+    let output = build(
+        &d,
+        CliKind::Berth,
+        &dir,
+        &["--target", "final", "-t", "multi"],
+    );
+    assert!(
+        !output.contains("RUN exit 1") && !output.contains("echo extra"),
+        "{output}"
+    );
+    assert_eq!(
+        cli_ok(&d, CliKind::Berth, &["run", "--rm", "multi"]),
+        "compiled"
+    );
+    let listed = cli_ok(
+        &d,
+        CliKind::Berth,
+        &["run", "--rm", "multi", "ls", "-a", "/ctx", "/ctx/src"],
+    );
+    assert_eq!(
+        listed,
+        "/ctx:\n.\n..\n.dockerignore\nDockerfile\nkeep.log\nsrc\n\n/ctx/src:\n.\n..\nmain.txt"
+    );
+    let o = berth(
+        &d,
+        &["build", "--target", "nosuch", dir.to_str().unwrap()],
+        None,
+    );
+    assert!(
+        err(&o).contains("failed to reach build target nosuch in Dockerfile"),
+        "{}",
+        err(&o)
+    );
+
+    // ONBUILD: stored in the parent, run in the child's build, not inherited further.
+    let parent = context(
+        &d,
+        "parent",
+        &[(
+            "Dockerfile",
+            "FROM base\nONBUILD COPY note.txt /note.txt\nONBUILD RUN echo triggered > /triggered\n",
+        )],
+    );
+    build(&d, CliKind::Berth, &parent, &["-t", "parent"]);
+    assert_eq!(
+        inspect(&d, "parent", "{{json .Config.OnBuild}}"),
+        r#"["COPY note.txt /note.txt","RUN echo triggered > /triggered"]"#
+    );
+    let child = context(
+        &d,
+        "child",
+        &[
+            ("note.txt", "noted\n"),
+            (
+                "Dockerfile",
+                "FROM parent\nCMD [\"cat\", \"/note.txt\", \"/triggered\"]\n",
+            ),
+        ],
+    );
+    let output = build(&d, CliKind::Docker, &child, &["-t", "child"]);
+    assert!(output.contains("# Executing 2 build triggers"), "{output}");
+    assert_eq!(
+        cli_ok(&d, CliKind::Berth, &["run", "--rm", "child"]),
+        "noted\ntriggered"
+    );
+    assert_eq!(inspect(&d, "child", "{{json .Config.OnBuild}}"), "null");
+}
+
+#[test]
+fn build_errors_say_what_failed() {
+    let Some(d) = daemon() else { return };
+    let failing = context(
+        &d,
+        "fail",
+        &[(
+            "Dockerfile",
+            "FROM base\nRUN echo about to fail && exit 3\n",
+        )],
+    );
+    for cli in [CliKind::Berth, CliKind::Docker] {
+        let o = match cli {
+            CliKind::Berth => berth(&d, &["build", failing.to_str().unwrap()], None),
+            CliKind::Docker => match common::docker(&d, &["build", failing.to_str().unwrap()]) {
+                Some(o) => o,
+                None => continue,
+            },
+        };
+        assert!(!o.status.success(), "{cli:?}");
+        assert!(out(&o).contains("about to fail"), "{cli:?}: {}", out(&o));
+        assert!(
+            err(&o).contains(
+                "The command '/bin/sh -c echo about to fail && exit 3' returned a non-zero code: 3"
+            ),
+            "{cli:?}: {}",
+            err(&o)
+        );
+    }
+    let cases = [
+        ("FROM base\nBOGUS x\n", "unknown instruction: BOGUS"),
+        ("RUN echo no base\n", "no build stage in current context"),
+        (
+            "FROM base\nCOPY missing.txt /\n",
+            "file not found in build context",
+        ),
+        ("FROM base\nCOPY a b c\n", "file not found in build context"),
+        ("FROM base\nENV A=${B:?required}\n", "B: required"),
+    ];
+    for (i, (df, expected)) in cases.iter().enumerate() {
+        let dir = context(&d, &format!("bad{i}"), &[("Dockerfile", df)]);
+        let o = berth(&d, &["build", dir.to_str().unwrap()], None);
+        assert!(!o.status.success(), "{df}");
+        assert!(err(&o).contains(expected), "{df}: {}", err(&o));
+    }
+    let o = berth(
+        &d,
+        &[
+            "build",
+            "-f",
+            "Nope",
+            d.dir.path().join("bad0").to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(!o.status.success());
+    // A Dockerfile on stdin, with no context.
+    let o = berth(
+        &d,
+        &["build", "-t", "stdin", "-"],
+        Some(b"FROM base\nCMD [\"echo\", \"from stdin\"]\n"),
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(
+        cli_ok(&d, CliKind::Berth, &["run", "--rm", "stdin"]),
+        "from stdin"
+    );
+}
