@@ -29,6 +29,7 @@ use berth_images::{CommitOptions, ImageStore};
 use berth_metadata::Db;
 use serde_json::{Map, Value, json};
 
+pub use context::FileHasher;
 pub use error::{Error, Result};
 
 use context::{Attrs, Placement};
@@ -60,6 +61,9 @@ pub struct BuildOptions {
     pub network: Option<String>,
     /// `--add-host` for RUN.
     pub extra_hosts: Vec<String>,
+    /// Digests of the context's files (relative path → [`FileHasher`] hex), taken while the
+    /// context was extracted; files not listed are read when COPY needs them.
+    pub context_digests: HashMap<PathBuf, String>,
 }
 
 /// Pulls an image for FROM, reporting progress as build output; the daemon provides it.
@@ -353,6 +357,7 @@ impl Builder {
                     lex,
                     &env,
                     keyword == "add",
+                    opts,
                     out,
                 );
             }
@@ -745,6 +750,7 @@ impl Builder {
         lex: &Lex,
         env: &Vec<String>,
         is_add: bool,
+        opts: &BuildOptions,
         out: Output<'_>,
     ) -> Result<()> {
         let what = if is_add { "ADD" } else { "COPY" };
@@ -829,6 +835,38 @@ impl Builder {
                     .map_err(|e| Error::User(format!("{what} failed: {e}")))?,
             );
         }
+        // The key needs no container: the sources' content, the instruction as expanded
+        // and the parent decide the result (owners and paths resolve in the parent).
+        let sources: Vec<Placement> = found
+            .iter()
+            .map(|f| Placement {
+                src: f.clone(),
+                dest: f.display().to_string(),
+            })
+            .collect();
+        // Digests taken at extraction describe the context only, not a --from staging.
+        let none = HashMap::new();
+        let known = if from.is_none() {
+            &opts.context_digests
+        } else {
+            &none
+        };
+        let content = context::checksum(&src_root, &sources, known)?;
+        let key = cache::key(&[
+            &parent,
+            what,
+            &ins.flags.join(" "),
+            &words.join("\n"),
+            &workdir,
+            &content,
+            &stage.config.to_string(),
+        ]);
+        if let Some(id) = self.cached(&key, opts)? {
+            out(stream(" ---> Using cache\n".into()));
+            out(stream(format!(" ---> {}\n", short(&id))));
+            stage.image = Some(id);
+            return Ok(());
+        }
         let cid = self.containers.create(
             None,
             &json!({"Image": parent, "Cmd": ["/nonexistent"], "Entrypoint": [""]}),
@@ -869,7 +907,7 @@ impl Builder {
                     dest: target,
                 });
             }
-            let sum = context::checksum(&src_root, &placements)?;
+            let sum = content.clone();
             let mut archive_sums = Vec::new();
             for a in &archives {
                 archive_sums.push(file_sha256(a)?);
@@ -887,16 +925,6 @@ impl Builder {
                     format!(" {}", archive_sums.join(","))
                 }
             );
-            let key = cache::key(&[
-                &parent,
-                "copy",
-                &created_by,
-                &format!("{:?}", (attrs.uid, attrs.gid, attrs.mode)),
-                &stage.config.to_string(),
-            ]);
-            if let Some(id) = self.cached(&key, &BuildOptions::default())? {
-                return Ok(format!("cached:{id}"));
-            }
             let (reader, writer) = std::io::pipe().map_err(|e| Error::Internal(e.to_string()))?;
             let (src_root2, placements2, archives2, dest2) = (
                 src_root.clone(),
@@ -960,13 +988,6 @@ impl Builder {
         })();
         let _ = self.containers.remove(&cid, true);
         let id = result?;
-        let id = match id.strip_prefix("cached:") {
-            Some(id) => {
-                out(stream(" ---> Using cache\n".into()));
-                id.to_string()
-            }
-            None => id,
-        };
         out(stream(format!(" ---> {}\n", short(&id))));
         stage.image = Some(id);
         Ok(())
@@ -1343,16 +1364,7 @@ fn is_archive(path: &Path) -> bool {
 }
 
 fn file_sha256(path: &Path) -> Result<String> {
-    let mut h = berth_content::Hasher::new();
-    let mut f = std::fs::File::open(path).map_err(|e| Error::User(e.to_string()))?;
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = std::io::Read::read(&mut f, &mut buf).map_err(|e| Error::User(e.to_string()))?;
-        if n == 0 {
-            return Ok(h.digest().hex().to_string());
-        }
-        h.update(&buf[..n]);
-    }
+    context::file_digest(path).map_err(|e| Error::User(format!("{}: {e}", path.display())))
 }
 
 /// A scratch directory next to the context (removed on drop).

@@ -343,7 +343,7 @@ impl ImageBackend for ImageService {
         progress: ProgressSender,
     ) -> Result<(), ApiError> {
         let dir = scratch_dir(&self.scratch)?;
-        extract_context(context, &dir.0)?;
+        let context_digests = extract_context(context, &dir.0)?;
         let opts = berth_build::BuildOptions {
             dockerfile: req.dockerfile,
             tags: req.tags,
@@ -357,6 +357,7 @@ impl ImageBackend for ImageService {
             force_remove: req.force_remove,
             network: req.network,
             extra_hosts: req.extra_hosts,
+            context_digests,
         };
         let mut out = |m: serde_json::Value| {
             let _ = progress.send(m);
@@ -452,8 +453,12 @@ fn scratch_dir(base: &std::path::Path) -> Result<ScratchDir, ApiError> {
     Ok(ScratchDir(dir))
 }
 
-/// Extracts a build context (plain or compressed tar) with the confined extractor.
-fn extract_context(context: &mut (dyn Read + Send), dir: &std::path::Path) -> Result<(), ApiError> {
+/// Extracts a build context (plain or compressed tar) with the confined extractor,
+/// hashing each file as it is written (COPY's cache key needs those digests).
+fn extract_context(
+    context: &mut (dyn Read + Send),
+    dir: &std::path::Path,
+) -> Result<std::collections::HashMap<std::path::PathBuf, String>, ApiError> {
     let reader = berth_images::decompress(context).map_err(api_error)?;
     let opts = berth_snapshots::unpack::Options {
         whiteouts: false,
@@ -461,7 +466,18 @@ fn extract_context(context: &mut (dyn Read + Send), dir: &std::path::Path) -> Re
     };
     let root = std::fs::File::open(dir)
         .map_err(|e| ApiError::internal(format!("open {}: {e}", dir.display())))?;
+    let mut hashing: std::collections::HashMap<std::path::PathBuf, berth_build::FileHasher> =
+        std::collections::HashMap::new();
+    let mut seen = |path: &std::path::Path, data: &[u8]| {
+        if data.is_empty() {
+            // A new entry for this path: what an earlier one wrote is gone.
+            hashing.insert(path.to_path_buf(), berth_build::FileHasher::new());
+        } else if let Some(h) = hashing.get_mut(path) {
+            h.update(data);
+        }
+    };
     use std::os::fd::AsFd;
-    berth_snapshots::unpack::unpack_into(reader, root.as_fd(), opts)
-        .map_err(|e| ApiError::bad_request(format!("invalid build context: {e}")))
+    berth_snapshots::unpack::unpack_observed(reader, root.as_fd(), opts, &mut seen)
+        .map_err(|e| ApiError::bad_request(format!("invalid build context: {e}")))?;
+    Ok(hashing.into_iter().map(|(p, h)| (p, h.hex())).collect())
 }

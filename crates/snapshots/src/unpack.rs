@@ -72,6 +72,18 @@ pub fn unpack(layer: impl Read, dest: &Path) -> Result<()> {
 /// be reached: every parent is resolved with `RESOLVE_IN_ROOT`, no last component is
 /// followed), merging with what is there.
 pub fn unpack_into(layer: impl Read, root: BorrowedFd<'_>, opts: Options) -> Result<()> {
+    unpack_observed(layer, root, opts, &mut |_, _| {})
+}
+
+/// [`unpack_into`], showing every regular file's bytes to `seen` (its cleaned relative
+/// path, then its data piece by piece) as they are written: a build hashes its context's
+/// files this way instead of reading them back.
+pub fn unpack_observed(
+    layer: impl Read,
+    root: BorrowedFd<'_>,
+    opts: Options,
+    seen: &mut dyn FnMut(&Path, &[u8]),
+) -> Result<()> {
     let mut archive = tar::Archive::new(layer);
     let entries = archive
         .entries()
@@ -141,7 +153,13 @@ pub fn unpack_into(layer: impl Read, root: BorrowedFd<'_>, opts: Options) -> Res
                 )));
             }
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
-                write_file(dir.as_fd(), &name_str, &mut entry, &meta)
+                seen(&path, &[]);
+                let mut watched = Watched {
+                    inner: &mut entry,
+                    path: &path,
+                    seen: &mut *seen,
+                };
+                write_file(dir.as_fd(), &name_str, &mut watched, &meta)
             }
             EntryType::Symlink => {
                 let target = entry
@@ -221,6 +239,23 @@ fn make_dir(dir: BorrowedFd<'_>, name: &str, meta: &Meta) -> std::io::Result<()>
             }
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+/// A reader that shows what it reads to an observer.
+struct Watched<'a, R> {
+    inner: R,
+    path: &'a Path,
+    seen: &'a mut dyn FnMut(&Path, &[u8]),
+}
+
+impl<R: Read> Read for Watched<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n > 0 {
+            (self.seen)(self.path, &buf[..n]);
+        }
+        Ok(n)
     }
 }
 
