@@ -4,23 +4,13 @@
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
 /// `a/../b/./c` → `b/c`, never above the root.
 pub(crate) fn clean(p: &str) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in Path::new(p).components() {
-        match c {
-            Component::Normal(x) => out.push(x),
-            Component::ParentDir => {
-                out.pop();
-            }
-            _ => {}
-        }
-    }
-    out
+    berth_snapshots::unpack::clean(Path::new(p))
 }
 
 fn has_wildcards(p: &str) -> bool {

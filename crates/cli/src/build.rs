@@ -130,32 +130,16 @@ pub fn build(c: &Client, a: BuildArgs) -> CmdResult {
         )?
         .error_for_status()?;
     let mut out = std::io::stdout().lock();
-    let mut pending = Vec::new();
     let mut image_id = None;
-    loop {
-        let chunk = resp.read_chunk()?;
-        let end = chunk.is_empty();
-        pending.extend_from_slice(&chunk);
-        while let Some(i) = pending.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = pending.drain(..=i).collect();
-            let Ok(m) = serde_json::from_slice::<Value>(&line) else {
-                continue;
-            };
-            if let Some(e) = m["error"].as_str() {
-                return Err(CliError::new(e.to_string()));
-            }
-            if let Some(id) = m["aux"]["ID"].as_str() {
-                image_id = Some(id.to_string());
-            }
-            if let Some(s) = m["stream"].as_str() {
-                let _ = out.write_all(s.as_bytes());
-                let _ = out.flush();
-            }
+    crate::registry::each_message(&mut resp, |m| {
+        if let Some(id) = m["aux"]["ID"].as_str() {
+            image_id = Some(id.to_string());
         }
-        if end {
-            break;
+        if let Some(s) = m["stream"].as_str() {
+            let _ = out.write_all(s.as_bytes());
+            let _ = out.flush();
         }
-    }
+    })?;
     if let (Some(file), Some(id)) = (&a.iidfile, &image_id) {
         std::fs::write(file, id).map_err(|e| CliError::new(format!("write {file}: {e}")))?;
     }

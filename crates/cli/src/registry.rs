@@ -376,6 +376,16 @@ fn progress_to(
 ) -> Result<(), CliError> {
     let tty = tty && !quiet;
     let mut lines: HashMap<String, usize> = HashMap::new();
+    each_message(&mut resp, |m| {
+        if !quiet {
+            draw(out, &m, tty, &mut lines);
+        }
+    })
+}
+
+/// Hands each JSON message of a streamed answer to `f` as it arrives; the stream's
+/// `error` message becomes the error.
+pub(crate) fn each_message(resp: &mut Response, mut f: impl FnMut(Value)) -> Result<(), CliError> {
     let mut pending = Vec::new();
     loop {
         let chunk = resp.read_chunk()?;
@@ -389,9 +399,7 @@ fn progress_to(
             if let Some(e) = m["error"].as_str() {
                 return Err(CliError::new(e.to_string()));
             }
-            if !quiet {
-                draw(out, &m, tty, &mut lines);
-            }
+            f(m);
         }
         if end {
             return Ok(());

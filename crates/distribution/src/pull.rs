@@ -204,12 +204,7 @@ impl Distribution {
             .flatten()
             .map(Descriptor::from_json)
             .collect::<Result<_>>()?;
-        let diff_ids: Vec<String> = image["rootfs"]["diff_ids"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|d| d.as_str().map(str::to_string))
-            .collect();
+        let diff_ids = berth_images::diff_ids(&image);
         if diff_ids.len() != layers.len() {
             return Err(Error::Verification(format!(
                 "the image config lists {} layers but the manifest {}",

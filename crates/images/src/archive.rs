@@ -231,12 +231,7 @@ impl ImageStore {
             let config = archive.take(self, &config_ref)?;
             let image: Value = serde_json::from_slice(&self.content.read(&config)?)
                 .map_err(|e| Error::InvalidInput(format!("invalid image config: {e}")))?;
-            let diff_ids: Vec<String> = image["rootfs"]["diff_ids"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|d| d.as_str().map(str::to_string))
-                .collect();
+            let diff_ids = crate::diff_ids(&image);
             if diff_ids.len() != layer_refs.len() {
                 return Err(Error::InvalidInput(format!(
                     "invalid archive: image {config} lists {} layers, its manifest {}",

@@ -818,6 +818,16 @@ fn docker_container_config(c: &Value) -> Value {
     out
 }
 
+/// The diff ids an image config lists (`rootfs.diff_ids`), bottom first.
+pub fn diff_ids(image_config: &Value) -> Vec<String> {
+    image_config["rootfs"]["diff_ids"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| d.as_str().map(str::to_string))
+        .collect()
+}
+
 fn familiar_digests(rec: &ImageRecord) -> Vec<String> {
     rec.repo_digests
         .iter()

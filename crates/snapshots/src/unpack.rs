@@ -19,7 +19,7 @@ const OPAQUE_MARKER: &str = ".wh..wh..opq";
 
 /// A path from an archive, made relative with `..` resolved lexically and clamped at the
 /// root (so `../../etc/x` means `etc/x` inside the destination).
-fn clean(p: &Path) -> PathBuf {
+pub fn clean(p: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for c in p.components() {
         match c {
