@@ -1154,3 +1154,96 @@ fn an_oci_index_with_plain_and_zstd_layers() {
         "from a zstd layer"
     );
 }
+
+#[test]
+fn a_registry_that_wants_client_certificates_gets_the_one_in_certs_d() {
+    let Some(ip) = host_address() else {
+        eprintln!("skipped: this host has no global IPv4 address");
+        return;
+    };
+    let pki = tempfile::tempdir().unwrap();
+    make_certs(pki.path(), &ip);
+    // A client certificate signed by the same CA.
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut csr = vec!["req"];
+    csr.extend(ec);
+    csr.extend([
+        "-keyout",
+        "client.key",
+        "-out",
+        "client.csr",
+        "-subj",
+        "/CN=berth client",
+    ]);
+    openssl(pki.path(), &csr);
+    // An extension makes it X.509 v3, the only version rustls accepts.
+    std::fs::write(
+        pki.path().join("client.cnf"),
+        "extendedKeyUsage=clientAuth\n",
+    )
+    .unwrap();
+    openssl(
+        pki.path(),
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "client.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "client.cert",
+            "-days",
+            "1",
+            "-extfile",
+            "client.cnf",
+        ],
+    );
+    let p = |f: &str| pki.path().join(f).display().to_string();
+    let reg = Registry::start(
+        &ip,
+        &format!(
+            "  tls:\n    certificate: {}\n    key: {}\n    clientcas:\n      - {}\n",
+            p("server.crt"),
+            p("server.key"),
+            p("ca.crt")
+        ),
+        "",
+    );
+    let certs = pki.path().join("certs.d");
+    let server = format!("{ip}:{}", reg.port);
+    std::fs::create_dir_all(certs.join(&server)).unwrap();
+    std::fs::copy(
+        pki.path().join("ca.crt"),
+        certs.join(&server).join("ca.crt"),
+    )
+    .unwrap();
+    let d = Daemon::start_with(&["--certs-dir", certs.to_str().unwrap()]);
+    let Some(()) = app_image(&d, "app", "mutual tls\n") else {
+        return;
+    };
+    let name = format!("{server}/app:v1");
+    cli_ok(&d, CliKind::Berth, &["tag", "app", &name]);
+    let o = berth(&d, &["push", &name], None);
+    assert!(!o.status.success(), "pushed without a client certificate");
+    for f in ["client.cert", "client.key"] {
+        std::fs::copy(pki.path().join(f), certs.join(&server).join(f)).unwrap();
+    }
+    let pushed = cli_ok(&d, CliKind::Berth, &["push", &name]);
+    assert!(pushed.contains("Pushed"), "{pushed}");
+    cli_ok(&d, CliKind::Berth, &["rmi", &name, "app"]);
+    cli_ok(&d, CliKind::Docker, &["pull", &name]);
+    assert_eq!(
+        cli_ok(&d, CliKind::Berth, &["run", "--rm", &name]),
+        "mutual tls"
+    );
+}
