@@ -614,7 +614,7 @@ impl Builder {
             if shell.is_empty() {
                 shell = vec!["/bin/sh".into(), "-c".into()];
             }
-            shell.push(ins.values().first().copied().unwrap_or("").to_string());
+            shell.push(with_heredocs(ins));
             shell
         };
         if argv.is_empty() || argv.iter().all(String::is_empty) {
@@ -1073,6 +1073,32 @@ impl Builder {
         };
         Ok(attrs)
     }
+}
+
+/// A shell-form RUN's script with its heredocs: `RUN <<EOF` alone runs the heredoc as
+/// the script (as buildkit does); otherwise the shell reads the heredocs itself
+/// (`RUN cat <<EOF > /file`), so they are put back after the line.
+fn with_heredocs(ins: &Instruction) -> String {
+    let line = ins.values().first().copied().unwrap_or("").to_string();
+    let Some(first) = ins.heredocs.first() else {
+        return line;
+    };
+    let bare = line.split_whitespace().all(|w| {
+        berth_dockerfile::parser::heredoc(w)
+            .ok()
+            .flatten()
+            .is_some()
+    });
+    if bare && ins.heredocs.len() == 1 {
+        return first.content.clone();
+    }
+    let mut script = line;
+    for h in &ins.heredocs {
+        script.push('\n');
+        script.push_str(&h.content);
+        script.push_str(&h.name);
+    }
+    script
 }
 
 fn stream(text: String) -> Value {

@@ -76,6 +76,12 @@ COPY --chmod=755 app.sh ./
 COPY --chown=65534:65534 conf/*.conf /etc/app/
 ADD pkg.tar.gz /opt/
 RUN echo "built $VERSION in $MODE" > built.txt && mkdir -p /var/data
+RUN <<EOF
+echo from a heredoc > /heredoc.txt
+EOF
+RUN cat <<-NOTE > /note.txt
+	indented note
+	NOTE
 SHELL ["/bin/sh", "-c"]
 EXPOSE 8080 9090/udp
 VOLUME /var/data
@@ -105,7 +111,7 @@ CMD ["cat /srv/app/built.txt"]
         &["-t", "demo:1", "--build-arg", "VERSION=2.5"],
     );
     assert!(
-        output.contains("Step 1/18 : ARG BASE=base\nStep 2/18 : FROM ${BASE}"),
+        output.contains("Step 1/20 : ARG BASE=base\nStep 2/20 : FROM ${BASE}"),
         "{output}"
     );
     assert!(output.contains("Successfully tagged demo:1"), "{output}");
@@ -153,6 +159,10 @@ CMD ["cat /srv/app/built.txt"]
         "755 0:0\n644 65534:65534\n644 65534:65534"
     );
     assert_eq!(run("cat /opt/pkg/data.txt"), "unpacked");
+    assert_eq!(
+        run("cat /heredoc.txt /note.txt"),
+        "from a heredoc\nindented note"
+    );
     assert_eq!(
         cli_ok(&d, CliKind::Berth, &["run", "--rm", "demo:1"]),
         "built 2.5 in prod"
