@@ -96,6 +96,19 @@ const PREDEFINED_ARGS: &[&str] = &[
     "all_proxy",
 ];
 
+/// A stage built on its own thread: its index, its output, its image and used args.
+type StageRun = (usize, Vec<Value>, Result<(String, HashSet<String>)>);
+
+/// What every stage of one build shares.
+struct Plan<'a> {
+    root: &'a Path,
+    stages: &'a [StageDef<'a>],
+    meta_args: &'a [(String, Option<String>)],
+    opts: &'a BuildOptions,
+    lex: &'a Lex,
+    total: usize,
+}
+
 /// One stage as written: its FROM and what follows.
 struct StageDef<'a> {
     name: Option<String>,
@@ -187,40 +200,68 @@ impl Builder {
                 ins.original.trim()
             )));
         }
+        // Steps are numbered in file order, whatever order stages run in.
+        let mut first_step = HashMap::new();
+        for &i in &needed {
+            first_step.insert(i, step + 1);
+            step += 1 + stages[i].body.len();
+        }
+        let env = arg_env(&meta_args, opts);
+        let deps: HashMap<usize, Vec<usize>> = needed
+            .iter()
+            .map(|&i| (i, stage_refs(&stages, i, &lex, &env)))
+            .collect();
         let mut results: HashMap<usize, String> = HashMap::new();
         let mut used_args: HashSet<String> = HashSet::new();
-        for &i in &needed {
-            let s = &stages[i];
-            step += 1;
-            out(stream(format!(
-                "Step {step}/{total} : {}\n",
-                s.from.original.trim()
-            )));
-            let mut stage = self.from(s, root, &stages, &results, &meta_args, opts, &lex, out)?;
-            for ins in &s.body {
-                step += 1;
-                out(stream(format!(
-                    "Step {step}/{total} : {}\n",
-                    ins.original.trim()
-                )));
-                self.step(
-                    ins,
-                    &mut stage,
-                    root,
-                    &stages,
-                    &results,
-                    opts,
-                    &lex,
-                    &meta_args,
-                    &mut used_args,
-                    out,
-                )?;
+        let plan = Plan {
+            root,
+            stages: &stages,
+            meta_args: &meta_args,
+            opts,
+            lex: &lex,
+            total,
+        };
+        // Stages whose dependencies are built run together, each on its own thread (the
+        // classic builder ran them one by one); their output is shown in file order.
+        while results.len() < needed.len() {
+            let ready: Vec<usize> = needed
+                .iter()
+                .copied()
+                .filter(|i| {
+                    !results.contains_key(i) && deps[i].iter().all(|d| results.contains_key(d))
+                })
+                .collect();
+            if ready.len() == 1 {
+                let i = ready[0];
+                let (id, used) = self.build_stage(&plan, i, first_step[&i], &results, out)?;
+                used_args.extend(used);
+                results.insert(i, id);
+                continue;
             }
-            let id = match &stage.image {
-                Some(id) => id.clone(),
-                None => self.images.derive(None, &stage.config, "")?,
-            };
-            results.insert(i, id);
+            let built: Vec<StageRun> = std::thread::scope(|scope| {
+                let handles: Vec<_> = ready
+                    .iter()
+                    .map(|&i| {
+                        let (plan, results, first) = (&plan, &results, first_step[&i]);
+                        scope.spawn(move || {
+                            let mut buffered = Vec::new();
+                            let r = self
+                                .build_stage(plan, i, first, results, &mut |m| buffered.push(m));
+                            (i, buffered, r)
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("a stage's thread panicked"))
+                    .collect()
+            });
+            for (i, messages, r) in built {
+                messages.into_iter().for_each(&mut *out);
+                let (id, used) = r?;
+                used_args.extend(used);
+                results.insert(i, id);
+            }
         }
         let mut id = results[&target].clone();
         if !opts.labels.is_empty() {
@@ -252,6 +293,60 @@ impl Builder {
             out(stream(format!("Successfully tagged {}\n", familiar(t))));
         }
         Ok(id)
+    }
+
+    /// One stage, its steps numbered from `first`; returns its image and the build args
+    /// it used.
+    fn build_stage(
+        &self,
+        plan: &Plan<'_>,
+        i: usize,
+        first: usize,
+        results: &HashMap<usize, String>,
+        out: Output<'_>,
+    ) -> Result<(String, HashSet<String>)> {
+        let s = &plan.stages[i];
+        let total = plan.total;
+        let mut step = first;
+        out(stream(format!(
+            "Step {step}/{total} : {}\n",
+            s.from.original.trim()
+        )));
+        let mut stage = self.from(
+            s,
+            plan.root,
+            plan.stages,
+            results,
+            plan.meta_args,
+            plan.opts,
+            plan.lex,
+            out,
+        )?;
+        let mut used = HashSet::new();
+        for ins in &s.body {
+            step += 1;
+            out(stream(format!(
+                "Step {step}/{total} : {}\n",
+                ins.original.trim()
+            )));
+            self.step(
+                ins,
+                &mut stage,
+                plan.root,
+                plan.stages,
+                results,
+                plan.opts,
+                plan.lex,
+                plan.meta_args,
+                &mut used,
+                out,
+            )?;
+        }
+        let id = match &stage.image {
+            Some(id) => id.clone(),
+            None => self.images.derive(None, &stage.config, "")?,
+        };
+        Ok((id, used))
     }
 
     /// FROM: the base image (a previous stage, an image, or scratch), then its ONBUILD
@@ -1305,6 +1400,25 @@ fn stage_index(stages: &[StageDef<'_>], name: &str) -> Option<usize> {
         .position(|s| s.name.as_deref() == Some(name.to_lowercase().as_str()))
 }
 
+/// The earlier stages stage `i` uses (its FROM, its COPY --from).
+fn stage_refs(stages: &[StageDef<'_>], i: usize, lex: &Lex, env: &Vec<String>) -> Vec<usize> {
+    let s = &stages[i];
+    let mut refs = Vec::new();
+    if let Some(base) = s.from.values().first() {
+        refs.push(lex.process_word(base, env).unwrap_or_default());
+    }
+    for ins in &s.body {
+        for f in &ins.flags {
+            if let Some(v) = f.strip_prefix("--from=") {
+                refs.push(lex.process_word(v, env).unwrap_or_default());
+            }
+        }
+    }
+    refs.iter()
+        .filter_map(|r| stage_index(stages, r).filter(|j| *j < i))
+        .collect()
+}
+
 /// The stages `target` depends on (FROM and COPY --from), with it, in file order.
 fn needed_stages(
     stages: &[StageDef<'_>],
@@ -1317,25 +1431,8 @@ fn needed_stages(
     let mut needed = HashSet::new();
     let mut todo = vec![target];
     while let Some(i) = todo.pop() {
-        if !needed.insert(i) {
-            continue;
-        }
-        let s = &stages[i];
-        let mut refs = Vec::new();
-        if let Some(base) = s.from.values().first() {
-            refs.push(lex.process_word(base, &env).unwrap_or_default());
-        }
-        for ins in &s.body {
-            for f in &ins.flags {
-                if let Some(v) = f.strip_prefix("--from=") {
-                    refs.push(v.to_string());
-                }
-            }
-        }
-        for r in refs {
-            if let Some(j) = stage_index(stages, &r).filter(|j| *j < i) {
-                todo.push(j);
-            }
+        if needed.insert(i) {
+            todo.extend(stage_refs(stages, i, lex, &env));
         }
     }
     let mut v: Vec<usize> = needed.into_iter().collect();

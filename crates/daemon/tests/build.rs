@@ -404,3 +404,29 @@ fn build_errors_say_what_failed() {
         "from stdin"
     );
 }
+
+#[test]
+fn independent_stages_build_together_and_report_in_order() {
+    let Some(d) = daemon() else { return };
+    let dir = context(
+        &d,
+        "ctx",
+        &[(
+            "Dockerfile",
+            "FROM base AS left\nRUN echo left > /l\n\
+             FROM base AS right\nRUN echo right > /r\n\
+             FROM base\nCOPY --from=left /l /l\nCOPY --from=right /r /r\nCMD [\"cat\", \"/l\", \"/r\"]\n",
+        )],
+    );
+    let output = build(&d, CliKind::Berth, &dir, &["-t", "both"]);
+    let steps: Vec<usize> = output
+        .lines()
+        .filter_map(|l| l.strip_prefix("Step "))
+        .map(|l| l.split('/').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(steps, (1..=8).collect::<Vec<_>>(), "{output}");
+    assert_eq!(
+        cli_ok(&d, CliKind::Berth, &["run", "--rm", "both"]),
+        "left\nright"
+    );
+}
