@@ -75,6 +75,7 @@ WORKDIR $APP_HOME
 COPY --chmod=755 app.sh ./
 COPY --chown=65534:65534 conf/*.conf /etc/app/
 ADD pkg.tar.gz /opt/
+ADD pkg.tar.bz2 pkg.tar.xz /more/
 RUN echo "built $VERSION in $MODE" > built.txt && mkdir -p /var/data
 RUN <<EOF
 echo from a heredoc > /heredoc.txt
@@ -94,16 +95,28 @@ CMD ["cat /srv/app/built.txt"]
             ),
         ],
     );
-    let tarball = dir.join("pkg.tar.gz");
-    let ok = std::process::Command::new("tar")
-        .arg("czf")
-        .arg(&tarball)
-        .arg("-C")
-        .arg(&archive_src)
-        .arg("pkg")
-        .status()
-        .unwrap();
-    assert!(ok.success());
+    std::fs::create_dir_all(archive_src.join("bz")).unwrap();
+    std::fs::write(archive_src.join("bz/data.txt"), "from bzip2\n").unwrap();
+    std::fs::create_dir_all(archive_src.join("xz")).unwrap();
+    std::fs::write(archive_src.join("xz/data.txt"), "from xz\n").unwrap();
+    for (flag, name, what) in [
+        ("z", "pkg.tar.gz", "pkg"),
+        ("j", "pkg.tar.bz2", "bz"),
+        ("J", "pkg.tar.xz", "xz"),
+    ] {
+        let ok = std::process::Command::new("tar")
+            .arg(format!("c{flag}f"))
+            .arg(dir.join(name))
+            .arg("-C")
+            .arg(&archive_src)
+            .arg(what)
+            .status()
+            .unwrap();
+        assert!(
+            ok.success(),
+            "tar c{flag}f (bzip2 and xz-utils are installed by scripts/deps.sh)"
+        );
+    }
     let output = build(
         &d,
         CliKind::Berth,
@@ -111,7 +124,7 @@ CMD ["cat /srv/app/built.txt"]
         &["-t", "demo:1", "--build-arg", "VERSION=2.5"],
     );
     assert!(
-        output.contains("Step 1/20 : ARG BASE=base\nStep 2/20 : FROM ${BASE}"),
+        output.contains("Step 1/21 : ARG BASE=base\nStep 2/21 : FROM ${BASE}"),
         "{output}"
     );
     assert!(output.contains("Successfully tagged demo:1"), "{output}");
@@ -159,6 +172,10 @@ CMD ["cat /srv/app/built.txt"]
         "755 0:0\n644 65534:65534\n644 65534:65534"
     );
     assert_eq!(run("cat /opt/pkg/data.txt"), "unpacked");
+    assert_eq!(
+        run("cat /more/bz/data.txt /more/xz/data.txt"),
+        "from bzip2\nfrom xz"
+    );
     assert_eq!(
         run("cat /heredoc.txt /note.txt"),
         "from a heredoc\nindented note"

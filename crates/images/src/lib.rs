@@ -473,7 +473,7 @@ impl ImageStore {
         }
         if !looks_like_tar(&first_block) {
             return Err(Error::InvalidInput(
-                "the archive is not a tar file (plain, gzip or zstd)".into(),
+                "the archive is not a tar file (plain, gzip, zstd, bzip2 or xz)".into(),
             ));
         }
         let size = w.size();
@@ -852,7 +852,8 @@ fn looks_like_tar(first: &[u8]) -> bool {
     first.len() == 512 && (&first[257..262] == b"ustar" || first.iter().all(|b| *b == 0))
 }
 
-/// Undoes gzip or zstd compression, recognized by magic bytes (media types lie).
+/// Undoes gzip, zstd, bzip2 or xz compression, recognized by magic bytes (media types
+/// lie).
 pub fn decompress<'a>(input: impl Read + 'a) -> Result<Box<dyn Read + 'a>> {
     let mut r = BufReader::with_capacity(64 * 1024, input);
     let head = r
@@ -864,10 +865,10 @@ pub fn decompress<'a>(input: impl Read + 'a) -> Result<Box<dyn Read + 'a>> {
         let d = zstd::stream::read::Decoder::with_buffer(r)
             .map_err(|e| Error::Io(format!("zstd: {e}")))?;
         Ok(Box::new(d))
-    } else if head.starts_with(b"BZh") || head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-        Err(Error::InvalidInput(
-            "bzip2 and xz archives are not supported: use plain, gzip or zstd".into(),
-        ))
+    } else if head.starts_with(b"BZh") {
+        Ok(Box::new(bzip2::bufread::MultiBzDecoder::new(r)))
+    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        Ok(Box::new(lzma_rust2::XzReader::new(r, true)))
     } else {
         Ok(Box::new(r))
     }
