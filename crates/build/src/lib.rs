@@ -70,6 +70,9 @@ pub struct BuildOptions {
 pub type PullFn =
     dyn Fn(&str, &mut dyn FnMut(Value)) -> std::result::Result<(), String> + Send + Sync;
 
+/// Downloads a URL into a file (ADD <url>); the daemon provides it.
+pub type FetchFn = dyn Fn(&str, &Path) -> std::result::Result<(), String> + Send + Sync;
+
 /// The builder over Berth's services.
 #[derive(Clone)]
 pub struct Builder {
@@ -77,6 +80,7 @@ pub struct Builder {
     images: ImageStore,
     db: Arc<Db>,
     pull: Arc<PullFn>,
+    fetch: Arc<FetchFn>,
 }
 
 /// Where build output goes: Docker's `{"stream": ...}` and `{"aux": ...}` messages.
@@ -129,18 +133,21 @@ struct Stage {
 }
 
 impl Builder {
-    /// A builder; `pull` fetches FROM images that are missing (or all with `--pull`).
+    /// A builder; `pull` fetches FROM images that are missing (or all with `--pull`),
+    /// `fetch` downloads ADD's URLs.
     pub fn new(
         containers: ContainerService,
         images: ImageStore,
         db: Arc<Db>,
         pull: Arc<PullFn>,
+        fetch: Arc<FetchFn>,
     ) -> Self {
         Builder {
             containers,
             images,
             db,
             pull,
+            fetch,
         }
     }
 
@@ -915,14 +922,25 @@ impl Builder {
             }
             None => root.to_path_buf(),
         };
-        if srcs
-            .iter()
-            .any(|s| s.starts_with("http://") || s.starts_with("https://"))
-        {
-            return Err(Error::User(format!(
-                "{what} from a URL is not supported yet: download the file into the context"
-            )));
-        }
+        let is_url = |s: &String| s.starts_with("http://") || s.starts_with("https://");
+        let from_urls = srcs.iter().any(is_url);
+        let (src_root, srcs) = if from_urls {
+            if !is_add {
+                return Err(Error::User("COPY: source can't be a URL (use ADD)".into()));
+            }
+            if !srcs.iter().all(is_url) || from.is_some() {
+                return Err(Error::User(
+                    "ADD: URLs and other sources cannot be mixed in one instruction".into(),
+                ));
+            }
+            (
+                staged.path().to_path_buf(),
+                self.download(srcs, staged.path())?,
+            )
+        } else {
+            (src_root, srcs.to_vec())
+        };
+        let srcs = srcs.as_slice();
         let mut found = Vec::new();
         for s in srcs {
             found.extend(
@@ -984,7 +1002,8 @@ impl Builder {
             for src in &found {
                 let full = src_root.join(src);
                 let is_dir = full.is_dir();
-                if is_add && !is_dir && is_archive(&full) {
+                // A downloaded file stays as it is; a local archive is unpacked.
+                if is_add && !from_urls && !is_dir && is_archive(&full) {
                     archives.push(full);
                     continue;
                 }
@@ -1086,6 +1105,30 @@ impl Builder {
         out(stream(format!(" ---> {}\n", short(&id))));
         stage.image = Some(id);
         Ok(())
+    }
+
+    /// ADD's URLs downloaded into `dir`, each named after its path's last segment and
+    /// readable by its owner only, as Docker leaves them; returns the names.
+    fn download(&self, urls: &[String], dir: &Path) -> Result<Vec<String>> {
+        let mut names = Vec::new();
+        for url in urls {
+            // `scheme://host/dir/name?query` → `name`; a URL without a path → `download`.
+            let path = url.split(['?', '#']).next().unwrap_or(url);
+            let after_host = path.splitn(4, '/').nth(3).unwrap_or("");
+            let name = after_host
+                .rsplit('/')
+                .next()
+                .filter(|n| !n.is_empty())
+                .unwrap_or("download")
+                .to_string();
+            let file = dir.join(&name);
+            (self.fetch)(url, &file).map_err(|e| Error::User(format!("ADD {url}: {e}")))?;
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| Error::Internal(e.to_string()))?;
+            names.push(name);
+        }
+        Ok(names)
     }
 
     /// Copies what `srcs` name out of `image` into `dir`, at the same paths.

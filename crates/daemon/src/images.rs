@@ -71,6 +71,18 @@ fn pull_for_build(
     }
 }
 
+/// ADD's downloads during a build.
+fn fetch_for_build(
+    dist: Distribution,
+) -> impl Fn(&str, &std::path::Path) -> Result<(), String> + Send + Sync {
+    let handle = tokio::runtime::Handle::current();
+    move |url, dest| {
+        handle
+            .block_on(dist.download(url, dest))
+            .map_err(|e| e.to_string())
+    }
+}
+
 fn credentials(header: Option<&str>) -> Result<Option<Credentials>, ApiError> {
     header
         .map(Credentials::from_header)
@@ -93,6 +105,7 @@ impl ImageService {
             store.clone(),
             db,
             std::sync::Arc::new(pull_for_build(dist.clone())),
+            std::sync::Arc::new(fetch_for_build(dist.clone())),
         );
         ImageService {
             store,

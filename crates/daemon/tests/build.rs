@@ -447,3 +447,70 @@ fn independent_stages_build_together_and_report_in_order() {
         "left\nright"
     );
 }
+
+/// Serves `body` for every GET on 127.0.0.1 until dropped; returns the port.
+fn serve_once_per_request(body: &'static str) -> u16 {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        use std::io::{BufRead, Write};
+        for conn in listener.incoming().flatten() {
+            let mut reader = std::io::BufReader::new(conn.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                line.clear();
+            }
+            let mut conn = conn;
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
+
+#[test]
+fn add_downloads_urls_without_unpacking_them() {
+    let Some(d) = daemon() else { return };
+    let port = serve_once_per_request("remote content\n");
+    let dir = context(
+        &d,
+        "ctx",
+        &[(
+            "Dockerfile",
+            &format!(
+                "FROM base\nADD http://127.0.0.1:{port}/files/remote.txt /downloads/\nADD http://127.0.0.1:{port}/other.tar.gz /renamed.bin\nCMD [\"cat\", \"/downloads/remote.txt\", \"/renamed.bin\"]\n"
+            ),
+        )],
+    );
+    build(&d, CliKind::Berth, &dir, &["-t", "fetched"]);
+    assert_eq!(
+        cli_ok(&d, CliKind::Berth, &["run", "--rm", "fetched"]),
+        "remote content\nremote content"
+    );
+    assert_eq!(
+        cli_ok(
+            &d,
+            CliKind::Berth,
+            &[
+                "run",
+                "--rm",
+                "fetched",
+                "stat",
+                "-c",
+                "%a",
+                "/downloads/remote.txt"
+            ]
+        ),
+        "600"
+    );
+    let bad = context(
+        &d,
+        "bad",
+        &[("Dockerfile", "FROM base\nCOPY http://127.0.0.1:1/x /x\n")],
+    );
+    let o = berth(&d, &["build", bad.to_str().unwrap()], None);
+    assert!(err(&o).contains("source can't be a URL"), "{}", err(&o));
+}

@@ -120,6 +120,33 @@ impl Distribution {
     }
 }
 
+impl Distribution {
+    /// Downloads `url` into the file `dest` (a build's `ADD <url>`), with the system's
+    /// roots; a status other than 2xx is an error.
+    pub async fn download(&self, url: &str, dest: &std::path::Path) -> Result<()> {
+        use tokio::io::AsyncWriteExt;
+        let client = registry::client(None, false)?;
+        let mut resp = client
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| Error::Registry(registry::describe(&e)))?;
+        if !resp.status().is_success() {
+            return Err(Error::NotFound(format!("{url}: {}", resp.status())));
+        }
+        let io = |e: std::io::Error| Error::Store(format!("{}: {e}", dest.display()));
+        let mut f = tokio::fs::File::create(dest).await.map_err(io)?;
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| Error::Registry(registry::describe(&e)))?
+        {
+            f.write_all(&chunk).await.map_err(io)?;
+        }
+        f.flush().await.map_err(io)
+    }
+}
+
 /// The registry domain of a login server address: `https://index.docker.io/v1/` is Docker
 /// Hub, a URL is reduced to its host.
 pub fn login_domain(server: &str) -> String {

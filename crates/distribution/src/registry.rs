@@ -471,7 +471,7 @@ async fn ping(http: &reqwest::Client, base: &str) -> Result<Challenge> {
 
 /// An HTTP client for one registry: its own CAs and client certificate from `certs`,
 /// and no certificate checks at all when the registry is insecure.
-fn client(certs: Option<&Path>, insecure: bool) -> Result<reqwest::Client> {
+pub(crate) fn client(certs: Option<&Path>, insecure: bool) -> Result<reqwest::Client> {
     let mut b = reqwest::Client::builder()
         .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(15))
