@@ -924,7 +924,30 @@ impl Builder {
         };
         let is_url = |s: &String| s.starts_with("http://") || s.starts_with("https://");
         let from_urls = srcs.iter().any(is_url);
-        let (src_root, srcs) = if from_urls {
+        let (src_root, srcs) = if !ins.heredocs.is_empty() {
+            // `COPY <<EOF /file`: each heredoc is a file of its own, named after it.
+            let mut names = Vec::new();
+            for src in srcs {
+                let Some(doc) = berth_dockerfile::parser::heredoc(src)
+                    .ok()
+                    .flatten()
+                    .and_then(|h| ins.heredocs.iter().find(|d| d.name == h.name))
+                else {
+                    return Err(Error::User(format!(
+                        "{what}: heredocs and other sources cannot be mixed"
+                    )));
+                };
+                let content = if doc.expand {
+                    expand(lex, &doc.content, env)?
+                } else {
+                    doc.content.clone()
+                };
+                std::fs::write(staged.path().join(&doc.name), content)
+                    .map_err(|e| Error::Internal(e.to_string()))?;
+                names.push(doc.name.clone());
+            }
+            (staged.path().to_path_buf(), names)
+        } else if from_urls {
             if !is_add {
                 return Err(Error::User("COPY: source can't be a URL (use ADD)".into()));
             }

@@ -83,6 +83,9 @@ EOF
 RUN cat <<-NOTE > /note.txt
 	indented note
 	NOTE
+COPY <<CONF /etc/app/generated.conf
+mode=$MODE
+CONF
 SHELL ["/bin/sh", "-c"]
 EXPOSE 8080 9090/udp
 VOLUME /var/data
@@ -124,7 +127,7 @@ CMD ["cat /srv/app/built.txt"]
         &["-t", "demo:1", "--build-arg", "VERSION=2.5"],
     );
     assert!(
-        output.contains("Step 1/21 : ARG BASE=base\nStep 2/21 : FROM ${BASE}"),
+        output.contains("Step 1/22 : ARG BASE=base\nStep 2/22 : FROM ${BASE}"),
         "{output}"
     );
     assert!(output.contains("Successfully tagged demo:1"), "{output}");
