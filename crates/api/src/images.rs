@@ -83,7 +83,11 @@ pub trait ImageBackend: Send + Sync {
     /// `GET /images/get`: the images as one archive.
     fn save(&self, names: &[String], out: &mut dyn std::io::Write) -> Result<(), ApiError>;
     /// `POST /images/load`: returns the `Loaded image: ...` lines.
-    fn load(&self, archive: &mut (dyn Read + Send)) -> Result<Vec<String>, ApiError>;
+    fn load(
+        &self,
+        archive: &mut (dyn Read + Send),
+        progress: &mut dyn FnMut(serde_json::Value),
+    ) -> Result<Vec<String>, ApiError>;
     /// `GET /images/{name}/history`.
     fn history(&self, name: &str) -> Result<serde_json::Value, ApiError>;
     /// `POST /build`: builds the context `context`, reporting output on `progress`.
@@ -244,28 +248,38 @@ async fn save(b: Backends, names: Vec<String>) -> Result<Response, ApiError> {
 }
 
 /// `POST /images/load`.
-pub async fn load(State(b): State<Backends>, body: Body) -> Result<Response, ApiError> {
+pub async fn load(
+    State(b): State<Backends>,
+    RawQuery(q): RawQuery,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let quiet = flag(&query_pairs(q.as_deref()), "quiet");
     let stream = body.into_data_stream().map_err(std::io::Error::other);
     let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
     let images = b.images.clone();
-    let loaded = blocking(move || {
+    let (loaded, mut messages) = blocking(move || {
         let mut reader = reader;
-        let result = images.load(&mut reader);
+        let mut progress = Vec::new();
+        let result = images.load(&mut reader, &mut |m| {
+            if !quiet {
+                progress.push(m)
+            }
+        });
         // Read what is left, as for imports: the client may still be sending.
         let _ = std::io::copy(&mut reader, &mut std::io::sink());
-        Ok(result)
+        Ok((result, progress))
     })
     .await?;
     // dockerd answers a bad archive inside the stream, where clients look for it
     // (docker-py raises ImageLoadError from there).
-    let messages: Vec<serde_json::Value> = match loaded {
-        Ok(lines) => lines
-            .iter()
-            .map(|l| serde_json::json!({"stream": format!("{l}\n")}))
-            .collect(),
-        Err(e) => {
-            vec![serde_json::json!({"errorDetail": {"message": e.message}, "error": e.message})]
-        }
+    match loaded {
+        Ok(lines) => messages.extend(
+            lines
+                .iter()
+                .map(|l| serde_json::json!({"stream": format!("{l}\n")})),
+        ),
+        Err(e) => messages
+            .push(serde_json::json!({"errorDetail": {"message": e.message}, "error": e.message})),
     };
     let body: String = messages.iter().map(|m| m.to_string() + "\r\n").collect();
     Ok(([("content-type", "application/json")], body).into_response())

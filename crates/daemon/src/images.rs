@@ -338,8 +338,12 @@ impl ImageBackend for ImageService {
         self.store.save(names, out).map_err(api_error)
     }
 
-    fn load(&self, archive: &mut (dyn Read + Send)) -> Result<Vec<String>, ApiError> {
-        self.store.load(archive).map_err(api_error)
+    fn load(
+        &self,
+        archive: &mut (dyn Read + Send),
+        progress: &mut dyn FnMut(serde_json::Value),
+    ) -> Result<Vec<String>, ApiError> {
+        self.store.load(archive, progress).map_err(api_error)
     }
 
     fn history(&self, name: &str) -> Result<serde_json::Value, ApiError> {

@@ -4,7 +4,6 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use berth_types::units::human_size4;
 use serde_json::{Value, json};
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -64,24 +63,7 @@ impl Progress {
     }
 }
 
-/// The docker daemon's bar: `[=====>      ]  1.23MB/4.56MB` (always 51 wide).
-pub fn bar(current: u64, total: u64) -> String {
-    const WIDTH: usize = 50;
-    let numbers = format!(
-        "{:>8}/{}",
-        human_size4(current as f64),
-        human_size4(total as f64)
-    );
-    if total == 0 {
-        return numbers;
-    }
-    let filled = ((current.min(total) as f64 / total as f64) * WIDTH as f64) as usize;
-    format!(
-        "[{}>{}] {numbers}",
-        "=".repeat(filled),
-        " ".repeat(WIDTH - filled)
-    )
-}
+pub use berth_types::units::progress_bar as bar;
 
 /// Sends byte counts for one layer at most every 100 ms (and always the last), so a fast
 /// download does not flood the client with messages.

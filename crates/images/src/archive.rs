@@ -187,8 +187,9 @@ impl ImageStore {
     }
 
     /// `docker load`: reads an archive, stores its blobs (verified), and records its images
-    /// with their tags. Returns Docker's lines: `Loaded image: x:y` or `Loaded image ID:`.
-    pub fn load(&self, input: impl Read) -> Result<Vec<String>> {
+    /// with their tags, telling `progress` of each layer (Docker's "Loading layer").
+    /// Returns Docker's lines: `Loaded image: x:y` or `Loaded image ID:`.
+    pub fn load(&self, input: impl Read, progress: &mut dyn FnMut(Value)) -> Result<Vec<String>> {
         let _ingest = self.ingest();
         let mut archive = Archive::default();
         let mut tar = tar::Archive::new(crate::decompress(input)?);
@@ -243,7 +244,14 @@ impl ImageStore {
             for (layer, diff_id) in layer_refs.iter().zip(&diff_ids) {
                 let blob = archive.take(self, layer)?;
                 let stored = self.as_diff(blob, diff_id)?;
-                size += self.content.size(&stored)?;
+                let layer_size = self.content.size(&stored)?;
+                size += layer_size;
+                progress(json!({
+                    "status": "Loading layer",
+                    "progressDetail": {"current": layer_size, "total": layer_size},
+                    "progress": berth_types::units::progress_bar(layer_size, layer_size),
+                    "id": stored.short(),
+                }));
             }
             let mut new = NewImage {
                 config: config.clone(),

@@ -1,4 +1,4 @@
-//! Sizes as Docker prints them (Go's `units.HumanSize` and `BytesSize`).
+//! Sizes as Docker prints them (Go's `units.HumanSize` and `BytesSize`) and its progress bar.
 
 /// Docker's decimal human size with 3 significant digits ("2.13MB", "0B").
 pub fn human_size(bytes: f64) -> String {
@@ -45,4 +45,23 @@ fn digits_before_point(x: f64) -> usize {
     } else {
         (x.log10().floor() as usize) + 1
     }
+}
+
+/// The docker daemon's bar: `[=====>      ]  1.23MB/4.56MB` (always 51 wide).
+pub fn progress_bar(current: u64, total: u64) -> String {
+    const WIDTH: usize = 50;
+    let numbers = format!(
+        "{:>8}/{}",
+        human_size4(current as f64),
+        human_size4(total as f64)
+    );
+    if total == 0 {
+        return numbers;
+    }
+    let filled = ((current.min(total) as f64 / total as f64) * WIDTH as f64) as usize;
+    format!(
+        "[{}>{}] {numbers}",
+        "=".repeat(filled),
+        " ".repeat(WIDTH - filled)
+    )
 }
