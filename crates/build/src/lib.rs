@@ -176,6 +176,7 @@ impl Builder {
         let text = std::fs::read_to_string(&path)
             .map_err(|_| Error::User(format!("Cannot locate specified Dockerfile: {name}")))?;
         let df = berth_dockerfile::parse(&text).map_err(|e| Error::User(e.to_string()))?;
+        drop_ignored_build_files(root, name)?;
         let lex = Lex::new(df.escape);
         let (meta_args, stages) = split_stages(&df.instructions)?;
         let target = match &opts.target {
@@ -832,8 +833,14 @@ impl Builder {
                     break;
                 }
                 let text = String::from_utf8_lossy(&pending[8..8 + len]).into_owned();
+                let stderr = pending[0] == 2;
                 pending.drain(..8 + len);
-                out(stream(text));
+                // dockerd shows a step's stderr in red.
+                out(stream(if stderr {
+                    format!("\x1b[91m{text}\x1b[0m")
+                } else {
+                    text
+                }));
             }
             true
         })?;
@@ -1234,6 +1241,22 @@ impl Builder {
         };
         Ok(attrs)
     }
+}
+
+/// dockerd's rule: once the Dockerfile is read, `.dockerignore` and the Dockerfile leave
+/// the context if `.dockerignore` names them (clients send both regardless).
+fn drop_ignored_build_files(root: &Path, dockerfile: &str) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(root.join(".dockerignore")) else {
+        return Ok(());
+    };
+    let ignore = berth_dockerfile::Ignore::parse(&text).map_err(Error::User)?;
+    for name in [".dockerignore", dockerfile] {
+        let rel = context::clean(name);
+        if ignore.excludes(&rel.to_string_lossy()) {
+            let _ = std::fs::remove_file(root.join(rel));
+        }
+    }
+    Ok(())
 }
 
 /// A shell-form RUN's script with its heredocs: `RUN <<EOF` alone runs the heredoc as

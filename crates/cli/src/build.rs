@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value, json};
 
 use crate::client::{Client, enc};
-use crate::dockerignore::Ignore;
 use crate::{CliError, CmdResult};
+use berth_dockerfile::Ignore;
 
 /// `build` flags.
 #[derive(clap::Args)]

@@ -9,7 +9,6 @@
 mod build;
 mod client;
 mod containers;
-mod dockerignore;
 mod files;
 mod format;
 mod health;

@@ -397,7 +397,14 @@ pub(crate) fn each_message(resp: &mut Response, mut f: impl FnMut(Value)) -> Res
                 continue;
             };
             if let Some(e) = m["error"].as_str() {
-                return Err(CliError::new(e.to_string()));
+                let code = m["errorDetail"]["code"]
+                    .as_i64()
+                    .filter(|c| *c > 0)
+                    .unwrap_or(1);
+                return Err(CliError {
+                    message: e.to_string(),
+                    code: code as i32,
+                });
             }
             f(m);
         }

@@ -379,14 +379,21 @@ impl ImageBackend for ImageService {
         let mut out = |m: serde_json::Value| {
             let _ = progress.send(m);
         };
-        self.builder
-            .build(&dir.0, &opts, &mut out)
-            .map(|_| ())
-            .map_err(|e| match e {
-                berth_build::Error::User(m) => ApiError::bad_request(m),
-                berth_build::Error::Step { message, .. } => ApiError::bad_request(message),
-                berth_build::Error::Internal(m) => ApiError::internal(m),
-            })
+        let built = self.builder.build(&dir.0, &opts, &mut out);
+        match built {
+            Ok(_) => Ok(()),
+            Err(berth_build::Error::User(m)) => Err(ApiError::bad_request(m)),
+            Err(berth_build::Error::Internal(m)) => Err(ApiError::internal(m)),
+            Err(berth_build::Error::Step { message, code }) => {
+                // After a step's output: the error line carries the step's exit code,
+                // which clients use as theirs.
+                let _ = progress.send(serde_json::json!({
+                    "errorDetail": {"code": code, "message": message},
+                    "error": message,
+                }));
+                Ok(())
+            }
+        }
     }
 
     fn pull(

@@ -375,7 +375,8 @@ fn build_errors_say_what_failed() {
                 None => continue,
             },
         };
-        assert!(!o.status.success(), "{cli:?}");
+        // The step's exit code is the command's, as with docker.
+        assert_eq!(o.status.code(), Some(3), "{cli:?}: {}", err(&o));
         assert!(out(&o).contains("about to fail"), "{cli:?}: {}", out(&o));
         assert!(
             err(&o).contains(
