@@ -39,6 +39,8 @@ pub struct BuildRequest {
     pub network: Option<String>,
     /// `extrahosts` (repeatable or comma-separated).
     pub extra_hosts: Vec<String>,
+    /// `cachefrom` (JSON array of images).
+    pub cache_from: Vec<String>,
     /// `X-Registry-Config` (credentials for FROM pulls).
     pub registry_config: Option<String>,
 }
@@ -90,6 +92,11 @@ fn request(q: Option<&str>, headers: &axum::http::HeaderMap) -> Result<BuildRequ
             .iter()
             .flat_map(|h| h.split(',').map(str::to_string).collect::<Vec<_>>())
             .collect(),
+        cache_from: match param(&pairs, "cachefrom").filter(|s| !s.is_empty()) {
+            Some(s) => serde_json::from_str(s)
+                .map_err(|e| ApiError::bad_request(format!("invalid cachefrom: {e}")))?,
+            None => Vec::new(),
+        },
         registry_config: headers
             .get("x-registry-config")
             .and_then(|v| v.to_str().ok())

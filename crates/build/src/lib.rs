@@ -61,6 +61,9 @@ pub struct BuildOptions {
     pub network: Option<String>,
     /// `--add-host` for RUN.
     pub extra_hosts: Vec<String>,
+    /// `--cache-from`: when set, only these images (and the images they were built from)
+    /// may be cache hits.
+    pub cache_from: Vec<String>,
     /// Digests of the context's files (relative path → [`FileHasher`] hex), taken while the
     /// context was extracted; files not listed are read when COPY needs them.
     pub context_digests: HashMap<PathBuf, String>,
@@ -688,7 +691,29 @@ impl Builder {
         if opts.no_cache {
             return Ok(None);
         }
-        cache::lookup(&self.db, &self.images, key)
+        let hit = cache::lookup(&self.db, &self.images, key)?;
+        if opts.cache_from.is_empty() {
+            return Ok(hit);
+        }
+        Ok(hit.filter(|id| self.cache_sources(&opts.cache_from).contains(id)))
+    }
+
+    /// The images `--cache-from` allows: those named and their ancestors.
+    fn cache_sources(&self, names: &[String]) -> HashSet<String> {
+        let mut allowed = HashSet::new();
+        for n in names {
+            let mut next = self.images.resolve(n).ok();
+            while let Some(rec) = next {
+                if !allowed.insert(rec.id.clone()) {
+                    break;
+                }
+                next = rec
+                    .parent
+                    .as_deref()
+                    .and_then(|p| self.images.resolve(p).ok());
+            }
+        }
+        allowed
     }
 
     /// The stage's image, made (empty) if the stage has none yet: containers need one.

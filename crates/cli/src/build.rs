@@ -53,6 +53,9 @@ pub struct BuildArgs {
     /// Always remove intermediate containers
     #[arg(long = "force-rm")]
     force_rm: bool,
+    /// Images to consider as cache sources
+    #[arg(long = "cache-from")]
+    cache_from: Vec<String>,
     /// Set platform if server is multi-platform capable (accepted; builds are native)
     #[arg(long)]
     platform: Option<String>,
@@ -99,6 +102,12 @@ pub fn build(c: &Client, a: BuildArgs) -> CmdResult {
         path.push_str(&format!(
             "&labels={}",
             enc(&Value::Object(labels).to_string())
+        ));
+    }
+    if !a.cache_from.is_empty() {
+        path.push_str(&format!(
+            "&cachefrom={}",
+            enc(&json!(a.cache_from).to_string())
         ));
     }
     if let Some(t) = &a.target {

@@ -374,6 +374,7 @@ impl ImageBackend for ImageService {
             force_remove: req.force_remove,
             network: req.network,
             extra_hosts: req.extra_hosts,
+            cache_from: req.cache_from,
             context_digests,
         };
         let mut out = |m: serde_json::Value| {

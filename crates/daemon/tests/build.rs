@@ -263,6 +263,21 @@ fn the_cache_is_hit_partly_busted_and_kept_across_restarts() {
     assert_eq!(after.matches("Using cache").count(), 5, "{after}");
     let fresh = build(&d, CliKind::Berth, &dir, &["--no-cache", "-t", "c:3"]);
     assert!(!fresh.contains("Using cache"), "{fresh}");
+    // --cache-from: only the named images (and what they were built from) are hits.
+    let none = build(
+        &d,
+        CliKind::Berth,
+        &dir,
+        &["--cache-from", "nosuchtag", "-t", "c:4"],
+    );
+    assert!(!none.contains("Using cache"), "{none}");
+    let named = build(
+        &d,
+        CliKind::Docker,
+        &dir,
+        &["--cache-from", "c:4", "-t", "c:5"],
+    );
+    assert_eq!(named.matches("Using cache").count(), 5, "{named}");
 }
 
 #[test]
