@@ -1247,3 +1247,55 @@ fn a_registry_that_wants_client_certificates_gets_the_one_in_certs_d() {
         "mutual tls"
     );
 }
+
+#[test]
+fn an_insecure_registry_is_reached_without_its_ca_and_pull_all_tags() {
+    let Some(ip) = host_address() else {
+        eprintln!("skipped: this host has no global IPv4 address");
+        return;
+    };
+    let pki = tempfile::tempdir().unwrap();
+    make_certs(pki.path(), &ip);
+    let p = |f: &str| pki.path().join(f).display().to_string();
+    let reg = Registry::start(
+        &ip,
+        &format!(
+            "  tls:\n    certificate: {}\n    key: {}\n",
+            p("server.crt"),
+            p("server.key")
+        ),
+        "",
+    );
+    let server = format!("{ip}:{}", reg.port);
+    // No CA anywhere: only --insecure-registry lets berthd through.
+    let d = Daemon::start_with(&["--insecure-registry", &server]);
+    let Some(()) = app_image(&d, "app", "insecure\n") else {
+        return;
+    };
+    for tag in ["v1", "v2"] {
+        let name = format!("{server}/app:{tag}");
+        cli_ok(&d, CliKind::Berth, &["tag", "app", &name]);
+        cli_ok(&d, CliKind::Berth, &["push", &name]);
+    }
+    cli_ok(
+        &d,
+        CliKind::Berth,
+        &[
+            "rmi",
+            &format!("{server}/app:v1"),
+            &format!("{server}/app:v2"),
+            "app",
+        ],
+    );
+    let all = cli_ok(
+        &d,
+        CliKind::Berth,
+        &["pull", "-a", &format!("{server}/app")],
+    );
+    assert!(
+        all.contains("v1: Pulling from app") && all.contains("v2: Pulling from app"),
+        "{all}"
+    );
+    let tags = cli_ok(&d, CliKind::Berth, &["images", "--format", "{{.Tag}}"]);
+    assert_eq!(tags, "v1\nv2");
+}
