@@ -735,6 +735,11 @@ impl Builder {
         used_args: &mut HashSet<String>,
         out: Output<'_>,
     ) -> Result<()> {
+        if let Some(flag) = ins.flags.first() {
+            return Err(Error::User(format!(
+                "RUN {flag}: RUN's flags (--mount, --network, --security) need BuildKit, which Berth's builder does not implement"
+            )));
+        }
         let argv = if ins.json {
             ins.values().iter().map(|s| s.to_string()).collect()
         } else {

@@ -410,6 +410,10 @@ fn build_errors_say_what_failed() {
         ),
         ("FROM base\nCOPY a b c\n", "file not found in build context"),
         ("FROM base\nENV A=${B:?required}\n", "B: required"),
+        (
+            "FROM base\nRUN --mount=type=cache,target=/c true\n",
+            "need BuildKit",
+        ),
     ];
     for (i, (df, expected)) in cases.iter().enumerate() {
         let dir = context(&d, &format!("bad{i}"), &[("Dockerfile", df)]);
