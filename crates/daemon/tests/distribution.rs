@@ -717,14 +717,40 @@ fn make_certs(dir: &Path, ip: &str) {
     );
 }
 
-#[test]
-fn basic_auth_over_tls_with_a_ca_in_certs_d() {
+/// This host's address and a CA with a server certificate for it (see [`make_certs`]);
+/// `None`, and the test skips, on a host without a global address.
+fn host_pki() -> Option<(String, tempfile::TempDir)> {
     let Some(ip) = host_address() else {
         eprintln!("skipped: this host has no global IPv4 address");
-        return;
+        return None;
     };
     let pki = tempfile::tempdir().unwrap();
     make_certs(pki.path(), &ip);
+    Some((ip, pki))
+}
+
+/// The `tls:` lines of a registry serving the certificate of [`host_pki`].
+fn tls_config(pki: &Path) -> String {
+    let p = |f: &str| pki.join(f).display().to_string();
+    format!(
+        "  tls:\n    certificate: {}\n    key: {}\n",
+        p("server.crt"),
+        p("server.key")
+    )
+}
+
+/// Removes `name` and `app`, pulls `name` back with the docker CLI and runs it.
+fn pull_back_and_run(d: &Daemon, name: &str, expected: &str) {
+    cli_ok(d, CliKind::Berth, &["rmi", name, "app"]);
+    cli_ok(d, CliKind::Docker, &["pull", name]);
+    assert_eq!(cli_ok(d, CliKind::Berth, &["run", "--rm", name]), expected);
+}
+
+#[test]
+fn basic_auth_over_tls_with_a_ca_in_certs_d() {
+    let Some((ip, pki)) = host_pki() else {
+        return;
+    };
     let htpasswd = Command::new("htpasswd")
         .args(["-Bbn", "tester", "s3cret"])
         .output()
@@ -734,11 +760,7 @@ fn basic_auth_over_tls_with_a_ca_in_certs_d() {
     let p = |f: &str| pki.path().join(f).display().to_string();
     let reg = Registry::start(
         &ip,
-        &format!(
-            "  tls:\n    certificate: {}\n    key: {}\n",
-            p("server.crt"),
-            p("server.key")
-        ),
+        &tls_config(pki.path()),
         &format!(
             "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
             p("htpasswd")
@@ -792,12 +814,7 @@ fn basic_auth_over_tls_with_a_ca_in_certs_d() {
     assert!(logged.contains("Login Succeeded"), "{logged}");
     let pushed = cli_ok(&d, CliKind::Berth, &["push", &name]);
     assert!(pushed.contains("Pushed"), "{pushed}");
-    cli_ok(&d, CliKind::Berth, &["rmi", &name, "app"]);
-    cli_ok(&d, CliKind::Docker, &["pull", &name]);
-    assert_eq!(
-        cli_ok(&d, CliKind::Berth, &["run", "--rm", &name]),
-        "over tls"
-    );
+    pull_back_and_run(&d, &name, "over tls");
     // Logged out: pulls are refused again.
     assert_eq!(
         cli_ok(&d, CliKind::Berth, &["logout", &server]),
@@ -1035,12 +1052,7 @@ fn bearer_tokens_from_the_registry_token_service() {
         "{:?}",
         tokens.scopes.lock().unwrap()
     );
-    cli_ok(&d, CliKind::Berth, &["rmi", &name, "app"]);
-    cli_ok(&d, CliKind::Docker, &["pull", &name]);
-    assert_eq!(
-        cli_ok(&d, CliKind::Berth, &["run", "--rm", &name]),
-        "with a token"
-    );
+    pull_back_and_run(&d, &name, "with a token");
 }
 
 #[test]
@@ -1157,12 +1169,9 @@ fn an_oci_index_with_plain_and_zstd_layers() {
 
 #[test]
 fn a_registry_that_wants_client_certificates_gets_the_one_in_certs_d() {
-    let Some(ip) = host_address() else {
-        eprintln!("skipped: this host has no global IPv4 address");
+    let Some((ip, pki)) = host_pki() else {
         return;
     };
-    let pki = tempfile::tempdir().unwrap();
-    make_certs(pki.path(), &ip);
     // A client certificate signed by the same CA.
     let ec = [
         "-newkey",
@@ -1208,17 +1217,11 @@ fn a_registry_that_wants_client_certificates_gets_the_one_in_certs_d() {
             "client.cnf",
         ],
     );
-    let p = |f: &str| pki.path().join(f).display().to_string();
-    let reg = Registry::start(
-        &ip,
-        &format!(
-            "  tls:\n    certificate: {}\n    key: {}\n    clientcas:\n      - {}\n",
-            p("server.crt"),
-            p("server.key"),
-            p("ca.crt")
-        ),
-        "",
+    let clientcas = format!(
+        "    clientcas:\n      - {}\n",
+        pki.path().join("ca.crt").display()
     );
+    let reg = Registry::start(&ip, &(tls_config(pki.path()) + &clientcas), "");
     let certs = pki.path().join("certs.d");
     let server = format!("{ip}:{}", reg.port);
     std::fs::create_dir_all(certs.join(&server)).unwrap();
@@ -1240,32 +1243,15 @@ fn a_registry_that_wants_client_certificates_gets_the_one_in_certs_d() {
     }
     let pushed = cli_ok(&d, CliKind::Berth, &["push", &name]);
     assert!(pushed.contains("Pushed"), "{pushed}");
-    cli_ok(&d, CliKind::Berth, &["rmi", &name, "app"]);
-    cli_ok(&d, CliKind::Docker, &["pull", &name]);
-    assert_eq!(
-        cli_ok(&d, CliKind::Berth, &["run", "--rm", &name]),
-        "mutual tls"
-    );
+    pull_back_and_run(&d, &name, "mutual tls");
 }
 
 #[test]
 fn an_insecure_registry_is_reached_without_its_ca_and_pull_all_tags() {
-    let Some(ip) = host_address() else {
-        eprintln!("skipped: this host has no global IPv4 address");
+    let Some((ip, pki)) = host_pki() else {
         return;
     };
-    let pki = tempfile::tempdir().unwrap();
-    make_certs(pki.path(), &ip);
-    let p = |f: &str| pki.path().join(f).display().to_string();
-    let reg = Registry::start(
-        &ip,
-        &format!(
-            "  tls:\n    certificate: {}\n    key: {}\n",
-            p("server.crt"),
-            p("server.key")
-        ),
-        "",
-    );
+    let reg = Registry::start(&ip, &tls_config(pki.path()), "");
     let server = format!("{ip}:{}", reg.port);
     // No CA anywhere: only --insecure-registry lets berthd through.
     let d = Daemon::start_with(&["--insecure-registry", &server]);
