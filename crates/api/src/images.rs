@@ -97,6 +97,12 @@ pub trait ImageBackend: Send + Sync {
         context: &mut (dyn Read + Send),
         progress: ProgressSender,
     ) -> Result<(), ApiError>;
+    /// `GET /distribution/{name}/json`: the registry's descriptor and platforms of `name`.
+    fn distribution(
+        &self,
+        name: String,
+        auth: Option<String>,
+    ) -> BoxFuture<'static, Result<serde_json::Value, ApiError>>;
     /// `POST /auth`: checks credentials with the registry.
     fn login(
         &self,
@@ -109,6 +115,25 @@ fn registry_auth(headers: &HeaderMap) -> Option<String> {
         .get("x-registry-auth")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
+}
+
+/// `GET /distribution/{name}/json` (names keep their `/` and `:`).
+pub async fn distribution(
+    State(b): State<Backends>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let raw = uri.path().strip_prefix("/distribution/").unwrap_or("");
+    let name = percent_encoding::percent_decode_str(raw)
+        .decode_utf8_lossy()
+        .into_owned();
+    let name = name
+        .strip_suffix("/json")
+        .ok_or_else(|| ApiError::not_found("page not found"))?
+        .to_string();
+    Ok(Json(
+        b.images.distribution(name, registry_auth(&headers)).await?,
+    ))
 }
 
 /// `POST /auth`.

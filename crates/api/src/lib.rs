@@ -115,6 +115,7 @@ pub fn router(backends: Backends) -> Router {
         .route("/networks/{id}/connect", post(networks::connect))
         .route("/networks/{id}/disconnect", post(networks::disconnect))
         .route("/auth", post(images::login))
+        .route("/distribution/{*rest}", get(images::distribution))
         .route("/images/create", post(images::create))
         .route("/images/json", get(images::list))
         .route("/images/get", get(images::save_many))

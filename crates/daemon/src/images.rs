@@ -436,6 +436,18 @@ impl ImageBackend for ImageService {
         })
     }
 
+    fn distribution(
+        &self,
+        name: String,
+        auth: Option<String>,
+    ) -> BoxFuture<'static, Result<serde_json::Value, ApiError>> {
+        let dist = self.dist.clone();
+        Box::pin(async move {
+            let creds = credentials(auth.as_deref())?;
+            dist.inspect_remote(&name, creds).await.map_err(dist_error)
+        })
+    }
+
     fn login(
         &self,
         body: serde_json::Value,

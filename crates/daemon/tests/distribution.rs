@@ -429,6 +429,18 @@ fn a_manifest_list_gives_each_platform_its_image() {
         &["rmi", &format!("{base}:native"), "app"],
     );
 
+    // What the registry offers, without pulling (`GET /distribution/{name}/json`).
+    let (status, _, body) = d.request("GET", &format!("/v1.47/distribution/{base}:latest/json"));
+    assert_eq!(status, 200, "{body}");
+    let remote: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(remote["Descriptor"]["digest"], list_digest.as_str());
+    let archs: Vec<&str> = remote["Platforms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["architecture"].as_str().unwrap())
+        .collect();
+    assert_eq!(archs, ["riscv64", host_arch]);
     let pulled = cli_ok(&d, CliKind::Berth, &["pull", &base]);
     assert!(
         pulled.contains(&format!("Digest: {list_digest}")),

@@ -234,6 +234,50 @@ impl Distribution {
         Ok(config.to_string())
     }
 
+    /// `GET /distribution/{name}/json`: the manifest (or list) `name` points at in its
+    /// registry, and the platforms it offers, without pulling anything.
+    pub async fn inspect_remote(&self, name: &str, creds: Option<Credentials>) -> Result<Value> {
+        let r = Reference::parse(name)?.with_default_tag();
+        let reg = Registry::connect(&r.domain, creds, &self.opts).await?;
+        let target = r
+            .digest
+            .clone()
+            .or_else(|| r.tag.clone())
+            .unwrap_or_default();
+        let (body, media_type) = reg.manifest(&r.path, &target).await?;
+        let manifest: Value = parse_json(&body, "manifest")?;
+        let media_type = if media_type.is_empty() {
+            manifest["mediaType"].as_str().unwrap_or("").to_string()
+        } else {
+            media_type
+        };
+        let platforms: Vec<Value> = if is_index(&media_type, &manifest) {
+            manifest["manifests"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|m| m.get("platform").cloned())
+                .collect()
+        } else {
+            let config = self
+                .fetch_config(&reg, &r.path, &manifest["config"])
+                .await?;
+            let image: Value = parse_json(&self.content.read(&config)?, "image config")?;
+            vec![serde_json::json!({
+                "architecture": image["architecture"],
+                "os": image["os"],
+            })]
+        };
+        Ok(serde_json::json!({
+            "Descriptor": {
+                "mediaType": media_type,
+                "digest": Digest::of(&body).to_string(),
+                "size": body.len(),
+            },
+            "Platforms": platforms,
+        }))
+    }
+
     /// `docker pull -a`: every tag of the repository `name`.
     pub async fn pull_all_tags(
         &self,
