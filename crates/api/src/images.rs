@@ -306,7 +306,13 @@ pub async fn load(
         Err(e) => messages
             .push(serde_json::json!({"errorDetail": {"message": e.message}, "error": e.message})),
     };
-    let body: String = messages.iter().map(|m| m.to_string() + "\r\n").collect();
+    // A stream, so the answer goes out chunked as dockerd's does: clients such as
+    // docker-py read a chunked answer line by line but parse a sized one as one JSON.
+    let lines: Vec<Result<String, std::io::Error>> = messages
+        .iter()
+        .map(|m| Ok(m.to_string() + "\r\n"))
+        .collect();
+    let body = Body::from_stream(futures_util::stream::iter(lines));
     Ok(([("content-type", "application/json")], body).into_response())
 }
 
