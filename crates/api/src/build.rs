@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::response::Response;
-use futures_util::TryStreamExt;
 
 use crate::Backends;
 use crate::error::ApiError;
@@ -113,8 +112,7 @@ pub async fn build(
 ) -> Result<Response, ApiError> {
     let req = request(q.as_deref(), &headers)?;
     let images = b.images.clone();
-    let stream = body.into_data_stream().map_err(std::io::Error::other);
-    let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
+    let reader = crate::upload::body_reader(body);
     crate::progress::stream(move |tx| {
         Box::pin(async move {
             crate::blocking(move || {

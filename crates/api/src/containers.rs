@@ -719,9 +719,7 @@ pub async fn archive(
     let c = b.containers.clone();
     if method == axum::http::Method::PUT {
         let copy_uid_gid = crate::query::flag(&pairs, "copyUIDGID");
-        let stream =
-            futures_util::TryStreamExt::map_err(body.into_data_stream(), std::io::Error::other);
-        let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
+        let reader = crate::upload::body_reader(body);
         blocking(move || {
             let mut reader = reader;
             let result = c.archive_put(&id, &path, copy_uid_gid, &mut reader);

@@ -10,7 +10,6 @@ use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use futures_util::TryStreamExt;
 use futures_util::future::BoxFuture;
 
 use crate::error::ApiError;
@@ -217,8 +216,7 @@ pub async fn create(
             .collect(),
         message: param(&pairs, "message").map(str::to_string),
     };
-    let stream = body.into_data_stream().map_err(std::io::Error::other);
-    let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
+    let reader = crate::upload::body_reader(body);
     let images = b.images.clone();
     let id = blocking(move || {
         let mut reader = reader;
@@ -279,8 +277,7 @@ pub async fn load(
     body: Body,
 ) -> Result<Response, ApiError> {
     let quiet = flag(&query_pairs(q.as_deref()), "quiet");
-    let stream = body.into_data_stream().map_err(std::io::Error::other);
-    let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
+    let reader = crate::upload::body_reader(body);
     let images = b.images.clone();
     let (loaded, mut messages) = blocking(move || {
         let mut reader = reader;

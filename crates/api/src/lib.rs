@@ -18,6 +18,7 @@ pub mod networks;
 pub mod progress;
 mod query;
 pub mod system;
+mod upload;
 pub mod version;
 pub mod volumes;
 
