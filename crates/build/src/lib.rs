@@ -133,6 +133,8 @@ struct Stage {
     args: Vec<(String, Option<String>)>,
     /// Whether CMD was set in this stage (ENTRYPOINT then keeps it).
     cmd_set: bool,
+    /// The image's author (MAINTAINER), inherited from the base.
+    author: String,
 }
 
 impl Builder {
@@ -283,7 +285,7 @@ impl Builder {
             }
             id = self
                 .images
-                .derive(Some(&id), &config, "LABEL (from the command line)")?;
+                .derive(Some(&id), &config, "LABEL (from the command line)", "")?;
         }
         let unused: Vec<&String> = opts
             .build_args
@@ -355,7 +357,7 @@ impl Builder {
         }
         let id = match &stage.image {
             Some(id) => id.clone(),
-            None => self.images.derive(None, &stage.config, "")?,
+            None => self.images.derive(None, &stage.config, "", &stage.author)?,
         };
         Ok((id, used))
     }
@@ -391,12 +393,14 @@ impl Builder {
             }
             Some(self.images.resolve(&base)?.id)
         };
-        let config = match &image {
+        let (config, author) = match &image {
             Some(id) => {
                 out(stream(format!(" ---> {}\n", short(id))));
-                self.images.image_config(id)?.1["config"].clone()
+                let image = self.images.image_config(id)?.1;
+                let author = image["author"].as_str().unwrap_or("").to_string();
+                (image["config"].clone(), author)
             }
-            None => json!({}),
+            None => (json!({}), String::new()),
         };
         let config = if config.is_object() {
             config
@@ -409,6 +413,7 @@ impl Builder {
             config,
             args: Vec::new(),
             cmd_set: false,
+            author,
         };
         // Triggers run once, in the child build; the child's image does not inherit them.
         if let Some(c) = stage.config.as_object_mut() {
@@ -626,6 +631,7 @@ impl Builder {
             }
             "maintainer" => {
                 let who = values.first().copied().unwrap_or("").to_string();
+                stage.author = who.clone();
                 Ok(nop(format!("MAINTAINER {who}")))
             }
             "onbuild" => {
@@ -678,9 +684,12 @@ impl Builder {
             stage.image = Some(id);
             return Ok(());
         }
-        let id = self
-            .images
-            .derive(stage.image.as_deref(), &stage.config, created_by)?;
+        let id = self.images.derive(
+            stage.image.as_deref(),
+            &stage.config,
+            created_by,
+            &stage.author,
+        )?;
         cache::store(&self.db, &key, &id)?;
         out(stream(format!(" ---> {}\n", short(&id))));
         stage.image = Some(id);
@@ -721,7 +730,7 @@ impl Builder {
         if let Some(id) = &stage.image {
             return Ok(id.clone());
         }
-        let id = self.images.derive(None, &stage.config, "")?;
+        let id = self.images.derive(None, &stage.config, "", &stage.author)?;
         stage.image = Some(id.clone());
         Ok(id)
     }
@@ -825,6 +834,7 @@ impl Builder {
         }
         let commit = CommitOptions {
             created_by: created_by.clone(),
+            author: stage.author.clone(),
             ..CommitOptions::default()
         };
         let id = self
@@ -1152,6 +1162,7 @@ impl Builder {
             put?;
             let commit = CommitOptions {
                 created_by,
+                author: stage.author.clone(),
                 ..CommitOptions::default()
             };
             let id = self

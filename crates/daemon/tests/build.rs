@@ -68,6 +68,7 @@ fn every_instruction_shows_in_the_image() {
 ARG BASE=base
 FROM ${BASE}
 ARG VERSION=1.0
+MAINTAINER Berth Builders <builders@example.org>
 ENV APP_HOME=/srv/app \
     MODE=prod
 LABEL org.example.version=$VERSION "org.example.name"="demo app"
@@ -127,11 +128,15 @@ CMD ["cat /srv/app/built.txt"]
         &["-t", "demo:1", "--build-arg", "VERSION=2.5"],
     );
     assert!(
-        output.contains("Step 1/22 : ARG BASE=base\nStep 2/22 : FROM ${BASE}"),
+        output.contains("Step 1/23 : ARG BASE=base\nStep 2/23 : FROM ${BASE}"),
         "{output}"
     );
     assert!(output.contains("Successfully tagged demo:1"), "{output}");
     let config = |t: &str| inspect(&d, "demo:1", t);
+    assert_eq!(
+        config("{{.Author}}"),
+        "Berth Builders <builders@example.org>"
+    );
     assert_eq!(
         config("{{json .Config.Env}}"),
         r#"["APP_HOME=/srv/app","MODE=prod"]"#

@@ -394,7 +394,13 @@ impl ImageStore {
     /// A build step that changes only the config (ENV, CMD, LABEL...): a new image with
     /// `parent`'s layers (none for `scratch`), the container config `config`, and a
     /// history entry without a layer.
-    pub fn derive(&self, parent: Option<&str>, config: &Value, created_by: &str) -> Result<String> {
+    pub fn derive(
+        &self,
+        parent: Option<&str>,
+        config: &Value,
+        created_by: &str,
+        author: &str,
+    ) -> Result<String> {
         let now = berth_types::time::now_rfc3339();
         let (base, base_rec) = match parent {
             Some(p) => {
@@ -414,6 +420,9 @@ impl ImageStore {
         let mut image = base.clone();
         image["created"] = json!(now);
         image["config"] = config.clone();
+        if !author.is_empty() {
+            image["author"] = json!(author);
+        }
         let mut history = base["history"].as_array().cloned().unwrap_or_default();
         history.push(json!({"created": now, "created_by": created_by, "empty_layer": true}));
         image["history"] = json!(history);
