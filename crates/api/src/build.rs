@@ -38,6 +38,8 @@ pub struct BuildRequest {
     pub network: Option<String>,
     /// `extrahosts` (repeatable or comma-separated).
     pub extra_hosts: Vec<String>,
+    /// `platform`.
+    pub platform: Option<String>,
     /// `cachefrom` (JSON array of images).
     pub cache_from: Vec<String>,
     /// `X-Registry-Config` (credentials for FROM pulls).
@@ -91,6 +93,9 @@ fn request(q: Option<&str>, headers: &axum::http::HeaderMap) -> Result<BuildRequ
             .iter()
             .flat_map(|h| h.split(',').map(str::to_string).collect::<Vec<_>>())
             .collect(),
+        platform: param(&pairs, "platform")
+            .filter(|p| !p.is_empty())
+            .map(str::to_string),
         cache_from: match param(&pairs, "cachefrom").filter(|s| !s.is_empty()) {
             Some(s) => serde_json::from_str(s)
                 .map_err(|e| ApiError::bad_request(format!("invalid cachefrom: {e}")))?,

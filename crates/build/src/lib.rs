@@ -61,6 +61,8 @@ pub struct BuildOptions {
     pub network: Option<String>,
     /// `--add-host` for RUN.
     pub extra_hosts: Vec<String>,
+    /// `--platform`: the platform FROM images are taken for (the host's when unset).
+    pub platform: Option<String>,
     /// `--cache-from`: when set, only these images (and the images they were built from)
     /// may be cache hits.
     pub cache_from: Vec<String>,
@@ -69,9 +71,11 @@ pub struct BuildOptions {
     pub context_digests: HashMap<PathBuf, String>,
 }
 
-/// Pulls an image for FROM, reporting progress as build output; the daemon provides it.
-pub type PullFn =
-    dyn Fn(&str, &mut dyn FnMut(Value)) -> std::result::Result<(), String> + Send + Sync;
+/// Pulls an image (for a platform, `os/arch[/variant]`, or the host's) for FROM,
+/// reporting progress as build output; the daemon provides it.
+pub type PullFn = dyn Fn(&str, Option<&str>, &mut dyn FnMut(Value)) -> std::result::Result<(), String>
+    + Send
+    + Sync;
 
 /// Downloads a URL into a file (ADD <url>); the daemon provides it.
 pub type FetchFn = dyn Fn(&str, &Path) -> std::result::Result<(), String> + Send + Sync;
@@ -388,8 +392,14 @@ impl Builder {
         {
             Some(id.clone())
         } else {
-            if opts.pull || self.images.resolve(&base).is_err() {
-                (self.pull)(&base, out).map_err(Error::User)?;
+            let platform = self.platform_for(s, opts, lex, &env)?;
+            let local = self.images.resolve(&base).ok();
+            let fits = local.as_ref().is_some_and(|r| match &platform {
+                Some(p) => self.is_for_platform(&r.id, p),
+                None => true,
+            });
+            if opts.pull || !fits {
+                (self.pull)(&base, platform.as_deref(), out).map_err(Error::User)?;
             }
             Some(self.images.resolve(&base)?.id)
         };
@@ -437,6 +447,39 @@ impl Builder {
             }
         }
         Ok(stage)
+    }
+
+    /// FROM's `--platform`, or the build's; `None` when neither is given (any local image
+    /// of that name will do, as with docker).
+    fn platform_for(
+        &self,
+        s: &StageDef<'_>,
+        opts: &BuildOptions,
+        lex: &Lex,
+        env: &Vec<String>,
+    ) -> Result<Option<String>> {
+        let flag = s
+            .from
+            .flags
+            .iter()
+            .find_map(|f| f.strip_prefix("--platform="))
+            .map(|p| expand(lex, p, env))
+            .transpose()?;
+        Ok(flag
+            .or_else(|| opts.platform.clone())
+            .filter(|p| !p.is_empty()))
+    }
+
+    /// Whether the image's config says it is for `platform` (`os/arch[/variant]`).
+    fn is_for_platform(&self, id: &str, platform: &str) -> bool {
+        let Ok((_, image)) = self.images.image_config(id) else {
+            return false;
+        };
+        let mut parts = platform.split('/');
+        let (os, arch, variant) = (parts.next(), parts.next(), parts.next());
+        image["os"].as_str() == os
+            && image["architecture"].as_str() == arch
+            && variant.is_none_or(|v| image["variant"].as_str() == Some(v))
     }
 
     /// One instruction of a stage.
@@ -958,7 +1001,7 @@ impl Builder {
                         match r {
                             Ok(r) => r.id,
                             Err(_) => {
-                                (self.pull)(name, out).map_err(Error::User)?;
+                                (self.pull)(name, None, out).map_err(Error::User)?;
                                 self.images.resolve(name)?.id
                             }
                         }

@@ -56,7 +56,7 @@ pub struct BuildArgs {
     /// Images to consider as cache sources
     #[arg(long = "cache-from")]
     cache_from: Vec<String>,
-    /// Set platform if server is multi-platform capable (accepted; builds are native)
+    /// Set platform if server is multi-platform capable (the platform FROM images are taken for)
     #[arg(long)]
     platform: Option<String>,
     /// PATH | -
@@ -109,6 +109,9 @@ pub fn build(c: &Client, a: BuildArgs) -> CmdResult {
             "&cachefrom={}",
             enc(&json!(a.cache_from).to_string())
         ));
+    }
+    if let Some(p) = &a.platform {
+        path.push_str(&format!("&platform={}", enc(p)));
     }
     if let Some(t) = &a.target {
         path.push_str(&format!("&target={}", enc(t)));

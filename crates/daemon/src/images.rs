@@ -49,13 +49,14 @@ fn dist_error(e: berth_distribution::Error) -> ApiError {
 /// FROM's pull during a build: the pull's progress becomes build output lines.
 fn pull_for_build(
     dist: Distribution,
-) -> impl Fn(&str, &mut dyn FnMut(serde_json::Value)) -> Result<(), String> + Send + Sync {
+) -> impl Fn(&str, Option<&str>, &mut dyn FnMut(serde_json::Value)) -> Result<(), String> + Send + Sync
+{
     let handle = tokio::runtime::Handle::current();
-    move |name, out| {
+    move |name, platform, out| {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let req = berth_distribution::PullRequest {
             reference: name.to_string(),
-            platform: None,
+            platform: platform.map(str::to_string),
         };
         let result = handle.block_on(dist.pull(&req, None, &Progress::new(tx)));
         while let Ok(m) = rx.try_recv() {
@@ -374,6 +375,7 @@ impl ImageBackend for ImageService {
             force_remove: req.force_remove,
             network: req.network,
             extra_hosts: req.extra_hosts,
+            platform: req.platform,
             cache_from: req.cache_from,
             context_digests,
         };

@@ -469,6 +469,51 @@ fn a_manifest_list_gives_each_platform_its_image() {
     );
     let o = berth(&d, &["pull", "--platform", "linux", &base], None);
     assert!(err(&o).contains("invalid platform"), "{}", err(&o));
+
+    // A build takes FROM for the platform asked for, pulling when the local image is not.
+    let ctx = d.dir.path().join("platform-ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM --platform=linux/{host_arch} {base}\nLABEL built=yes\n"),
+    )
+    .unwrap();
+    cli_ok(
+        &d,
+        CliKind::Berth,
+        &["build", "-t", "native-build", ctx.to_str().unwrap()],
+    );
+    assert!(
+        inspect("native-build").starts_with(&format!("{host_arch} ")),
+        "{}",
+        inspect("native-build")
+    );
+    assert!(
+        inspect(&base).starts_with(host_arch),
+        "the base was pulled again for the host"
+    );
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {base}\nLABEL built=yes\n"),
+    )
+    .unwrap();
+    cli_ok(
+        &d,
+        CliKind::Berth,
+        &[
+            "build",
+            "--platform",
+            "linux/riscv64",
+            "-t",
+            "riscv-build",
+            ctx.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        inspect("riscv-build").starts_with("riscv64 "),
+        "{}",
+        inspect("riscv-build")
+    );
 }
 
 fn snapshot_count(d: &Daemon) -> usize {
