@@ -591,7 +591,13 @@ pub fn cli_ok(d: &Daemon, cli: CliKind, args: &[&str]) -> String {
         CliKind::Docker => docker_ok(d, args),
         CliKind::Berth => {
             let o = berth(d, args, None);
-            assert!(o.status.success(), "berth {args:?}: {}", err(&o));
+            assert!(
+                o.status.success(),
+                "berth {args:?}: {} (exit {:?}; stdout: {:?})",
+                err(&o),
+                o.status.code(),
+                out(&o)
+            );
             out(&o)
         }
     }
