@@ -231,16 +231,14 @@ fn walk_dir(
     Ok(())
 }
 
-/// Writes the tar that puts every placement at its destination (paths relative to the
+/// Appends to `tar` what puts every placement at its destination (paths relative to the
 /// image's root), owned and moded as `attrs` says.
-pub(crate) fn write_tar(
+pub(crate) fn append_placements<W: Write>(
+    tar: &mut tar::Builder<W>,
     root: &Path,
     placements: &[Placement],
     attrs: Attrs,
-    out: impl Write,
 ) -> Result<()> {
-    let mut tar = tar::Builder::new(out);
-    let io = |e: io::Error| Error::Internal(format!("write the copy archive: {e}"));
     for p in placements {
         let dest = clean(&p.dest);
         walk(root, &p.src, &mut |rel, meta, path| {
@@ -252,10 +250,10 @@ pub(crate) fn write_tar(
             if target.as_os_str().is_empty() {
                 return Ok(()); // the image's root itself
             }
-            append(&mut tar, &target, meta, path, attrs)
+            append(tar, &target, meta, path, attrs)
         })?;
     }
-    tar.into_inner().map_err(io)?.flush().map_err(io)
+    Ok(())
 }
 
 fn append<W: Write>(

@@ -1134,23 +1134,14 @@ impl Builder {
                     dest: target,
                 });
             }
-            let sum = content.clone();
-            let mut archive_sums = Vec::new();
-            for a in &archives {
-                archive_sums.push(file_sha256(a)?);
-            }
+            // `content` covers every source, archives included.
             let created_by = format!(
-                "/bin/sh -c #(nop) {what} {}:{sum}{} in {dest} ",
+                "/bin/sh -c #(nop) {what} {}:{content} in {dest} ",
                 if found.len() == 1 && !src_root.join(&found[0]).is_dir() {
                     "file"
                 } else {
                     "dir"
                 },
-                if archive_sums.is_empty() {
-                    String::new()
-                } else {
-                    format!(" {}", archive_sums.join(","))
-                }
             );
             let (reader, writer) = std::io::pipe().map_err(|e| Error::Internal(e.to_string()))?;
             let (src_root2, placements2, archives2, dest2) = (
@@ -1161,32 +1152,7 @@ impl Builder {
             );
             let producer = std::thread::spawn(move || -> Result<()> {
                 let mut tar = tar::Builder::new(writer);
-                {
-                    let mut inner = Vec::new();
-                    context::write_tar(&src_root2, &placements2, attrs, &mut inner)?;
-                    let mut a = tar::Archive::new(inner.as_slice());
-                    for e in a.entries().map_err(|e| Error::Internal(e.to_string()))? {
-                        let mut e = e.map_err(|e| Error::Internal(e.to_string()))?;
-                        let mut h = e.header().clone();
-                        let p = e
-                            .path()
-                            .map_err(|e| Error::Internal(e.to_string()))?
-                            .into_owned();
-                        if h.entry_type() == tar::EntryType::Symlink {
-                            let l = e
-                                .link_name()
-                                .ok()
-                                .flatten()
-                                .map(|l| l.into_owned())
-                                .unwrap_or_default();
-                            tar.append_link(&mut h, &p, l)
-                                .map_err(|e| Error::Internal(e.to_string()))?;
-                        } else {
-                            tar.append_data(&mut h, &p, &mut e)
-                                .map_err(|e| Error::Internal(e.to_string()))?;
-                        }
-                    }
-                }
+                context::append_placements(&mut tar, &src_root2, &placements2, attrs)?;
                 for a in &archives2 {
                     let f = std::fs::File::open(a).map_err(|e| Error::User(e.to_string()))?;
                     let r = berth_images::decompress(f).map_err(|e| Error::User(e.to_string()))?;
@@ -1657,10 +1623,6 @@ fn is_archive(path: &Path) -> bool {
         return false;
     }
     &block[257..262] == b"ustar"
-}
-
-fn file_sha256(path: &Path) -> Result<String> {
-    context::file_digest(path).map_err(|e| Error::User(format!("{}: {e}", path.display())))
 }
 
 /// A scratch directory next to the context (removed on drop).
