@@ -11,6 +11,7 @@
 pub mod build;
 pub mod containers;
 pub mod error;
+pub mod events;
 pub mod hijack;
 pub mod images;
 pub mod legacy;
@@ -52,6 +53,8 @@ pub struct Backends {
     pub networks: Arc<dyn NetworkBackend>,
     /// Volumes.
     pub volumes: Arc<dyn VolumeBackend>,
+    /// The event bus `GET /events` reads.
+    pub events: berth_events::Events,
 }
 
 /// Runs blocking backend work off the async threads.
@@ -70,6 +73,7 @@ pub fn router(backends: Backends) -> Router {
         .route("/version", get(system::version))
         .route("/info", get(system::info))
         .route("/system/df", get(system::df))
+        .route("/events", get(events::events))
         .route("/containers/create", post(containers::create))
         .route("/containers/json", get(containers::list))
         .route("/containers/prune", post(containers::prune))

@@ -239,6 +239,28 @@ impl Manager {
         }
     }
 
+    /// How many processes the kernel's OOM killer has killed in the cgroup
+    /// (`oom_kill` of v1's `memory.oom_control`, kernel 4.13+, or v2's
+    /// `memory.events`); 0 when unknown.
+    pub fn oom_kills(&self) -> u64 {
+        let (dir, file) = match &self.backend {
+            Backend::V1(v1) => match v1.paths().get("memory") {
+                Some(d) => (d.clone(), "memory.oom_control"),
+                None => return 0,
+            },
+            Backend::V2(v2) => (v2.dir().to_path_buf(), "memory.events"),
+        };
+        std::fs::read_to_string(dir.join(file))
+            .ok()
+            .and_then(|text| {
+                text.lines().find_map(|l| {
+                    l.strip_prefix("oom_kill ")
+                        .and_then(|n| n.trim().parse().ok())
+                })
+            })
+            .unwrap_or(0)
+    }
+
     /// Send `signal` to every process in the cgroup.
     ///
     /// On v2 with SIGKILL, `cgroup.kill` does it atomically. Otherwise the

@@ -980,7 +980,7 @@ pub fn top(c: &Client, a: TopArgs) -> CmdResult {
 }
 
 /// docker's `--since`/`--until` as the Unix seconds the API takes.
-fn log_time(v: &str) -> Result<String, CliError> {
+pub(crate) fn log_time(v: &str) -> Result<String, CliError> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());

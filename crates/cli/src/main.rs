@@ -9,6 +9,7 @@
 mod build;
 mod client;
 mod containers;
+mod events;
 mod files;
 mod format;
 mod health;
@@ -163,6 +164,8 @@ enum Command {
     Commit(files::CommitArgs),
     /// Display a live stream of container(s) resource usage statistics
     Stats(stats::StatsArgs),
+    /// Get real time events from the server
+    Events(events::EventsArgs),
     /// Manage Berth
     #[command(subcommand)]
     System(SystemCommand),
@@ -174,6 +177,8 @@ enum SystemCommand {
     Df(system::DfArgs),
     /// Remove unused data
     Prune(system::PruneArgs),
+    /// Get real time events from the server
+    Events(events::EventsArgs),
     /// Display system-wide information
     Info,
 }
@@ -376,6 +381,7 @@ fn dispatch(c: &Client, cmd: Command) -> CmdResult {
         Command::Export(a) => files::export(c, a),
         Command::Commit(a) => files::commit(c, a),
         Command::Stats(a) => stats::stats(c, a),
+        Command::Events(a) | Command::System(SystemCommand::Events(a)) => events::events(c, a),
         Command::System(SystemCommand::Df(a)) => system::df(c, a),
         Command::System(SystemCommand::Prune(a)) => system::prune(c, a),
         Command::System(SystemCommand::Info) => info(c),

@@ -66,12 +66,14 @@ impl ContainerService {
         let id = random_hex(32)?;
         let exec = ExecRecord {
             id: id.clone(),
-            container_id: rec.id,
+            container_id: rec.id.clone(),
             config: canonical_keys(body),
             started: false,
             pid: 0,
             exit_code: None,
         };
+        self.events
+            .emit(self.exec_event(&rec, "exec_create", &exec));
         self.execs
             .lock()
             .expect("not poisoned")
@@ -196,14 +198,26 @@ impl ContainerService {
             .map_err(|e| Error::Internal(format!("start {}: {e}", self.shim.display())))?;
         let mut go = child.stdin.take().expect("piped");
         let mut reports = BufReader::new(child.stdout.take().expect("piped"));
+        let (service, exit_file) = (self.clone(), dir.join("exit.json"));
+        let die = self.exec_event(&container, "exec_die", exec);
         std::thread::spawn(move || {
             let _ = child.wait();
+            // The shim has recorded the exit (or died without a record: 126, as for a
+            // process that never ran).
+            let code = std::fs::read(&exit_file)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+                .and_then(|v| v["ExitCode"].as_i64())
+                .unwrap_or(126);
+            service.events.emit(die.attr("exitCode", code.to_string()));
         });
         let ready = read_report(&mut reports)?;
         if ready["ready"].as_bool() != Some(true) {
             return Err(shim_failure(&ready));
         }
         before_run(&exec.id);
+        self.events
+            .emit(self.exec_event(&container, "exec_start", exec));
         let _ = go.write_all(b"go\n");
         drop(go);
         let report = read_report(&mut reports)?;

@@ -171,12 +171,14 @@ impl ContainerService {
             let probe = self.probe(id, check);
             let in_start = began.elapsed() < check.start_period;
             let mut turned_unhealthy = false;
+            let mut changed_to = None;
             let _ = self.modify(id, |r| {
                 if r.state.started_at != started_at {
                     return;
                 }
                 let h = r.health.get_or_insert_with(Health::default);
                 let was_unhealthy = h.status == "unhealthy";
+                let before = h.status.clone();
                 if probe.exit_code == 0 {
                     h.status = "healthy".into();
                     h.failing_streak = 0;
@@ -191,7 +193,13 @@ impl ContainerService {
                 let extra = h.log.len().saturating_sub(5);
                 h.log.drain(..extra);
                 turned_unhealthy = !was_unhealthy && h.status == "unhealthy";
+                if h.status != before {
+                    changed_to = Some(h.status.clone());
+                }
             });
+            if let Some(status) = changed_to {
+                self.emit(&rec, &format!("health_status: {status}"));
+            }
             if turned_unhealthy {
                 self.act_on_failure(id, &rec);
             }

@@ -13,6 +13,7 @@ mod archive;
 mod attach;
 pub mod changes;
 pub mod error;
+mod events;
 mod exec;
 mod filters;
 mod health;
@@ -69,6 +70,10 @@ pub struct State {
     /// The shim's pid while the container runs.
     #[serde(default)]
     pub shim_pid: i32,
+    /// Whether the kernel's OOM killer struck in the container's cgroup during the last
+    /// run.
+    #[serde(default)]
+    pub oom_killed: bool,
 }
 
 /// What is stored per container.
@@ -138,6 +143,7 @@ pub struct ContainerService {
     /// start, or two clients, must not run over each other, and the network of an exited
     /// run is released before a new run can set up its own).
     starting: Arc<std::sync::Mutex<std::collections::HashMap<String, std::thread::ThreadId>>>,
+    events: berth_events::Events,
 }
 
 /// Where a starting container's network namespace and /etc files are.
@@ -221,6 +227,8 @@ pub struct Parts {
     pub network: berth_network::NetworkService,
     /// Volumes.
     pub volumes: berth_volumes::VolumeService,
+    /// The event bus.
+    pub events: berth_events::Events,
 }
 
 impl ContainerService {
@@ -233,6 +241,7 @@ impl ContainerService {
             content,
             network,
             volumes,
+            events,
         } = parts;
         Ok(ContainerService {
             db,
@@ -251,6 +260,7 @@ impl ContainerService {
             changes: Arc::default(),
             init_path: None,
             starting: Arc::default(),
+            events,
         })
     }
 
@@ -340,6 +350,7 @@ impl ContainerService {
         if let Some(e) = exited {
             rec.state.status = "exited".into();
             rec.state.exit_code = e["ExitCode"].as_i64().unwrap_or(255) as i32;
+            rec.state.oom_killed = e["OOMKilled"].as_bool().unwrap_or(false);
             rec.state.finished_at = e["FinishedAt"].as_str().unwrap_or("").to_string();
         } else if rec.state.shim_pid > 0 && shim_alive(rec.state.shim_pid, &rec.id) {
             // Supervised: the recorded status stands (pause and unpause record theirs).
@@ -398,6 +409,13 @@ impl ContainerService {
         if !recorded {
             return Ok(rec);
         }
+        if rec.state.oom_killed {
+            self.emit(&rec, "oom");
+        }
+        self.events.emit(
+            self.event(&rec, "die")
+                .attr("exitCode", rec.state.exit_code.to_string()),
+        );
         let rec = self.after_exit(rec);
         if rec.host_config["AutoRemove"].as_bool() == Some(true) {
             // `--rm` takes the container's anonymous volumes too, as Docker does.
@@ -533,6 +551,9 @@ impl ContainerService {
             // made for it.
             let _ = self.remove_with_volumes(&id, true, true);
             return Err(e);
+        }
+        if let Ok(rec) = self.get(&id) {
+            self.emit(&rec, "create");
         }
         Ok(id)
     }
@@ -994,6 +1015,9 @@ impl ContainerService {
             r.state = state;
             r.health = None;
         })?;
+        // Before anything on this thread looks at the record again: a short-lived
+        // container's exit (and `--rm`'s removal) is recorded at the next look.
+        self.emit(rec, "start");
         self.watch_health(&id);
         Ok(())
     }
@@ -1164,6 +1188,8 @@ impl ContainerService {
         }
         let container = self.runtime_container(&rec.id)?;
         container.kill(signal, false).map_err(internal)?;
+        self.events
+            .emit(self.event(&rec, "kill").attr("signal", signal.to_string()));
         if signal == libc::SIGKILL && rec.state.status == "paused" {
             // A frozen process cannot die: thaw it so the SIGKILL lands.
             let _ = container.resume();
@@ -1277,6 +1303,7 @@ impl ContainerService {
             let _ = self.kill(&rec.id, libc::SIGKILL);
             self.wait(&rec.id, Some(Duration::from_secs(10)))?;
         }
+        self.emit(&rec, "stop");
         Ok(true)
     }
 
@@ -1334,6 +1361,7 @@ impl ContainerService {
             Ok(())
         })?;
         self.changes.bump();
+        self.emit(&rec, "destroy");
         if volumes {
             self.remove_anonymous_volumes(&rec);
         }

@@ -37,7 +37,9 @@ impl ContainerService {
     ) -> Result<()> {
         let rec = self.get(name)?;
         self.stop(&rec.id, timeout)?;
-        self.start(&rec.id, before_start)
+        self.start(&rec.id, before_start)?;
+        self.emit(&rec, "restart");
+        Ok(())
     }
 
     /// `POST /containers/{id}/rename`.
@@ -73,7 +75,14 @@ impl ContainerService {
             tx.put(&NAMES, new_name, &rec.id)?;
             tx.put(&CONTAINERS, &rec.id, &current)?;
             Ok(())
-        })
+        })?;
+        let mut renamed = rec.clone();
+        renamed.name = new_name.to_string();
+        self.events.emit(
+            self.event(&renamed, "rename")
+                .attr("oldName", format!("/{}", rec.name)),
+        );
+        Ok(())
     }
 
     /// `POST /containers/{id}/pause`: freezes every process of the container.
@@ -95,8 +104,9 @@ impl ContainerService {
             }
         }
         self.runtime_container(&rec.id)?.pause().map_err(internal)?;
-        self.modify(&rec.id, |r| r.state.status = "paused".into())
-            .map(drop)
+        self.modify(&rec.id, |r| r.state.status = "paused".into())?;
+        self.emit(&rec, "pause");
+        Ok(())
     }
 
     /// `POST /containers/{id}/unpause`.
@@ -111,8 +121,9 @@ impl ContainerService {
         self.runtime_container(&rec.id)?
             .resume()
             .map_err(internal)?;
-        self.modify(&rec.id, |r| r.state.status = "running".into())
-            .map(drop)
+        self.modify(&rec.id, |r| r.state.status = "running".into())?;
+        self.emit(&rec, "unpause");
+        Ok(())
     }
 
     /// `GET /containers/{id}/top`: the host's `ps` with `ps_args`, keeping the rows of
@@ -141,7 +152,9 @@ impl ContainerService {
                 String::from_utf8_lossy(&out.stderr).trim()
             )));
         }
-        parse_ps(&String::from_utf8_lossy(&out.stdout), &pids)
+        let table = parse_ps(&String::from_utf8_lossy(&out.stdout), &pids)?;
+        self.emit(&rec, "top");
+        Ok(table)
     }
 
     /// `POST /containers/{id}/update`: records the new limits and applies them to a
@@ -174,6 +187,7 @@ impl ContainerService {
             })?;
         }
         self.modify(&rec.id, |r| r.host_config = host)?;
+        self.emit(&rec, "update");
         Ok(Vec::new())
     }
 

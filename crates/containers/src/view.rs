@@ -97,7 +97,7 @@ pub fn inspect(
             "Running": running,
             "Paused": rec.state.status == "paused",
             "Restarting": rec.state.status == "restarting",
-            "OOMKilled": false,
+            "OOMKilled": rec.state.oom_killed,
             "Dead": false,
             "Pid": if running { rec.state.pid } else { 0 },
             "ExitCode": rec.state.exit_code,

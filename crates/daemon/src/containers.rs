@@ -166,6 +166,9 @@ impl ContainerBackend for Containers {
             Vec::new()
         };
         let session = session(tty, &req.detach_keys, prelude)?;
+        if req.stream {
+            self.service.emit(&rec, "attach");
+        }
         let (tx, rx) = tokio::sync::oneshot::channel();
         if !req.stream {
             // The log (if asked for) and nothing live: a stream that is already over.

@@ -5,6 +5,7 @@ use std::io::Read;
 
 use berth_api::{ApiError, ImageBackend, ImportRequest, ProgressSender, PullRequest};
 use berth_distribution::{Credentials, Distribution, Progress, PushRequest};
+use berth_events::{Event, Events, kind};
 use berth_images::{Error, Filters, ImageStore, ImportOptions};
 use futures_util::future::BoxFuture;
 
@@ -202,6 +203,43 @@ impl ImageService {
     }
 }
 
+/// An image event: dockerd names the actor by id, or by reference for pull and push.
+fn image_event(events: &Events, action: &str, id: &str, name: &str) {
+    events.emit(Event::new(kind::IMAGE, action, id).attr("name", name));
+}
+
+/// `busybox:latest` → `busybox` (a registry port is not a tag).
+fn repository_of(reference: &str) -> &str {
+    let reference = reference.split('@').next().unwrap_or(reference);
+    match reference.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => repo,
+        _ => reference,
+    }
+}
+
+impl ImageService {
+    fn events(&self) -> &Events {
+        self.containers.events()
+    }
+
+    fn image_id(&self, name: &str) -> Option<String> {
+        let image = self.store.inspect(name).ok()?;
+        image["Id"].as_str().map(str::to_string)
+    }
+
+    /// untag and delete events for what a removal report lists.
+    fn emit_removal(&self, id: &str, report: &serde_json::Value) {
+        for entry in report.as_array().into_iter().flatten() {
+            if entry.get("Untagged").is_some() {
+                image_event(self.events(), "untag", id, id);
+            }
+            if let Some(d) = entry["Deleted"].as_str() {
+                image_event(self.events(), "delete", d, d);
+            }
+        }
+    }
+}
+
 impl ImageBackend for ImageService {
     fn import(
         &self,
@@ -218,7 +256,12 @@ impl ImageBackend for ImageService {
             message: req.message,
             source: "-".into(),
         };
-        self.store.import(archive, &opts).map_err(api_error)
+        let id = self.store.import(archive, &opts).map_err(api_error)?;
+        image_event(self.events(), "import", &id, &id);
+        if let Some(r) = &opts.reference {
+            image_event(self.events(), "tag", &id, r);
+        }
+        Ok(id)
     }
 
     fn list(&self, all: bool, filters: &str) -> Result<serde_json::Value, ApiError> {
@@ -238,7 +281,11 @@ impl ImageBackend for ImageService {
             Some(t) => format!("{repo}:{t}"),
             None => repo.to_string(),
         };
-        self.store.tag(name, &target).map_err(api_error)
+        self.store.tag(name, &target).map_err(api_error)?;
+        if let Some(id) = self.image_id(&target) {
+            image_event(self.events(), "tag", &id, &target);
+        }
+        Ok(())
     }
 
     fn prune(&self, filters: &str) -> Result<serde_json::Value, ApiError> {
@@ -309,24 +356,27 @@ impl ImageBackend for ImageService {
                 continue;
             }
             let size = img["Size"].as_u64().unwrap_or(0);
-            if let Ok(serde_json::Value::Array(report)) =
-                self.store.remove(&id, true).map(serde_json::Value::from)
-            {
-                deleted.extend(report);
+            if let Ok(report) = self.store.remove(&id, true).map(serde_json::Value::from) {
+                self.emit_removal(&id, &report);
+                deleted.extend(report.as_array().cloned().unwrap_or_default());
                 reclaimed += size;
             }
         }
         self.sweep_snapshots();
+        self.events()
+            .emit(Event::new(kind::IMAGE, "prune", "").attr("reclaimed", reclaimed.to_string()));
         Ok(serde_json::json!({"ImagesDeleted": deleted, "SpaceReclaimed": reclaimed}))
     }
 
     fn remove(&self, name: &str, force: bool) -> Result<serde_json::Value, ApiError> {
         self.check_in_use(name, force)?;
+        let id = self.image_id(name).unwrap_or_default();
         let report = self
             .store
             .remove(name, force)
             .map(serde_json::Value::from)
             .map_err(api_error)?;
+        self.emit_removal(&id, &report);
         self.sweep_snapshots();
         Ok(report)
     }
@@ -336,7 +386,11 @@ impl ImageBackend for ImageService {
     }
 
     fn save(&self, names: &[String], out: &mut dyn std::io::Write) -> Result<(), ApiError> {
-        self.store.save(names, out).map_err(api_error)
+        self.store.save(names, out).map_err(api_error)?;
+        for id in names.iter().filter_map(|n| self.image_id(n)) {
+            image_event(self.events(), "save", &id, &id);
+        }
+        Ok(())
     }
 
     fn load(
@@ -344,7 +398,11 @@ impl ImageBackend for ImageService {
         archive: &mut (dyn Read + Send),
         progress: &mut dyn FnMut(serde_json::Value),
     ) -> Result<Vec<String>, ApiError> {
-        self.store.load(archive, progress).map_err(api_error)
+        let loaded = self.store.load(archive, progress).map_err(api_error)?;
+        for id in loaded.iter().filter_map(|n| self.image_id(n)) {
+            image_event(self.events(), "load", &id, &id);
+        }
+        Ok(loaded)
     }
 
     fn history(&self, name: &str) -> Result<serde_json::Value, ApiError> {
@@ -405,9 +463,11 @@ impl ImageBackend for ImageService {
         progress: ProgressSender,
     ) -> BoxFuture<'static, Result<(), ApiError>> {
         let dist = self.dist.clone();
+        let events = self.events().clone();
         Box::pin(async move {
             let creds = credentials(req.auth.as_deref())?;
             let progress = Progress::new(progress);
+            let reference = req.reference.clone();
             let done = if req.all_tags {
                 dist.pull_all_tags(&req.reference, req.platform, creds, &progress)
                     .await
@@ -418,7 +478,9 @@ impl ImageBackend for ImageService {
                 };
                 dist.pull(&pull, creds, &progress).await.map(|_| ())
             };
-            done.map_err(dist_error)
+            done.map_err(dist_error)?;
+            image_event(&events, "pull", &reference, repository_of(&reference));
+            Ok(())
         })
     }
 
@@ -430,11 +492,18 @@ impl ImageBackend for ImageService {
         progress: ProgressSender,
     ) -> BoxFuture<'static, Result<(), ApiError>> {
         let dist = self.dist.clone();
+        let events = self.events().clone();
         Box::pin(async move {
             let creds = credentials(auth.as_deref())?;
+            let reference = match &tag {
+                Some(t) => format!("{name}:{t}"),
+                None => name.clone(),
+            };
             dist.push(&PushRequest { name, tag }, creds, &Progress::new(progress))
                 .await
-                .map_err(dist_error)
+                .map_err(dist_error)?;
+            image_event(&events, "push", &reference, repository_of(&reference));
+            Ok(())
         })
     }
 

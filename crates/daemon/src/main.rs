@@ -64,15 +64,25 @@ fn build_backends(config: &Config) -> Result<berth_api::Backends> {
     let shim = std::env::current_exe()
         .context("locate berthd")?
         .with_file_name("berth-shim");
-    let network =
-        berth_network::NetworkService::open(db.clone(), &config.exec_root, config.network.clone())?;
-    let volumes = berth_volumes::VolumeService::new(db.clone(), &config.data_root)?;
+    let events = berth_events::Events::open(
+        &config.data_root.join("events"),
+        berth_events::DEFAULT_JOURNAL_BYTES,
+    )
+    .context("open the event journal")?;
+    let network = berth_network::NetworkService::open(
+        db.clone(),
+        &config.exec_root,
+        config.network.clone(),
+        events.clone(),
+    )?;
+    let volumes = berth_volumes::VolumeService::new(db.clone(), &config.data_root, events.clone())?;
     let parts = berth_containers::Parts {
         db: db.clone(),
         images: images.clone(),
         content,
         network: network.clone(),
         volumes: volumes.clone(),
+        events: events.clone(),
     };
     let containers =
         berth_containers::ContainerService::new(parts, &config.data_root, &config.exec_root, shim)?
@@ -100,6 +110,7 @@ fn build_backends(config: &Config) -> Result<berth_api::Backends> {
         networks: Arc::new(networks::Networks::new(network, containers.clone())),
         volumes: Arc::new(volumes::Volumes::new(volumes, containers.clone())),
         containers: Arc::new(containers::Containers::new(containers)),
+        events,
     })
 }
 

@@ -1,8 +1,7 @@
 //! `filters` query parameters: `{"key": ["v1", "v2"]}` (or the legacy
 //! `{"key": {"v1": true}}`), as docker sends them.
 
-use std::collections::BTreeMap;
-
+use berth_types::filters::FilterMap;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
@@ -10,46 +9,20 @@ use crate::error::{Error, Result};
 /// Parsed filters.
 #[derive(Debug, Default, Clone)]
 pub struct Filters {
-    map: BTreeMap<String, Vec<String>>,
+    map: FilterMap,
 }
 
 impl Filters {
     /// Parses the JSON of a `filters` parameter; empty means no filter. Keys outside
     /// `allowed` are refused with Docker's message.
     pub fn parse(json: &str, allowed: &[&str]) -> Result<Self> {
-        if json.trim().is_empty() {
-            return Ok(Filters::default());
-        }
-        let v: Value = serde_json::from_str(json)
-            .map_err(|e| Error::InvalidInput(format!("invalid filter: {e}")))?;
-        let obj = v
-            .as_object()
-            .ok_or_else(|| Error::InvalidInput("invalid filter: not an object".into()))?;
-        let mut map = BTreeMap::new();
-        for (k, vals) in obj {
-            if !allowed.contains(&k.as_str()) {
-                return Err(Error::InvalidInput(format!("invalid filter '{k}'")));
-            }
-            let list: Vec<String> = match vals {
-                Value::Array(a) => a
-                    .iter()
-                    .filter_map(|x| x.as_str().map(str::to_string))
-                    .collect(),
-                Value::Object(o) => o.keys().cloned().collect(),
-                Value::String(s) => vec![s.clone()],
-                _ => return Err(Error::InvalidInput(format!("invalid filter '{k}'"))),
-            };
-            map.insert(k.clone(), list);
-        }
+        let map = FilterMap::parse(json, allowed).map_err(Error::InvalidInput)?;
         Ok(Filters { map })
     }
 
     /// The one value of a filter that takes a single value.
     pub fn single(&self, key: &str) -> Option<&str> {
-        self.map
-            .get(key)
-            .and_then(|v| v.first())
-            .map(String::as_str)
+        self.map.single(key)
     }
 
     /// Whether an image with these familiar tags and labels passes the dangling,
@@ -61,7 +34,8 @@ impl Filters {
                 return false;
             }
         }
-        if let Some(patterns) = self.map.get("reference")
+        let patterns = self.values("reference");
+        if !patterns.is_empty()
             && !patterns
                 .iter()
                 .any(|p| tags.iter().any(|t| reference_matches(p, t)))
@@ -73,16 +47,12 @@ impl Filters {
 
     /// Every value given for `key` (empty when the filter is absent).
     pub fn values(&self, key: &str) -> &[String] {
-        self.map.get(key).map_or(&[], Vec::as_slice)
+        self.map.values(key)
     }
 
     /// Whether `label` (`key` or `key=value`) filters all hold and no `label!` matches.
     pub fn matches_labels(&self, labels: &Value) -> bool {
-        let has = |w: &str| match w.split_once('=') {
-            Some((k, v)) => labels.get(k).and_then(Value::as_str) == Some(v),
-            None => labels.get(w).is_some(),
-        };
-        self.values("label").iter().all(|w| has(w)) && !self.values("label!").iter().any(|w| has(w))
+        self.map.matches_labels(labels)
     }
 }
 

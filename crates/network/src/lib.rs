@@ -239,6 +239,7 @@ pub struct NetworkService {
     lock: Arc<Mutex<()>>,
     /// The embedded DNS server of user-defined networks.
     dns: Arc<dns::Resolver>,
+    events: berth_events::Events,
 }
 
 fn endpoint_key(container_id: &str, network_id: &str) -> String {
@@ -271,7 +272,12 @@ fn write_sysctl(path: &str, value: &str) -> Result<()> {
 impl NetworkService {
     /// Opens the service: the predefined networks exist and their bridges are up
     /// afterwards, and IP forwarding is on.
-    pub fn open(db: Arc<Db>, exec_root: &Path, config: Config) -> Result<Self> {
+    pub fn open(
+        db: Arc<Db>,
+        exec_root: &Path,
+        config: Config,
+        events: berth_events::Events,
+    ) -> Result<Self> {
         let netns_dir = exec_root.join("netns");
         std::fs::create_dir_all(&netns_dir).map_err(internal("create netns directory"))?;
         let names_db = db.clone();
@@ -285,6 +291,7 @@ impl NetworkService {
             config,
             lock: Arc::default(),
             dns,
+            events,
         };
         let _guard = subnet_lock();
         svc.ensure_predefined()?;
@@ -528,10 +535,15 @@ impl NetworkService {
             Ok(eps)
         });
         match made {
-            Ok(endpoints) => Ok(Sandbox {
-                netns: path,
-                endpoints: networks.into_iter().zip(endpoints).collect(),
-            }),
+            Ok(endpoints) => {
+                for n in &networks {
+                    self.emit("connect", n, Some(container_id));
+                }
+                Ok(Sandbox {
+                    netns: path,
+                    endpoints: networks.into_iter().zip(endpoints).collect(),
+                })
+            }
             Err(e) => {
                 self.release(container_id);
                 Err(e)
@@ -718,6 +730,9 @@ impl NetworkService {
                 Ok(())
             });
         }
+        for (n, _) in &eps {
+            self.emit("disconnect", n, Some(container_id));
+        }
         let ours: Vec<Endpoint> = eps.into_iter().map(|(_, e)| e).collect();
         if had_ports && let Err(e) = self.update_ports("delete", &ours) {
             tracing::warn!(container = container_id, "remove published ports: {e}");
@@ -896,6 +911,7 @@ impl NetworkService {
             let _ = self.drop_network(&rec);
             return Err(e);
         }
+        self.emit("create", &rec, None);
         Ok(rec)
     }
 
@@ -908,6 +924,18 @@ impl NetworkService {
             let _ = nl.delete_link(i);
         }
         self.apply_rules()
+    }
+
+    /// A network event as dockerd sends it: the network's id, name and driver, and the
+    /// container for connect and disconnect.
+    fn emit(&self, action: &str, n: &NetworkRecord, container: Option<&str>) {
+        let mut e = berth_events::Event::new(berth_events::kind::NETWORK, action, &n.id)
+            .attr("name", &n.name)
+            .attr("type", &n.driver);
+        if let Some(c) = container {
+            e = e.attr("container", c);
+        }
+        self.events.emit(e);
     }
 
     /// `network rm`: refused for predefined networks and networks with containers on them.
@@ -925,7 +953,9 @@ impl NetworkService {
                 n.name, n.id
             )));
         }
-        self.drop_network(&n)
+        self.drop_network(&n)?;
+        self.emit("destroy", &n, None);
+        Ok(())
     }
 
     /// Removes a running container's endpoint on one network (`network disconnect`).
@@ -945,6 +975,9 @@ impl NetworkService {
         }
         if !ep.ports.is_empty() {
             self.update_ports("delete", std::slice::from_ref(&ep))?;
+        }
+        if let Ok(n) = self.get(network_id) {
+            self.emit("disconnect", &n, Some(container_id));
         }
         let user_nets_left = self
             .endpoints_of(container_id)?
@@ -1006,7 +1039,10 @@ impl NetworkService {
                 Ok(eps)
             });
         match made {
-            Ok(mut eps) => Ok(eps.remove(0)),
+            Ok(mut eps) => {
+                self.emit("connect", &n, Some(container_id));
+                Ok(eps.remove(0))
+            }
             Err(e) => {
                 let _ = self.leave(container_id, &n.id);
                 Err(e)
@@ -1037,6 +1073,7 @@ impl NetworkService {
             }
             if self.endpoints_in(&n.id)?.is_empty() {
                 self.drop_network(&n)?;
+                self.emit("destroy", &n, None);
                 gone.push(n.name);
             }
         }

@@ -235,14 +235,25 @@ impl Supervisor {
     }
 
     fn finish(mut self, code: i32) -> i32 {
-        let exit =
-            serde_json::json!({ "ExitCode": code, "FinishedAt": berth_types::time::now_rfc3339() });
+        let container = if self.is_exec {
+            None
+        } else {
+            berth_runtime::Container::load(&self.root, &self.id).ok()
+        };
+        // Read before the cgroup goes with the container's state.
+        let oom_killed = container
+            .as_ref()
+            .and_then(|c| c.cgroup().ok())
+            .is_some_and(|cg| cg.oom_kills() > 0);
+        let exit = serde_json::json!({
+            "ExitCode": code,
+            "FinishedAt": berth_types::time::now_rfc3339(),
+            "OOMKilled": oom_killed,
+        });
         let path = self.state_dir.join("exit.json");
         let _ = berth_runtime::state::write_atomic(&path, exit.to_string().as_bytes());
         self.streams.close();
-        if !self.is_exec
-            && let Ok(c) = berth_runtime::Container::load(&self.root, &self.id)
-        {
+        if let Some(c) = container {
             let _ = c.delete(true);
         }
         0

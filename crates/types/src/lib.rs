@@ -1,10 +1,12 @@
 //! # berth-types
 //!
 //! The small vocabulary every Berth crate may use: times in the formats Docker prints, and
-//! the byte protocol between berthd and its shims, random ids, human sizes. Nothing here does I/O beyond
+//! the byte protocol between berthd and its shims, random ids, human sizes, Docker's filter
+//! parameter. Nothing here does I/O beyond
 //! reading the clock and the kernel's random bytes.
 
 pub mod detach;
+pub mod filters;
 pub mod id;
 pub mod shim;
 pub mod time;

@@ -80,6 +80,7 @@ const VOLUMES: Table<VolumeRecord> = Table::new("volumes");
 pub struct VolumeService {
     db: Arc<Db>,
     root: PathBuf,
+    events: berth_events::Events,
 }
 
 /// Docker's rule for volume names.
@@ -92,11 +93,18 @@ fn valid_name(name: &str) -> bool {
 
 impl VolumeService {
     /// Volumes under `data_root/volumes`.
-    pub fn new(db: Arc<Db>, data_root: &Path) -> Result<Self> {
+    pub fn new(db: Arc<Db>, data_root: &Path, events: berth_events::Events) -> Result<Self> {
         let root = data_root.join("volumes");
         std::fs::create_dir_all(&root)
             .map_err(|e| Error::Internal(format!("create {}: {e}", root.display())))?;
-        Ok(VolumeService { db, root })
+        Ok(VolumeService { db, root, events })
+    }
+
+    fn emit(&self, action: &str, name: &str) {
+        self.events.emit(
+            berth_events::Event::new(berth_events::kind::VOLUME, action, name)
+                .attr("driver", "local"),
+        );
     }
 
     /// The directory containers see.
@@ -155,6 +163,7 @@ impl VolumeService {
             options,
         };
         let dir = self.mountpoint(&name);
+        let mut made = false;
         let stored = self.db.write(|tx| -> Result<VolumeRecord> {
             if let Some(existing) = tx.get(&VOLUMES, &name)? {
                 if existing.options != rec.options {
@@ -164,6 +173,7 @@ impl VolumeService {
                 }
                 return Ok(existing);
             }
+            made = true;
             // The directory first: a crash after it leaves an empty directory that a
             // later create of the name adopts, never a record without its directory.
             std::fs::create_dir_all(&dir)
@@ -171,6 +181,9 @@ impl VolumeService {
             tx.put(&VOLUMES, &name, &rec)?;
             Ok(rec.clone())
         })?;
+        if made {
+            self.emit("create", &name);
+        }
         Ok(stored)
     }
 
@@ -250,6 +263,7 @@ impl VolumeService {
         // data that nothing names.
         let _ = std::fs::remove_dir_all(self.root.join(name));
         self.db.write(|tx| tx.delete(&VOLUMES, name))?;
+        self.emit("destroy", name);
         Ok(())
     }
 }
@@ -312,7 +326,12 @@ mod tests {
     fn service() -> (tempfile::TempDir, VolumeService) {
         let dir = tempfile::tempdir().unwrap();
         let db = Arc::new(Db::open(&dir.path().join("m.redb")).unwrap());
-        let svc = VolumeService::new(db, dir.path()).unwrap();
+        let events = berth_events::Events::open(
+            &dir.path().join("events"),
+            berth_events::DEFAULT_JOURNAL_BYTES,
+        )
+        .unwrap();
+        let svc = VolumeService::new(db, dir.path(), events).unwrap();
         (dir, svc)
     }
 
