@@ -126,8 +126,13 @@ impl AttachRequest {
 /// What the container endpoints need. Methods block; the API runs them off the async
 /// threads.
 pub trait ContainerBackend: Send + Sync {
-    /// Creates a container from Docker's create body; returns its id.
-    fn create(&self, name: Option<&str>, body: &serde_json::Value) -> Result<String, ApiError>;
+    /// Creates a container from Docker's create body; returns its id and dockerd's
+    /// warnings.
+    fn create(
+        &self,
+        name: Option<&str>,
+        body: &serde_json::Value,
+    ) -> Result<(String, Vec<String>), ApiError>;
     /// Starts a container.
     fn start(&self, id: &str) -> Result<(), ApiError>;
     /// Stops a container; false if it was not running.
@@ -244,10 +249,10 @@ pub async fn create(
     let body: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
     let c = b.containers.clone();
-    let id = blocking(move || c.create(name.as_deref(), &body)).await?;
+    let (id, warnings) = blocking(move || c.create(name.as_deref(), &body)).await?;
     Ok((
         StatusCode::CREATED,
-        Json(serde_json::json!({"Id": id, "Warnings": []})),
+        Json(serde_json::json!({"Id": id, "Warnings": warnings})),
     )
         .into_response())
 }

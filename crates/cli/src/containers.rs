@@ -93,15 +93,6 @@ pub struct RunArgs {
     /// Log driver options
     #[arg(long = "log-opt")]
     log_opt: Vec<String>,
-    /// Memory limit
-    #[arg(short = 'm', long = "memory")]
-    memory: Option<String>,
-    /// Number of CPUs
-    #[arg(long = "cpus")]
-    cpus: Option<f64>,
-    /// Tune container pids limit (set -1 for unlimited)
-    #[arg(long = "pids-limit")]
-    pids_limit: Option<i64>,
     /// Attach to STDIN, STDOUT or STDERR
     #[arg(short = 'a', long = "attach")]
     attach: Vec<String>,
@@ -115,6 +106,8 @@ pub struct RunArgs {
     mounts: crate::volume::MountArgs,
     #[command(flatten)]
     health: crate::health::HealthArgs,
+    #[command(flatten)]
+    resources: crate::resources::ResourceArgs,
     /// The image
     image: String,
     /// The command and its arguments (flags after the image belong to the command)
@@ -342,8 +335,14 @@ pub struct UpdateArgs {
     /// CPUs in which to allow execution (0-3, 0,1)
     #[arg(long = "cpuset-cpus")]
     cpuset_cpus: Option<String>,
+    /// MEMs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-mems")]
+    cpuset_mems: Option<String>,
+    /// Block IO (relative weight), between 10 and 1000, or 0 to disable
+    #[arg(long = "blkio-weight")]
+    blkio_weight: Option<i64>,
     /// Tune container pids limit (set -1 for unlimited)
-    #[arg(long = "pids-limit")]
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
     pids_limit: Option<i64>,
     /// Restart policy to apply when a container exits
     #[arg(long = "restart")]
@@ -495,19 +494,10 @@ fn create_body(a: &RunArgs, attach_stdio: bool) -> Result<Value, CliError> {
         "Privileged": a.privileged,
         "CapAdd": a.cap_add,
         "CapDrop": a.cap_drop,
-        "SecurityOpt": a.security_opt,
+        "SecurityOpt": crate::resources::security_opts(&a.security_opt)?,
         "LogConfig": {"Type": a.log_driver.clone().unwrap_or_default(), "Config": log_opts},
         "ConsoleSize": console.map_or([0, 0], |(h, w)| [h, w]),
     });
-    if let Some(m) = &a.memory {
-        host["Memory"] = json!(parse_bytes(m)?);
-    }
-    if let Some(c) = a.cpus {
-        host["NanoCpus"] = json!((c * 1e9) as i64);
-    }
-    if let Some(p) = a.pids_limit {
-        host["PidsLimit"] = json!(p);
-    }
     if let Some(r) = &a.restart {
         host["RestartPolicy"] = restart_policy(r)?;
     }
@@ -554,7 +544,16 @@ fn create_body(a: &RunArgs, attach_stdio: bool) -> Result<Value, CliError> {
     crate::network::apply(&a.net, &mut body)?;
     crate::volume::apply(&a.mounts, &mut body)?;
     crate::health::apply(&a.health, &mut body)?;
+    crate::resources::apply(&a.resources, &mut body)?;
     Ok(body)
+}
+
+/// The new container's id; dockerd's warnings go to stderr as the docker CLI prints them.
+fn created_id(v: &Value) -> String {
+    for w in v["Warnings"].as_array().into_iter().flatten() {
+        eprintln!("WARNING: {}", w.as_str().unwrap_or(""));
+    }
+    v["Id"].as_str().unwrap_or("").to_string()
 }
 
 fn create(c: &Client, a: &RunArgs, attach_stdio: bool) -> Result<String, CliError> {
@@ -564,7 +563,7 @@ fn create(c: &Client, a: &RunArgs, attach_stdio: bool) -> Result<String, CliErro
         path.push_str(&format!("?name={}", enc(n)));
     }
     match c.post(&path, Some(&body)) {
-        Ok(v) => Ok(v["Id"].as_str().unwrap_or("").to_string()),
+        Ok(v) => Ok(created_id(&v)),
         Err(ClientError::Daemon {
             status: 404,
             message,
@@ -585,7 +584,7 @@ fn create(c: &Client, a: &RunArgs, attach_stdio: bool) -> Result<String, CliErro
                 code: 125,
             })?;
             let v = c.post(&path, Some(&body)).map_err(run_error)?;
-            Ok(v["Id"].as_str().unwrap_or("").to_string())
+            Ok(created_id(&v))
         }
         Err(e) => Err(run_error(e)),
     }
@@ -1166,13 +1165,19 @@ pub fn update(c: &Client, a: UpdateArgs) -> CmdResult {
         ("CpuQuota", a.cpu_quota),
         ("CpuPeriod", a.cpu_period),
         ("PidsLimit", a.pids_limit),
+        ("BlkioWeight", a.blkio_weight),
     ] {
         if let Some(v) = v {
             body[k] = json!(v);
         }
     }
-    if let Some(s) = &a.cpuset_cpus {
-        body["CpusetCpus"] = json!(s);
+    for (k, v) in [
+        ("CpusetCpus", &a.cpuset_cpus),
+        ("CpusetMems", &a.cpuset_mems),
+    ] {
+        if let Some(v) = v {
+            body[k] = json!(v);
+        }
     }
     if let Some(r) = &a.restart {
         let (name, count) = r.split_once(':').unwrap_or((r, "0"));

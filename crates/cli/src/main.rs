@@ -16,6 +16,7 @@ mod health;
 mod images;
 mod network;
 mod registry;
+mod resources;
 mod stats;
 mod stream;
 mod system;

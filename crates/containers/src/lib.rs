@@ -26,6 +26,7 @@ mod mounts;
 mod names;
 mod netconf;
 mod ops;
+mod resources;
 mod restart;
 mod seccomp;
 pub mod spec;
@@ -428,9 +429,19 @@ impl ContainerService {
         Ok(rec)
     }
 
-    /// `POST /containers/create`: validates, resolves the image, reserves the name and
-    /// stores the record; nothing runs yet.
+    /// `POST /containers/create` without its warnings (see [`Self::create_with_warnings`]).
     pub fn create(&self, name: Option<&str>, body: &Value) -> Result<String> {
+        self.create_with_warnings(name, body).map(|(id, _)| id)
+    }
+
+    /// `POST /containers/create`: validates, resolves the image, reserves the name and
+    /// stores the record; nothing runs yet. Returns the id and dockerd's warnings (limits
+    /// the kernel cannot enforce are discarded with one).
+    pub fn create_with_warnings(
+        &self,
+        name: Option<&str>,
+        body: &Value,
+    ) -> Result<(String, Vec<String>)> {
         let image_name = body["Image"]
             .as_str()
             .filter(|s| !s.is_empty())
@@ -454,6 +465,7 @@ impl ContainerService {
         }
         spec::argv(&config)?;
         spec::capabilities(&body["HostConfig"])?;
+        let (host_config, warnings) = resources::adapt(&body["HostConfig"])?;
         LogConfig::for_container(&body["HostConfig"], &self.log_defaults)?;
         mounts::from_host_config(&body["HostConfig"])?;
         restart::validate(&body["HostConfig"])?;
@@ -493,7 +505,7 @@ impl ContainerService {
             image_id,
             config,
             host_config: hostconfig::normalize(
-                &body["HostConfig"],
+                &host_config,
                 if self.log_defaults.enabled {
                     "json-file"
                 } else {
@@ -555,7 +567,7 @@ impl ContainerService {
         if let Ok(rec) = self.get(&id) {
             self.emit(&rec, "create");
         }
-        Ok(id)
+        Ok((id, warnings))
     }
 
     /// Removes the snapshots neither an image (by its layers, `images`) nor a container

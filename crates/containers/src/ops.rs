@@ -179,7 +179,7 @@ impl ContainerService {
         }
         if rec.state.status == "running" || rec.state.status == "paused" {
             let res: oci_spec::runtime::LinuxResources =
-                serde_json::from_value(crate::spec::resources(&host)).map_err(|e| {
+                serde_json::from_value(crate::resources::resources(&host)).map_err(|e| {
                     Error::InvalidInput(format!("Cannot update container {}: {e}", rec.id))
                 })?;
             self.runtime_container(&rec.id)?.update(&res).map_err(|e| {

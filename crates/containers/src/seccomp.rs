@@ -115,6 +115,109 @@ pub fn default_profile(caps: &[String]) -> Value {
     })
 }
 
+/// The Go name of this machine's architecture, as Docker profiles' `arches` use it.
+fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        other => other,
+    }
+}
+
+/// A profile as `--security-opt seccomp=<json>` sends it (the docker CLI reads the
+/// file): Docker's format (`archMap`, `includes`/`excludes` by capability and
+/// architecture) or OCI's, as the OCI `linux.seccomp` for a container holding `caps`.
+pub fn from_profile(text: &str, caps: &[String]) -> crate::Result<Value> {
+    let bad =
+        |m: String| crate::Error::InvalidInput(format!("Decoding seccomp profile failed: {m}"));
+    let p: Value = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+    let default = p["defaultAction"]
+        .as_str()
+        .filter(|a| a.starts_with("SCMP_ACT_"))
+        .ok_or_else(|| bad("defaultAction is missing".into()))?;
+    let mut out = json!({"defaultAction": default});
+    if let Some(e) = p.get("defaultErrnoRet").filter(|v| !v.is_null()) {
+        out["defaultErrnoRet"] = e.clone();
+    }
+    out["architectures"] = if let Some(a) = p["architectures"].as_array().filter(|a| !a.is_empty())
+    {
+        Value::Array(a.clone())
+    } else if let Some(map) = p["archMap"].as_array() {
+        // Only this machine's entry: its architecture and the ones it also runs.
+        let native = architectures();
+        let mine = map
+            .iter()
+            .find(|m| native.get(0) == Some(&m["architecture"]))
+            .map(|m| {
+                let mut v = vec![m["architecture"].clone()];
+                v.extend(
+                    m["subArchitectures"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default(),
+                );
+                Value::Array(v)
+            });
+        mine.unwrap_or(native)
+    } else {
+        architectures()
+    };
+    let has_all = |list: &Value| {
+        list.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .all(|c| caps.iter().any(|x| x == c))
+    };
+    let any_of = |list: &Value| {
+        list.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .any(|c| caps.iter().any(|x| x == c))
+    };
+    let arch_in = |list: &Value| {
+        list.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .any(|a| a == go_arch())
+    };
+    let mut rules = Vec::new();
+    for rule in p["syscalls"].as_array().into_iter().flatten() {
+        let inc = &rule["includes"];
+        let exc = &rule["excludes"];
+        if !has_all(&inc["caps"])
+            || (inc["arches"].as_array().is_some_and(|a| !a.is_empty()) && !arch_in(&inc["arches"]))
+            || any_of(&exc["caps"])
+            || arch_in(&exc["arches"])
+        {
+            continue;
+        }
+        let mut names: Vec<Value> = rule["names"].as_array().cloned().unwrap_or_default();
+        if let Some(n) = rule["name"].as_str() {
+            names.push(json!(n));
+        }
+        if names.is_empty() {
+            continue;
+        }
+        let action = rule["action"]
+            .as_str()
+            .ok_or_else(|| bad("a syscall rule has no action".into()))?;
+        let mut r = json!({"names": names, "action": action});
+        if let Some(a) = rule["args"].as_array().filter(|a| !a.is_empty()) {
+            r["args"] = Value::Array(a.clone());
+        }
+        if let Some(e) = rule.get("errnoRet").filter(|v| !v.is_null()) {
+            r["errnoRet"] = e.clone();
+        }
+        rules.push(r);
+    }
+    out["syscalls"] = Value::Array(rules);
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,5 +229,30 @@ mod tests {
         assert!(plain.contains("\"errnoRet\":38"), "clone3 answers ENOSYS");
         let admin = default_profile(&["CAP_SYS_ADMIN".to_string()]).to_string();
         assert!(admin.contains("\"mount\"") && !admin.contains("\"errnoRet\":38"));
+    }
+
+    #[test]
+    fn docker_profiles_are_filtered_by_capability_and_architecture() {
+        let profile = r#"{"defaultAction": "SCMP_ACT_ALLOW",
+            "archMap": [{"architecture": "SCMP_ARCH_X86_64", "subArchitectures": ["SCMP_ARCH_X86"]},
+                        {"architecture": "SCMP_ARCH_AARCH64", "subArchitectures": []}],
+            "syscalls": [
+                {"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1},
+                {"names": ["mount"], "action": "SCMP_ACT_ERRNO", "excludes": {"caps": ["CAP_SYS_ADMIN"]}},
+                {"names": ["chroot"], "action": "SCMP_ACT_ERRNO", "includes": {"arches": ["s390x"]}}
+            ]}"#;
+        let p = from_profile(profile, &["CAP_CHOWN".into()]).unwrap();
+        assert_eq!(p["defaultAction"], "SCMP_ACT_ALLOW");
+        assert_eq!(p["syscalls"].as_array().unwrap().len(), 2, "{p}");
+        assert_eq!(p["syscalls"][0]["errnoRet"], 1);
+        let admin = from_profile(profile, &["CAP_SYS_ADMIN".into()]).unwrap();
+        assert_eq!(admin["syscalls"].as_array().unwrap().len(), 1);
+        if std::env::consts::ARCH == "x86_64" {
+            assert_eq!(
+                p["architectures"],
+                json!(["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"])
+            );
+        }
+        assert!(from_profile("{}", &[]).is_err());
     }
 }

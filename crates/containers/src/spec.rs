@@ -316,42 +316,6 @@ fn environment(config: &Value, hostname: &str) -> Vec<String> {
     env
 }
 
-/// The OCI resources (cgroup limits) Docker's HostConfig asks for.
-pub fn resources(host: &Value) -> Value {
-    let mut r = json!({"devices": [{"allow": false, "access": "rwm"}]});
-    let pos = |k: &str| host[k].as_i64().filter(|v| *v > 0);
-    if let Some(m) = pos("Memory") {
-        r["memory"] = json!({"limit": m});
-        if let Some(s) = host["MemorySwap"].as_i64().filter(|v| *v != 0) {
-            r["memory"]["swap"] = json!(s);
-        }
-    }
-    if let Some(p) = host["PidsLimit"].as_i64().filter(|v| *v != 0) {
-        r["pids"] = json!({"limit": p});
-    }
-    let mut cpu = serde_json::Map::new();
-    if let Some(s) = pos("CpuShares") {
-        cpu.insert("shares".into(), json!(s));
-    }
-    if let Some(n) = pos("NanoCpus") {
-        cpu.insert("period".into(), json!(100_000));
-        cpu.insert("quota".into(), json!(n / 10_000));
-    }
-    if let Some(q) = pos("CpuQuota") {
-        cpu.insert("quota".into(), json!(q));
-    }
-    if let Some(p) = pos("CpuPeriod") {
-        cpu.insert("period".into(), json!(p));
-    }
-    if let Some(c) = host["CpusetCpus"].as_str().filter(|s| !s.is_empty()) {
-        cpu.insert("cpus".into(), json!(c));
-    }
-    if !cpu.is_empty() {
-        r["cpu"] = Value::Object(cpu);
-    }
-    r
-}
-
 /// The complete config.json for the container.
 pub fn generate(config: &Value, host: &Value, paths: &Paths<'_>) -> Result<Value> {
     let mut args = argv(config)?;
@@ -406,8 +370,9 @@ pub fn generate(config: &Value, host: &Value, paths: &Paths<'_>) -> Result<Value
             "env": environment(config, &hostname),
             "cwd": cwd,
             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
-            "noNewPrivileges": false,
-            "oomScoreAdj": 0,
+            "noNewPrivileges": crate::resources::no_new_privileges(host),
+            "oomScoreAdj": host["OomScoreAdj"].as_i64().unwrap_or(0),
+            "rlimits": crate::resources::rlimits(host)?,
             "consoleSize": console_size(&host["ConsoleSize"]).filter(|_| config["Tty"].as_bool() == Some(true))
         },
         "root": {"path": paths.rootfs, "readonly": host["ReadonlyRootfs"].as_bool().unwrap_or(false)},
@@ -419,14 +384,16 @@ pub fn generate(config: &Value, host: &Value, paths: &Paths<'_>) -> Result<Value
             {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", if privileged { "rw" } else { "ro" }]},
             {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", if privileged { "rw" } else { "ro" }]},
             {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
-            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=67108864"]},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={}", crate::resources::shm_size(host))]},
             bind("/etc/resolv.conf", paths.resolv),
             bind("/etc/hostname", paths.hostname),
             bind("/etc/hosts", paths.hosts)
         ],
         "linux": {
-            "resources": resources(host),
-            "namespaces": namespaces
+            "resources": crate::resources::resources(host),
+            "namespaces": namespaces,
+            "sysctl": crate::resources::sysctls(host),
+            "devices": crate::resources::devices(host)?.0
         }
     });
     for m in paths.mounts {
@@ -444,11 +411,18 @@ pub fn generate(config: &Value, host: &Value, paths: &Paths<'_>) -> Result<Value
                 "options": ["rbind", "ro", "rprivate"]}),
             );
     }
-    let unconfined = strings(&host["SecurityOpt"])
-        .iter()
-        .any(|o| o == "seccomp=unconfined" || o == "seccomp:unconfined");
-    if !privileged && !unconfined {
-        spec["linux"]["seccomp"] = crate::seccomp::default_profile(&caps);
+    let seccomp = strings(&host["SecurityOpt"]).into_iter().find_map(|o| {
+        o.strip_prefix("seccomp=")
+            .or_else(|| o.strip_prefix("seccomp:"))
+            .map(str::to_string)
+    });
+    match seccomp.as_deref() {
+        Some("unconfined") => {}
+        Some(profile) if profile != "builtin" && !privileged => {
+            spec["linux"]["seccomp"] = crate::seccomp::from_profile(profile, &caps)?;
+        }
+        _ if !privileged => spec["linux"]["seccomp"] = crate::seccomp::default_profile(&caps),
+        _ => {}
     }
     if !privileged {
         spec["linux"]["maskedPaths"] = json!([

@@ -102,8 +102,14 @@ impl Containers {
 }
 
 impl ContainerBackend for Containers {
-    fn create(&self, name: Option<&str>, body: &serde_json::Value) -> Result<String, ApiError> {
-        self.service.create(name, body).map_err(api_error)
+    fn create(
+        &self,
+        name: Option<&str>,
+        body: &serde_json::Value,
+    ) -> Result<(String, Vec<String>), ApiError> {
+        self.service
+            .create_with_warnings(name, body)
+            .map_err(api_error)
     }
 
     fn start(&self, id: &str) -> Result<(), ApiError> {
