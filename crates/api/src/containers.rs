@@ -198,6 +198,14 @@ pub trait ContainerBackend: Send + Sync {
         one_shot: bool,
         emit: &mut dyn FnMut(serde_json::Value) -> bool,
     ) -> Result<(), ApiError>;
+    /// `GET /containers/{id}/stats/history` (Berth's): the container's resource points
+    /// since `since` (Unix seconds), per second or per minute.
+    fn stats_history(
+        &self,
+        id: &str,
+        since: u64,
+        per_minute: bool,
+    ) -> Result<serde_json::Value, ApiError>;
     /// `POST /commit`: a new image from the container; returns its id.
     fn commit(&self, req: &CommitRequest, config: &serde_json::Value) -> Result<String, ApiError>;
     /// `GET /containers/{id}/export`: the root filesystem as a tar.
@@ -748,6 +756,38 @@ pub async fn archive(
         resp.headers_mut().insert("x-docker-container-path-stat", v);
     }
     Ok(resp)
+}
+
+/// `GET /containers/{id}/stats/history?since=&interval=1s|1m` (Berth's own): what the
+/// daemon kept of the container's resource use.
+pub async fn stats_history(
+    State(b): State<Backends>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let pairs = query_pairs(q.as_deref());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    let since = match param(&pairs, "since").filter(|s| !s.is_empty()) {
+        None => 0,
+        Some(v) => berth_types::time::parse_point_in_time(v, now)
+            .ok_or_else(|| ApiError::bad_request(format!("invalid since: {v:?}")))?
+            .max(0.0) as u64,
+    };
+    let per_minute = match param(&pairs, "interval").unwrap_or("1s") {
+        "1s" | "" => false,
+        "1m" => true,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "invalid interval {other:?}: history is kept per second (1s, the last 15 minutes) and per minute (1m, the last 24 hours)"
+            )));
+        }
+    };
+    let c = b.containers.clone();
+    Ok(Json(
+        blocking(move || c.stats_history(&id, since, per_minute)).await?,
+    ))
 }
 
 /// `GET /containers/{id}/export`.

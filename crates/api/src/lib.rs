@@ -96,6 +96,10 @@ pub fn router(backends: Backends) -> Router {
                 .put(containers::archive),
         )
         .route("/containers/{id}/export", get(containers::export))
+        .route(
+            "/containers/{id}/stats/history",
+            get(containers::stats_history),
+        )
         .route("/commit", post(containers::commit))
         .route(
             "/containers/{id}/{action}",

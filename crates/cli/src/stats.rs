@@ -23,6 +23,16 @@ pub struct StatsArgs {
     /// Format output using a custom template
     #[arg(long = "format")]
     format: Option<String>,
+    /// Show what the daemon kept of one container's use (Berth: the last 15 minutes
+    /// per second, the last 24 hours per minute)
+    #[arg(long = "history")]
+    history: bool,
+    /// With --history: from this time (Unix seconds, RFC 3339, or a duration like 10m)
+    #[arg(long = "since")]
+    since: Option<String>,
+    /// With --history: 1s or 1m
+    #[arg(long = "interval", default_value = "1s")]
+    interval: String,
     /// Containers (default: the running ones)
     containers: Vec<String>,
 }
@@ -142,8 +152,60 @@ fn samples(c: &Client, names: &[String]) -> Vec<Result<Value, String>> {
     })
 }
 
+/// `stats --history CONTAINER`: one row per point the daemon kept, rates per second.
+fn history(c: &Client, a: &StatsArgs) -> CmdResult {
+    let [name] = a.containers.as_slice() else {
+        return Err(CliError::new("stats --history takes exactly one container"));
+    };
+    let mut path = format!(
+        "/containers/{}/stats/history?interval={}",
+        enc_path(name),
+        crate::client::enc(&a.interval)
+    );
+    if let Some(since) = &a.since {
+        path.push_str(&format!(
+            "&since={}",
+            crate::client::enc(&crate::containers::log_time(since)?)
+        ));
+    }
+    let points = c.get(&path)?;
+    let num = |p: &Value, k: &str| p[k].as_f64().unwrap_or(0.0);
+    let rows: Vec<Value> = points
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            let t = std::time::UNIX_EPOCH
+                + std::time::Duration::from_secs(p["time"].as_u64().unwrap_or(0));
+            let when = berth_types::time::rfc3339(t);
+            json!({
+                "Time": format!("{}Z", &when[..19]),
+                "CPUPerc": format!("{:.2}%", num(p, "cpu_percent")),
+                "MemUsage": format!("{} / {}", format::binary_size(num(p, "memory_bytes")),
+                    format::binary_size(num(p, "memory_limit"))),
+                "NetIO": format!("{}/s / {}/s", format::human_size(num(p, "net_rx_rate")),
+                    format::human_size(num(p, "net_tx_rate"))),
+                "BlockIO": format!("{}/s / {}/s", format::human_size(num(p, "blk_read_rate")),
+                    format::human_size(num(p, "blk_write_rate"))),
+                "PIDs": p["pids"].as_u64().unwrap_or(0).to_string(),
+            })
+        })
+        .collect();
+    let headers = json!({"Time": "TIME", "CPUPerc": "CPU %", "MemUsage": "MEM USAGE / LIMIT",
+        "NetIO": "NET I/O", "BlockIO": "BLOCK I/O", "PIDs": "PIDS"});
+    let default =
+        "table {{.Time}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}";
+    let mut out = std::io::stdout().lock();
+    format::print_list(&mut out, a.format.as_deref(), default, &headers, &rows)
+        .map_err(CliError::new)?;
+    Ok(0)
+}
+
 /// `stats`.
 pub fn stats(c: &Client, a: StatsArgs) -> CmdResult {
+    if a.history {
+        return history(c, &a);
+    }
     let headers = json!({"ID": "CONTAINER ID", "Container": "CONTAINER", "Name": "NAME",
         "CPUPerc": "CPU %", "MemUsage": "MEM USAGE / LIMIT", "MemPerc": "MEM %",
         "NetIO": "NET I/O", "BlockIO": "BLOCK I/O", "PIDs": "PIDS"});

@@ -17,6 +17,7 @@ mod events;
 mod exec;
 mod filters;
 mod health;
+mod history;
 mod hostconfig;
 mod links;
 mod logconfig;
@@ -50,6 +51,7 @@ use serde_json::{Value, json};
 pub use berth_runtime::signal;
 pub use error::{Error, Result};
 pub use exec::ExecRecord;
+pub use history::Point;
 pub use logconfig::LogConfig;
 pub use logs::LogOptions;
 
@@ -145,6 +147,8 @@ pub struct ContainerService {
     /// run is released before a new run can set up its own).
     starting: Arc<std::sync::Mutex<std::collections::HashMap<String, std::thread::ThreadId>>>,
     events: berth_events::Events,
+    /// Resource history of running containers (see [`history`]).
+    history: Arc<history::History>,
 }
 
 /// Where a starting container's network namespace and /etc files are.
@@ -208,6 +212,13 @@ impl Changes {
     }
 }
 
+/// Docker's conflict for a name another container holds.
+fn name_in_use(name: &str, other: &str) -> Error {
+    Error::Conflict(format!(
+        "Conflict. The container name \"/{name}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
+    ))
+}
+
 fn random_hex(bytes: usize) -> Result<String> {
     berth_types::id::random_hex(bytes).map_err(internal)
 }
@@ -262,6 +273,7 @@ impl ContainerService {
             init_path: None,
             starting: Arc::default(),
             events,
+            history: Arc::default(),
         })
     }
 
@@ -358,17 +370,19 @@ impl ContainerService {
             // This is the common case and costs two small reads under /proc.
             return Ok(rec);
         } else {
-            let live = self.runtime_container(&rec.id).map(|c| c.status());
+            // The runtime's state lives under /run: present, the shim died under the
+            // container (which is ended now, if its death did not already end it);
+            // absent, the machine restarted with everything on it.
+            let known_to_runtime = self.runtime_container(&rec.id).is_ok();
             // Nobody holds its stdio or will record its exit: end it, as containerd does
             // when a shim dies, and drop what the runtime kept of it (its cgroup too).
             self.reap_orphan(&rec.id);
-            if live.is_ok_and(|s| s != berth_runtime::Status::Stopped) {
+            if known_to_runtime {
                 rec.state.exit_code = 137;
                 rec.state.error = "the container's shim died".into();
             } else {
-                // Neither an exit record nor a live container or shim: the shim died
-                // with it.
                 rec.state.exit_code = 255;
+                rec.state.error = "the container and its shim are gone (host restart)".into();
             }
             rec.state.status = "exited".into();
             rec.state.finished_at = berth_types::time::now_rfc3339();
@@ -525,45 +539,59 @@ impl ContainerService {
         let wanted = name
             .filter(|n| !n.is_empty())
             .map(|n| n.trim_start_matches('/').to_string());
-        self.db.write(|tx| -> Result<()> {
-            let name = match &wanted {
-                Some(n) => {
-                    if let Some(other) = tx.get(&NAMES, n)? {
-                        return Err(Error::Conflict(format!(
-                            "Conflict. The container name \"/{n}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
-                        )));
-                    }
-                    n.clone()
-                }
-                None => {
-                    let mut n = names::generate(id.as_bytes());
-                    let mut salt = 0u8;
-                    while tx.get(&NAMES, &n)?.is_some() {
-                        salt = salt.wrapping_add(1);
-                        n = names::generate(&[id.as_bytes()[0].wrapping_add(salt), id.as_bytes()[1].wrapping_mul(salt | 1)]);
-                        if salt == 255 {
-                            n = format!("{n}_{}", &id[..6]);
-                        }
-                    }
-                    n
-                }
-            };
-            let mut rec = rec.clone();
-            rec.name = name.clone();
-            tx.put(&NAMES, &name, &id)?;
-            tx.put(&CONTAINERS, &id, &rec)?;
-            Ok(())
-        })?;
-        let dirs = ["diff", "work"]
+        if let Some(n) = &wanted
+            && let Some(other) = self.db.read(|tx| tx.get(&NAMES, n))?
+        {
+            return Err(name_in_use(n, &other));
+        }
+        // Directories and volumes first, the record last: a crash in between leaves
+        // directories without a record, which berthd removes when it starts, and at
+        // worst an unused anonymous volume (`volume prune` takes it); never a record
+        // without its parts.
+        let made = ["diff", "work"]
             .iter()
             .try_for_each(|d| std::fs::create_dir_all(self.data_dir(&id).join(d)))
-            .map_err(|e| Error::Internal(format!("create the container's directories: {e}")));
-        if let Err(e) = dirs.and_then(|()| self.create_volumes(&id)) {
-            // A failed create leaves nothing: no record, no name, no directory, no volume
-            // made for it.
-            let _ = self.remove_with_volumes(&id, true, true);
+            .map_err(|e| Error::Internal(format!("create the container's directories: {e}")))
+            .and_then(|()| self.create_volumes(&rec));
+        let stored = made.and_then(|()| {
+            self.db.write(|tx| -> Result<()> {
+                let name = match &wanted {
+                    Some(n) => {
+                        if let Some(other) = tx.get(&NAMES, n)? {
+                            return Err(name_in_use(n, &other));
+                        }
+                        n.clone()
+                    }
+                    None => {
+                        let mut n = names::generate(id.as_bytes());
+                        let mut salt = 0u8;
+                        while tx.get(&NAMES, &n)?.is_some() {
+                            salt = salt.wrapping_add(1);
+                            n = names::generate(&[
+                                id.as_bytes()[0].wrapping_add(salt),
+                                id.as_bytes()[1].wrapping_mul(salt | 1),
+                            ]);
+                            if salt == 255 {
+                                n = format!("{n}_{}", &id[..6]);
+                            }
+                        }
+                        n
+                    }
+                };
+                let mut rec = rec.clone();
+                rec.name = name.clone();
+                tx.put(&NAMES, &name, &id)?;
+                tx.put(&CONTAINERS, &id, &rec)?;
+                Ok(())
+            })
+        });
+        if let Err(e) = stored {
+            // A failed create leaves nothing: no directory, no volume made for it.
+            let _ = std::fs::remove_dir_all(self.data_dir(&id));
+            self.remove_anonymous_volumes(&rec);
             return Err(e);
         }
+        self.changes.bump();
         if let Ok(rec) = self.get(&id) {
             self.emit(&rec, "create");
         }

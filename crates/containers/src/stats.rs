@@ -9,7 +9,7 @@ use crate::{ContainerService, Result};
 
 /// Host CPU time in nanoseconds (the `cpu` line of /proc/stat), Docker's
 /// `system_cpu_usage`.
-fn system_cpu_ns() -> u64 {
+pub(crate) fn system_cpu_ns() -> u64 {
     let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     let ticks: u64 = text
         .lines()
@@ -66,6 +66,58 @@ fn networks(pid: i32) -> Value {
     Value::Object(out)
 }
 
+/// Bytes received and sent by the container's interfaces other than `lo`.
+pub(crate) fn network_totals(pid: i32) -> (u64, u64) {
+    let nets = networks(pid);
+    nets.as_object()
+        .into_iter()
+        .flatten()
+        .fold((0, 0), |(rx, tx), (_, v)| {
+            (
+                rx + v["rx_bytes"].as_u64().unwrap_or(0),
+                tx + v["tx_bytes"].as_u64().unwrap_or(0),
+            )
+        })
+}
+
+/// Bytes read and written, over all devices.
+pub(crate) fn blkio_totals(s: &berth_cgroups::Stats) -> (u64, u64) {
+    s.blkio
+        .io_service_bytes_recursive
+        .iter()
+        .fold((0, 0), |(r, w), e| {
+            match e.op.to_ascii_lowercase().as_str() {
+                "read" => (r + e.value, w),
+                "write" => (r, w + e.value),
+                _ => (r, w),
+            }
+        })
+}
+
+/// Memory in use without the page cache the kernel can drop, as the docker CLI counts
+/// it.
+pub(crate) fn memory_without_cache(s: &berth_cgroups::Stats) -> u64 {
+    let usage = s.memory.usage.usage;
+    let inactive = ["total_inactive_file", "inactive_file"]
+        .iter()
+        .find_map(|k| s.memory.raw.get(*k).copied())
+        .unwrap_or(0);
+    if inactive < usage {
+        usage - inactive
+    } else {
+        usage
+    }
+}
+
+/// The memory limit as `stats` reports it: the host's memory when unlimited.
+pub(crate) fn memory_limit(s: &berth_cgroups::Stats) -> u64 {
+    match s.memory.usage.limit {
+        0 => host_memory(),
+        l if l >= u64::MAX / 2 || l >= host_memory() && host_memory() > 0 => host_memory(),
+        l => l,
+    }
+}
+
 fn cpu_json(s: Option<&berth_cgroups::Stats>) -> Value {
     let Some(s) = s else {
         return json!({"cpu_usage": {"total_usage": 0, "usage_in_kernelmode": 0, "usage_in_usermode": 0},
@@ -89,11 +141,7 @@ fn cpu_json(s: Option<&berth_cgroups::Stats>) -> Value {
 fn memory_json(s: &berth_cgroups::Stats) -> Value {
     let m = &s.memory;
     // No limit reads as a huge number: Docker shows the host's memory then.
-    let limit = match m.usage.limit {
-        0 => host_memory(),
-        l if l >= u64::MAX / 2 || l >= host_memory() && host_memory() > 0 => host_memory(),
-        l => l,
-    };
+    let limit = memory_limit(s);
     json!({"usage": m.usage.usage, "max_usage": m.usage.max, "failcnt": m.usage.failcnt,
            "limit": limit, "stats": m.raw})
 }
@@ -148,6 +196,22 @@ impl ContainerService {
         Ok(v)
     }
 
+    /// The sampler's last sample of a running container, as `precpu_stats` and
+    /// `preread` need it, when it is at most two seconds old.
+    fn recent_sample(&self, name: &str) -> Option<Value> {
+        let rec = self.get(name).ok()?;
+        let raw = self.history.last_raw(&rec.id, Duration::from_secs(2))?;
+        let read = std::time::UNIX_EPOCH + Duration::from_nanos(raw.time_ns);
+        Some(json!({
+            "read": berth_types::time::rfc3339(read),
+            "cpu_stats": {
+                "cpu_usage": {"total_usage": raw.cpu_ns},
+                "system_cpu_usage": raw.system_ns,
+                "online_cpus": online_cpus(),
+            }
+        }))
+    }
+
     /// `GET /containers/{id}/stats`: with `stream`, a sample a second to `emit` until it
     /// returns false or the container stops; else one sample whose `precpu_stats` is a
     /// moment earlier (none with `one_shot`), so clients can compute CPU use.
@@ -160,6 +224,9 @@ impl ContainerService {
     ) -> Result<()> {
         let mut previous = if stream || one_shot {
             None
+        } else if let Some(raw) = self.recent_sample(name) {
+            // The sampler's last look serves as the earlier moment: no wait.
+            Some(raw)
         } else {
             let first = self.stats_sample(name, None)?;
             std::thread::sleep(Duration::from_millis(250));

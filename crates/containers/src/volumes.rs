@@ -134,15 +134,14 @@ impl ContainerService {
 
     /// Makes the volumes a new container names: named ones that do not exist yet (with
     /// `--mount`'s volume labels and options) and its anonymous ones.
-    pub(crate) fn create_volumes(&self, id: &str) -> Result<()> {
-        let rec = self.get(id)?;
+    pub(crate) fn create_volumes(&self, rec: &ContainerRecord) -> Result<()> {
         let own: HashSet<&str> = rec
             .extra_mounts
             .iter()
             .filter(|v| is_own_anonymous(v))
             .filter_map(|v| v["Name"].as_str())
             .collect();
-        for m in self.all_mounts(&rec)? {
+        for m in self.all_mounts(rec)? {
             if m.kind != "volume" || m.name.is_empty() {
                 continue;
             }

@@ -321,6 +321,19 @@ impl ContainerBackend for Containers {
             .map_err(api_error)
     }
 
+    fn stats_history(
+        &self,
+        id: &str,
+        since: u64,
+        per_minute: bool,
+    ) -> Result<serde_json::Value, ApiError> {
+        let points = self
+            .service
+            .stats_history(id, since, per_minute)
+            .map_err(api_error)?;
+        serde_json::to_value(points).map_err(|e| ApiError::internal(e.to_string()))
+    }
+
     fn commit(
         &self,
         req: &berth_api::CommitRequest,

@@ -91,6 +91,7 @@ fn build_backends(config: &Config) -> Result<berth_api::Backends> {
     // Containers outlive berthd: pick up what happened while it was away.
     containers.recover()?;
     containers.spawn_exit_monitor();
+    containers.spawn_sampler();
     let image_service = Arc::new(images::ImageService::new(
         images.clone(),
         containers.clone(),

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{assert_clean, daemon_with_busybox, docker, docker_ok, err, out};
+use common::{assert_clean, daemon_with_busybox, docker, docker_ok, err, out, shim_pid_of};
 
 #[test]
 fn run_detached_then_logs_wait_inspect_rm() {
@@ -627,18 +627,7 @@ fn containers_outlive_a_berthd_crash() {
     );
     assert!(!ok(&d, &["ps", "-a", "--format", "{{.Names}}"]).contains("tidy"));
     // A container whose shim is killed is ended and reported exited.
-    let shim_pid = std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
-        .find(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
-                let args: Vec<&[u8]> = c.split(|b| *b == 0).collect();
-                args.first().is_some_and(|a| a.ends_with(b"berth-shim"))
-                    && args.contains(&shim.as_bytes())
-            })
-        })
-        .expect("the orphan's shim runs");
+    let shim_pid = shim_pid_of(&shim).expect("the orphan's shim runs");
     // SAFETY: kill(2) on the shim of a container this test started.
     unsafe { libc::kill(shim_pid, libc::SIGKILL) };
     std::thread::sleep(std::time::Duration::from_millis(300));

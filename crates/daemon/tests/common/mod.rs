@@ -305,6 +305,22 @@ pub fn kill_listed(procs: &std::path::Path) {
     }
 }
 
+/// The pid of the `berth-shim` that supervises container `id` (not its execs').
+pub fn shim_pid_of(id: &str) -> Option<i32> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
+        .find(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                let args: Vec<&[u8]> = c.split(|b| *b == 0).collect();
+                args.first().is_some_and(|a| a.ends_with(b"berth-shim"))
+                    && args.contains(&id.as_bytes())
+                    && !args.contains(&b"--exec-process".as_slice())
+            })
+        })
+}
+
 pub fn pids_with_arg_containing(needle: &str) -> Vec<i32> {
     let me = std::process::id() as i32;
     std::fs::read_dir("/proc")
