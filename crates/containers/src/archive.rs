@@ -211,7 +211,9 @@ impl ContainerService {
         } else {
             append_entry(&mut tar, dir.as_fd(), &last, &top)?;
         }
-        tar.finish().map_err(internal)
+        tar.finish().map_err(internal)?;
+        self.emit(&rec, "archive-path");
+        Ok(())
     }
 
     /// `PUT /containers/{id}/archive`: extracts `input` into the directory `path`,
@@ -242,7 +244,9 @@ impl ContainerService {
             owner: if copy_uid_gid { None } else { Some((0, 0)) },
         };
         berth_snapshots::unpack::unpack_into(input, target.as_fd(), opts)
-            .map_err(|e| Error::InvalidInput(format!("copy into the container: {e}")))
+            .map_err(|e| Error::InvalidInput(format!("copy into the container: {e}")))?;
+        self.emit(&rec, "extract-to-dir");
+        Ok(())
     }
 
     /// `GET /containers/{id}/export`: the container's root filesystem (without its
@@ -270,6 +274,9 @@ impl ContainerService {
         })();
         if !running {
             self.unmount_rootfs(&rec.id);
+        }
+        if result.is_ok() {
+            self.emit(&rec, "export");
         }
         result
     }
@@ -528,6 +535,14 @@ impl ContainerService {
         };
         if paused_here {
             let _ = self.unpause(&rec.id);
+        }
+        if let Ok(image) = &result {
+            self.events.emit(
+                self.event(&rec, "commit")
+                    .attr("comment", &opts.comment)
+                    .attr("imageID", image)
+                    .attr("imageRef", opts.reference.clone().unwrap_or_default()),
+            );
         }
         result
     }

@@ -1323,7 +1323,13 @@ impl ContainerService {
                 rec.id
             )));
         }
-        attach::send_resize(&self.run_dir(&rec.id), height, width)
+        attach::send_resize(&self.run_dir(&rec.id), height, width)?;
+        self.events.emit(
+            self.event(&rec, "resize")
+                .attr("height", height.to_string())
+                .attr("width", width.to_string()),
+        );
+        Ok(())
     }
 
     /// `POST /containers/{id}/stop`: the stop signal, then SIGKILL after the timeout.

@@ -208,3 +208,74 @@ fn the_live_stream_shows_events_as_they_happen_and_ends_at_until() {
     assert!(t.elapsed() < Duration::from_secs(10));
     assert_clean(&d);
 }
+
+#[test]
+fn copies_exports_and_commits_are_events_too() {
+    let Some(d) = daemon_with_busybox() else {
+        return;
+    };
+    let t0 = now();
+    cli_ok(
+        &d,
+        CliKind::Berth,
+        &["create", "--name", "files", "busybox", "sleep", "1"],
+    );
+    let src = d.dir.path().join("note.txt");
+    std::fs::write(&src, "hi").unwrap();
+    cli_ok(
+        &d,
+        CliKind::Berth,
+        &["cp", src.to_str().unwrap(), "files:/"],
+    );
+    let back = d.dir.path().join("back.txt");
+    cli_ok(
+        &d,
+        CliKind::Berth,
+        &["cp", "files:/note.txt", back.to_str().unwrap()],
+    );
+    let tar = d.dir.path().join("files.tar");
+    cli_ok(
+        &d,
+        CliKind::Berth,
+        &["export", "-o", tar.to_str().unwrap(), "files"],
+    );
+    let image = cli_ok(
+        &d,
+        CliKind::Berth,
+        &["commit", "-m", "snap", "files", "snap:1"],
+    );
+    cli_ok(&d, CliKind::Berth, &["rm", "files"]);
+    let t1 = now();
+    let actions = past(
+        &d,
+        CliKind::Docker,
+        t0,
+        t1,
+        &["-f", "type=container", "--format", "{{.Action}}"],
+    );
+    assert_eq!(
+        actions,
+        [
+            "create",
+            "extract-to-dir",
+            "archive-path",
+            "export",
+            "commit",
+            "destroy"
+        ]
+    );
+    let commit = past(
+        &d,
+        CliKind::Berth,
+        t0,
+        t1,
+        &[
+            "-f",
+            "event=commit",
+            "--format",
+            "{{.Actor.Attributes.comment}} {{.Actor.Attributes.imageID}} {{.Actor.Attributes.imageRef}}",
+        ],
+    );
+    assert_eq!(commit, [format!("snap {image} snap:1")]);
+    assert_clean(&d);
+}
