@@ -31,6 +31,13 @@ fn is_own_anonymous(v: &Value) -> bool {
     v["Anonymous"].as_bool() == Some(true)
 }
 
+/// A volume event about container `container`, as dockerd's mount and unmount.
+fn volume_event(action: &str, volume: &str, container: &str) -> berth_events::Event {
+    berth_events::Event::new(berth_events::kind::VOLUME, action, volume)
+        .attr("container", container)
+        .attr("driver", "local")
+}
+
 impl ContainerService {
     /// The mounts a create resolves once: `--volumes-from` (the other container's binds
     /// and volumes, `:ro`/`:rw` overriding their mode), then an anonymous volume for each
@@ -184,6 +191,12 @@ impl ContainerService {
             .filter(|(_, m)| m.kind == "volume")
         {
             let dir = self.volumes.prepare(&m.name).map_err(volume_error)?;
+            self.events.emit(
+                volume_event("mount", &m.name, &rec.id)
+                    .attr("destination", &m.target)
+                    .attr("propagation", &m.propagation)
+                    .attr("read/write", (!m.read_only).to_string()),
+            );
             if !m.subpath.is_empty() {
                 m.source = self.stage_subpath(&rec.id, n, &dir, m)?;
                 continue;
@@ -219,6 +232,7 @@ impl ContainerService {
             return;
         };
         for m in mine.iter().filter(|m| m.kind == "volume") {
+            self.events.emit(volume_event("unmount", &m.name, &rec.id));
             let in_use = recs.iter().any(|(id, r)| {
                 *id != rec.id
                     && matches!(r.state.status.as_str(), "running" | "paused")

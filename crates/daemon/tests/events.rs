@@ -277,5 +277,42 @@ fn copies_exports_and_commits_are_events_too() {
         ],
     );
     assert_eq!(commit, [format!("snap {image} snap:1")]);
+
+    // Volumes are mounted for a run and unmounted after it.
+    let t2 = now();
+    cli_ok(
+        &d,
+        CliKind::Berth,
+        &[
+            "run",
+            "--rm",
+            "-v",
+            "evdata:/data:ro",
+            "busybox",
+            "echo",
+            "hi",
+        ],
+    );
+    let t3 = now();
+    let volume = past(
+        &d,
+        CliKind::Docker,
+        t2,
+        t3,
+        &[
+            "-f",
+            "type=volume",
+            "--format",
+            "{{.Action}} {{.Actor.ID}} {{index .Actor.Attributes \"read/write\"}} {{.Actor.Attributes.destination}}",
+        ],
+    );
+    assert_eq!(
+        volume,
+        [
+            "create evdata  ",
+            "mount evdata false /data",
+            "unmount evdata  "
+        ]
+    );
     assert_clean(&d);
 }
