@@ -309,9 +309,9 @@ fn copies_exports_and_commits_are_events_too() {
     assert_eq!(
         volume,
         [
-            "create evdata  ",
+            "create evdata  <no value>",
             "mount evdata false /data",
-            "unmount evdata  "
+            "unmount evdata  <no value>"
         ]
     );
     assert_clean(&d);
