@@ -8,6 +8,7 @@
 
 mod build;
 mod client;
+mod compose;
 mod containers;
 mod events;
 mod files;
@@ -167,6 +168,8 @@ enum Command {
     Stats(stats::StatsArgs),
     /// Get real time events from the server
     Events(events::EventsArgs),
+    /// Define and run multi-container applications (the Compose Specification)
+    Compose(compose::ComposeArgs),
     /// Manage Berth
     #[command(subcommand)]
     System(SystemCommand),
@@ -383,6 +386,7 @@ fn dispatch(c: &Client, cmd: Command) -> CmdResult {
         Command::Commit(a) => files::commit(c, a),
         Command::Stats(a) => stats::stats(c, a),
         Command::Events(a) | Command::System(SystemCommand::Events(a)) => events::events(c, a),
+        Command::Compose(a) => compose::compose(c, a),
         Command::System(SystemCommand::Df(a)) => system::df(c, a),
         Command::System(SystemCommand::Prune(a)) => system::prune(c, a),
         Command::System(SystemCommand::Info) => info(c),

@@ -493,7 +493,13 @@ pub fn assert_clean(d: &Daemon) {
 /// The docker CLI, which must succeed; returns its trimmed stdout.
 pub fn docker_ok(d: &Daemon, args: &[&str]) -> String {
     let o = docker(d, args).expect("the docker CLI is installed");
-    assert!(o.status.success(), "docker {args:?}: {}", err(&o));
+    assert!(
+        o.status.success(),
+        "docker {args:?}: {} (exit {:?}; stdout: {:?})",
+        err(&o),
+        o.status.code(),
+        out(&o)
+    );
     out(&o)
 }
 

@@ -1,0 +1,425 @@
+//! A service as the Engine API's create body (Config, HostConfig, NetworkingConfig),
+//! with docker compose's labels and config hash, and its image name.
+
+use berth_compose::Project;
+use serde_json::{Map, Value, json};
+
+use super::label;
+use crate::CliError;
+
+/// The image a service runs: its `image`, or `<project>-<service>` when it is built.
+pub(crate) fn image_of(p: &Project, service: &str, s: &Value) -> String {
+    s["image"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{}-{service}", p.name))
+}
+
+/// A stable hash of the service's configuration: a changed service is recreated.
+pub(crate) fn config_hash(s: &Value) -> String {
+    use std::hash::{Hash, Hasher};
+    // Two independent 64-bit hashes of the canonical JSON (keys are sorted).
+    let text = s.to_string();
+    let mut a = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut a);
+    let mut b = std::collections::hash_map::DefaultHasher::new();
+    (text.len(), &text).hash(&mut b);
+    format!("{:016x}{:016x}", a.finish(), b.finish())
+}
+
+/// A Go duration (`1m30s`) in nanoseconds.
+fn nanos(v: &Value) -> Option<i64> {
+    let s = v.as_str()?;
+    berth_types::time::parse_go_duration(s).map(|secs| (secs * 1e9) as i64)
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|x| x.as_str().map(str::to_string))
+        .collect()
+}
+
+/// `64m`, `1g`, `512` as bytes.
+fn bytes(v: &Value) -> Result<Option<i64>, CliError> {
+    match v {
+        Value::Null => Ok(None),
+        Value::Number(n) => Ok(n.as_i64()),
+        Value::String(s) => crate::containers::parse_bytes(s).map(Some),
+        _ => Err(CliError::new(format!("invalid size {v}"))),
+    }
+}
+
+/// The engine name of a top-level network or volume.
+fn engine_name(section: &Map<String, Value>, key: &str) -> String {
+    section
+        .get(key)
+        .and_then(|v| v["name"].as_str())
+        .unwrap_or(key)
+        .to_string()
+}
+
+/// The create body for container `number` of `service`.
+pub(crate) fn body(
+    p: &Project,
+    service: &str,
+    number: u32,
+    oneoff: bool,
+) -> Result<Value, CliError> {
+    let s = &p.services[service];
+    let mut labels = s["labels"].as_object().cloned().unwrap_or_default();
+    for (k, v) in [
+        (label::PROJECT, p.name.clone()),
+        (label::SERVICE, service.to_string()),
+        (label::NUMBER, number.to_string()),
+        (
+            label::ONEOFF,
+            if oneoff { "True" } else { "False" }.to_string(),
+        ),
+        (label::HASH, config_hash(s)),
+        (label::WORKING_DIR, p.dir.display().to_string()),
+        (
+            label::CONFIG_FILES,
+            p.files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+        (label::VERSION, super::COMPOSE_VERSION.to_string()),
+        (
+            label::DEPENDS_ON,
+            s["depends_on"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(d, c)| format!("{d}:{}:{}", c["condition"].as_str().unwrap_or(""), false))
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+    ] {
+        labels.insert(k.to_string(), json!(v));
+    }
+    let env: Vec<String> = s["environment"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| v.as_str().map(|v| format!("{k}={v}")))
+        .collect();
+    let mut config = json!({
+        "Image": image_of(p, service, s),
+        "Labels": labels,
+        "Env": env,
+        "Tty": s["tty"].as_bool().unwrap_or(false),
+        "OpenStdin": s["stdin_open"].as_bool().unwrap_or(false),
+    });
+    for (key, api) in [("command", "Cmd"), ("entrypoint", "Entrypoint")] {
+        if s[key].is_array() {
+            config[api] = s[key].clone();
+        }
+    }
+    for (key, api) in [
+        ("working_dir", "WorkingDir"),
+        ("user", "User"),
+        ("hostname", "Hostname"),
+        ("domainname", "Domainname"),
+        ("stop_signal", "StopSignal"),
+        ("mac_address", "MacAddress"),
+    ] {
+        if let Some(v) = s[key].as_str() {
+            config[api] = json!(v);
+        }
+    }
+    if let Some(g) = nanos(&s["stop_grace_period"]) {
+        config["StopTimeout"] = json!(g / 1_000_000_000);
+    }
+    let expose: Map<String, Value> = s["expose"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.as_str())
+        .map(|e| {
+            let e = if e.contains('/') {
+                e.to_string()
+            } else {
+                format!("{e}/tcp")
+            };
+            (e, json!({}))
+        })
+        .collect();
+    if !expose.is_empty() {
+        config["ExposedPorts"] = Value::Object(expose);
+    }
+    if let Some(h) = s["healthcheck"].as_object() {
+        let mut hc = Map::new();
+        if h.get("disable").and_then(Value::as_bool) == Some(true) {
+            hc.insert("Test".into(), json!(["NONE"]));
+        } else if let Some(t) = h.get("test") {
+            hc.insert("Test".into(), t.clone());
+        }
+        for (key, api) in [
+            ("interval", "Interval"),
+            ("timeout", "Timeout"),
+            ("start_period", "StartPeriod"),
+            ("start_interval", "StartInterval"),
+        ] {
+            if let Some(n) = h.get(key).and_then(nanos) {
+                hc.insert(api.into(), json!(n));
+            }
+        }
+        if let Some(r) = h.get("retries") {
+            hc.insert("Retries".into(), r.clone());
+        }
+        config["Healthcheck"] = Value::Object(hc);
+    }
+    let host = host_config(p, s)?;
+    config["HostConfig"] = host;
+    // The first network at create; the others are connected after it.
+    let nets = networks(p, service);
+    if let Some((name, endpoint)) = nets.first() {
+        if s["network_mode"].is_null() {
+            config["HostConfig"]["NetworkMode"] = json!(name);
+        }
+        config["NetworkingConfig"] = json!({"EndpointsConfig": {name.clone(): endpoint}});
+    }
+    Ok(config)
+}
+
+/// The service's networks by engine name, each with its endpoint settings (aliases:
+/// the service name and the ones the file adds), in a stable order.
+pub(crate) fn networks(p: &Project, service: &str) -> Vec<(String, Value)> {
+    let s = &p.services[service];
+    if s["network_mode"].is_string() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for (key, cfg) in s["networks"].as_object().into_iter().flatten() {
+        let mut aliases = vec![json!(service)];
+        aliases.extend(cfg["aliases"].as_array().cloned().unwrap_or_default());
+        let mut endpoint = json!({"Aliases": aliases});
+        if let Some(ip) = cfg["ipv4_address"].as_str() {
+            endpoint["IPAMConfig"] = json!({"IPv4Address": ip});
+        }
+        out.push((engine_name(&p.networks, key), endpoint));
+    }
+    out
+}
+
+fn host_config(p: &Project, s: &Value) -> Result<Value, CliError> {
+    let mut binds = Vec::new();
+    let mut mounts = Vec::new();
+    for v in s["volumes"].as_array().into_iter().flatten() {
+        let target = v["target"].as_str().unwrap_or("");
+        let ro = v["read_only"].as_bool() == Some(true);
+        match v["type"].as_str().unwrap_or("volume") {
+            "bind" => {
+                let src = v["source"].as_str().unwrap_or("");
+                binds.push(format!("{src}:{target}{}", if ro { ":ro" } else { "" }));
+            }
+            "volume" => {
+                let mut m = json!({"Type": "volume", "Target": target, "ReadOnly": ro});
+                if let Some(src) = v["source"].as_str() {
+                    m["Source"] = json!(engine_name(&p.volumes, src));
+                }
+                if v["volume"]["nocopy"].as_bool() == Some(true) {
+                    m["VolumeOptions"] = json!({"NoCopy": true});
+                }
+                mounts.push(m);
+            }
+            "tmpfs" => {
+                let mut m = json!({"Type": "tmpfs", "Target": target});
+                if let Some(size) = bytes(&v["tmpfs"]["size"])? {
+                    m["TmpfsOptions"] = json!({"SizeBytes": size});
+                }
+                mounts.push(m);
+            }
+            other => {
+                return Err(CliError::new(format!(
+                    "volume type {other} is not supported"
+                )));
+            }
+        }
+    }
+    let mut ports = Map::new();
+    for port in s["ports"].as_array().into_iter().flatten() {
+        let key = format!(
+            "{}/{}",
+            port["target"],
+            port["protocol"].as_str().unwrap_or("tcp")
+        );
+        let binding = json!({
+            "HostIp": port["host_ip"].as_str().unwrap_or(""),
+            "HostPort": port["published"].as_str().unwrap_or(""),
+        });
+        ports
+            .entry(key)
+            .or_insert_with(|| json!([]))
+            .as_array_mut()
+            .expect("a list")
+            .push(binding);
+    }
+    let restart = s["restart"].as_str().unwrap_or("no");
+    let (policy, retries) = restart.split_once(':').unwrap_or((restart, "0"));
+    let mut host = json!({
+        "Binds": binds,
+        "Mounts": mounts,
+        "PortBindings": ports,
+        "RestartPolicy": {"Name": policy, "MaximumRetryCount": retries.parse::<i64>().unwrap_or(0)},
+        "Privileged": s["privileged"].as_bool().unwrap_or(false),
+        "ReadonlyRootfs": s["read_only"].as_bool().unwrap_or(false),
+        "CapAdd": strings(&s["cap_add"]),
+        "CapDrop": strings(&s["cap_drop"]),
+        "SecurityOpt": strings(&s["security_opt"]),
+        "Dns": strings(&s["dns"]),
+        "DnsSearch": strings(&s["dns_search"]),
+        "DnsOptions": strings(&s["dns_opt"]),
+        "GroupAdd": strings(&s["group_add"]),
+    });
+    if let Some(mode) = s["network_mode"].as_str() {
+        host["NetworkMode"] = json!(match mode.strip_prefix("service:") {
+            Some(other) => format!("container:{}-{other}-1", p.name),
+            None => mode.to_string(),
+        });
+    }
+    if let Some(init) = s["init"].as_bool() {
+        host["Init"] = json!(init);
+    }
+    let extra: Vec<String> = match &s["extra_hosts"] {
+        Value::Object(m) => m
+            .iter()
+            .map(|(h, ip)| format!("{h}:{}", ip.as_str().unwrap_or("")))
+            .collect(),
+        other => strings(other)
+            .iter()
+            .map(|e| e.replacen('=', ":", 1))
+            .collect(),
+    };
+    host["ExtraHosts"] = json!(extra);
+    let links: Vec<String> = strings(&s["links"])
+        .iter()
+        .map(|l| {
+            let (svc, alias) = l.split_once(':').unwrap_or((l, l));
+            format!("{}-{svc}-1:{alias}", p.name)
+        })
+        .collect();
+    if !links.is_empty() {
+        host["Links"] = json!(links);
+    }
+    let from: Vec<String> = strings(&s["volumes_from"])
+        .iter()
+        .map(|v| match v.strip_prefix("container:") {
+            Some(c) => c.to_string(),
+            None => {
+                let (svc, mode) = v.split_once(':').map_or((v.as_str(), ""), |(a, b)| (a, b));
+                let name = format!("{}-{svc}-1", p.name);
+                if mode.is_empty() {
+                    name
+                } else {
+                    format!("{name}:{mode}")
+                }
+            }
+        })
+        .collect();
+    if !from.is_empty() {
+        host["VolumesFrom"] = json!(from);
+    }
+    let tmpfs: Map<String, Value> = strings(&s["tmpfs"])
+        .into_iter()
+        .map(|t| match t.split_once(':') {
+            Some((path, opts)) => (path.to_string(), json!(opts)),
+            None => (t, json!("")),
+        })
+        .collect();
+    if !tmpfs.is_empty() {
+        host["Tmpfs"] = Value::Object(tmpfs);
+    }
+    if let Some(sys) = s["sysctls"].as_object() {
+        host["Sysctls"] = Value::Object(sys.clone());
+    }
+    let ulimits: Vec<Value> = s["ulimits"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(name, v)| match v {
+            Value::Object(m) => json!({"Name": name, "Soft": m.get("soft"), "Hard": m.get("hard")}),
+            n => json!({"Name": name, "Soft": n, "Hard": n}),
+        })
+        .collect();
+    if !ulimits.is_empty() {
+        host["Ulimits"] = json!(ulimits);
+    }
+    let devices: Vec<Value> = strings(&s["devices"])
+        .iter()
+        .map(|d| {
+            let parts: Vec<&str> = d.split(':').collect();
+            json!({
+                "PathOnHost": parts[0],
+                "PathInContainer": parts.get(1).unwrap_or(&parts[0]),
+                "CgroupPermissions": parts.get(2).unwrap_or(&"rwm"),
+            })
+        })
+        .collect();
+    if !devices.is_empty() {
+        host["Devices"] = json!(devices);
+    }
+    for (key, api) in [
+        ("pid", "PidMode"),
+        ("ipc", "IpcMode"),
+        ("cgroup_parent", "CgroupParent"),
+        ("userns_mode", "UsernsMode"),
+    ] {
+        if let Some(v) = s[key].as_str() {
+            host[api] = json!(v);
+        }
+    }
+    let limits = &s["deploy"]["resources"]["limits"];
+    let reservations = &s["deploy"]["resources"]["reservations"];
+    if let Some(m) = bytes(&s["mem_limit"])?.or(bytes(&limits["memory"])?) {
+        host["Memory"] = json!(m);
+    }
+    if let Some(m) = bytes(&s["mem_reservation"])?.or(bytes(&reservations["memory"])?) {
+        host["MemoryReservation"] = json!(m);
+    }
+    if let Some(m) = bytes(&s["memswap_limit"])? {
+        host["MemorySwap"] = json!(m);
+    }
+    if let Some(m) = bytes(&s["shm_size"])? {
+        host["ShmSize"] = json!(m);
+    }
+    let cpus = s["cpus"]
+        .as_f64()
+        .or_else(|| s["cpus"].as_str().and_then(|c| c.parse().ok()))
+        .or_else(|| limits["cpus"].as_f64())
+        .or_else(|| limits["cpus"].as_str().and_then(|c| c.parse().ok()));
+    if let Some(c) = cpus {
+        host["NanoCpus"] = json!((c * 1e9) as i64);
+    }
+    if let Some(pids) = s["pids_limit"].as_i64().or(limits["pids"].as_i64()) {
+        host["PidsLimit"] = json!(pids);
+    }
+    for (key, api) in [
+        ("cpu_shares", "CpuShares"),
+        ("cpu_quota", "CpuQuota"),
+        ("cpu_period", "CpuPeriod"),
+        ("oom_score_adj", "OomScoreAdj"),
+        ("mem_swappiness", "MemorySwappiness"),
+    ] {
+        if let Some(v) = s[key].as_i64() {
+            host[api] = json!(v);
+        }
+    }
+    if let Some(c) = s["cpuset"].as_str() {
+        host["CpusetCpus"] = json!(c);
+    }
+    if let Some(o) = s["oom_kill_disable"].as_bool() {
+        host["OomKillDisable"] = json!(o);
+    }
+    if let Some(l) = s["logging"].as_object() {
+        host["LogConfig"] = json!({
+            "Type": l.get("driver").and_then(Value::as_str).unwrap_or(""),
+            "Config": l.get("options").cloned().unwrap_or(json!({})),
+        });
+    }
+    Ok(host)
+}

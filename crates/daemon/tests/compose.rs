@@ -1,0 +1,230 @@
+//! `berth compose` against a private berthd, with the seeds' pattern: a web service
+//! built from a local Dockerfile publishing a port, a data service with a named volume
+//! and a healthcheck the web service waits for. It comes up, answers on the host port,
+//! reaches the data service by name, stays as it is on a second `up`, recreates only a
+//! changed service, runs one-off commands, and `down -v` leaves nothing.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+fn compose(d: &Daemon, dir: &Path, args: &[&str]) -> std::process::Output {
+    let bin = Path::new(env!("CARGO_BIN_EXE_berthd")).with_file_name("berth");
+    std::process::Command::new("timeout")
+        .args(["-s", "KILL", "120"])
+        .arg(bin)
+        .arg("compose")
+        .args(args)
+        .current_dir(dir)
+        .env("BERTH_HOST", format!("unix://{}", d.socket().display()))
+        .env_remove("DOCKER_HOST")
+        .output()
+        .unwrap()
+}
+
+fn compose_ok(d: &Daemon, dir: &Path, args: &[&str]) -> String {
+    let o = compose(d, dir, args);
+    assert!(
+        o.status.success(),
+        "compose {args:?}: exit {:?}\nstderr: {}\nstdout: {}",
+        o.status.code(),
+        err(&o),
+        out(&o)
+    );
+    out(&o)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn http_get(port: u16) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "GET / HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    body
+}
+
+fn write_app(dir: &Path, port: u16, greeting: &str) {
+    std::fs::create_dir_all(dir.join("web")).unwrap();
+    std::fs::write(
+        dir.join("web/Dockerfile"),
+        "FROM busybox\nRUN mkdir -p /www && echo hello from web > /www/index.html\nCMD [\"httpd\", \"-f\", \"-p\", \"80\", \"-h\", \"/www\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("compose.yaml"),
+        format!(
+            r#"services:
+  web:
+    build: ./web
+    ports:
+      - "${{WEB_PORT}}:80"
+    environment:
+      GREETING: {greeting}
+    depends_on:
+      db:
+        condition: service_healthy
+      init:
+        condition: service_completed_successfully
+  db:
+    image: busybox
+    command: sh -c 'echo ready > /data/ready; exec httpd -f -p 5432 -h /data'
+    volumes:
+      - data:/data
+    healthcheck:
+      test: test -f /data/ready
+      interval: 200ms
+  init:
+    image: busybox
+    command: ["sh", "-c", "echo init done"]
+volumes:
+  data:
+"#
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.join(".env"), format!("WEB_PORT={port}\n")).unwrap();
+}
+
+fn ids(d: &Daemon) -> Vec<String> {
+    let out = docker_ok(
+        d,
+        &[
+            "ps",
+            "-a",
+            "--filter",
+            "label=com.docker.compose.project=shop",
+            "--format",
+            "{{.Names}} {{.ID}}",
+        ],
+    );
+    let mut v: Vec<String> = out.lines().map(str::to_string).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn the_seeds_two_service_app_comes_up_answers_and_goes_away() {
+    let Some(d) = daemon_with_busybox() else {
+        return;
+    };
+    let dir = d.dir.path().join("shop");
+    let port = free_port();
+    write_app(&dir, port, "hi");
+
+    compose_ok(&d, &dir, &["up", "-d"]);
+    assert!(http_get(port).contains("hello from web"));
+    let by_name = compose_ok(
+        &d,
+        &dir,
+        &["exec", "-T", "web", "wget", "-qO-", "http://db:5432/ready"],
+    );
+    assert_eq!(by_name, "ready");
+    let ps = compose_ok(&d, &dir, &["ps"]);
+    assert!(
+        ps.lines()
+            .any(|l| l.starts_with("shop-db-1") && l.contains("(healthy)")),
+        "{ps}"
+    );
+    assert!(
+        ps.lines()
+            .any(|l| l.starts_with("shop-web-1") && l.contains(&format!("{port}->80/tcp"))),
+        "{ps}"
+    );
+    let all = compose_ok(
+        &d,
+        &dir,
+        &["ps", "-a", "--format", "{{.Service}} {{.State}}"],
+    );
+    assert!(all.contains("init exited"), "{all}");
+    let logs = compose_ok(&d, &dir, &["logs", "init"]);
+    assert!(logs.ends_with("| init done"), "{logs}");
+
+    // Unchanged: nothing is recreated. Changed: only that service is.
+    let before = ids(&d);
+    compose_ok(&d, &dir, &["up", "-d"]);
+    assert_eq!(ids(&d), before);
+    write_app(&dir, port, "hello");
+    compose_ok(&d, &dir, &["up", "-d", "web"]);
+    let after = ids(&d);
+    let same = |name: &str| {
+        before.iter().find(|l| l.starts_with(name)) == after.iter().find(|l| l.starts_with(name))
+    };
+    assert!(
+        same("shop-db-1") && !same("shop-web-1"),
+        "{before:?} {after:?}"
+    );
+    assert_eq!(
+        compose_ok(
+            &d,
+            &dir,
+            &["exec", "-T", "web", "sh", "-c", "echo $GREETING"]
+        ),
+        "hello"
+    );
+
+    // One-off commands, with their exit codes.
+    assert_eq!(
+        compose_ok(&d, &dir, &["run", "--rm", "-T", "db", "cat", "/data/ready"]),
+        "ready"
+    );
+    assert_eq!(
+        compose(&d, &dir, &["run", "--rm", "-T", "db", "sh", "-c", "exit 3"])
+            .status
+            .code(),
+        Some(3)
+    );
+
+    // The docker CLI sees the labels docker compose uses.
+    let labels = docker_ok(
+        &d,
+        &[
+            "inspect",
+            "-f",
+            "{{index .Config.Labels \"com.docker.compose.service\"}} {{index .Config.Labels \"com.docker.compose.container-number\"}} {{index .Config.Labels \"com.docker.compose.oneoff\"}}",
+            "shop-web-1",
+        ],
+    );
+    assert_eq!(labels, "web 1 False");
+
+    compose_ok(&d, &dir, &["down", "-v"]);
+    assert!(ids(&d).is_empty());
+    assert!(!docker_ok(&d, &["network", "ls", "--format", "{{.Name}}"]).contains("shop_default"));
+    assert!(!docker_ok(&d, &["volume", "ls", "--format", "{{.Name}}"]).contains("shop_data"));
+    assert!(d.user_bridges().is_empty(), "{:?}", d.user_bridges());
+    assert_clean(&d);
+}
+
+#[test]
+fn a_bad_file_is_reported_and_creates_nothing() {
+    let Some(d) = daemon_with_busybox() else {
+        return;
+    };
+    let dir = d.dir.path().join("bad");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("docker-compose.yml"),
+        "services:\n  web:\n    image: busybox\n    ports: [\"80\"]\n    restartt: always\n",
+    )
+    .unwrap();
+    let o = compose(&d, &dir, &["up", "-d"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        err(&o),
+        format!(
+            "validating {}/docker-compose.yml: services.web additional properties 'restartt' not allowed",
+            dir.display()
+        )
+    );
+    assert!(!docker_ok(&d, &["network", "ls", "--format", "{{.Name}}"]).contains("bad_default"));
+    assert!(docker_ok(&d, &["ps", "-aq"]).is_empty());
+}
