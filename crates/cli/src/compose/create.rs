@@ -15,16 +15,14 @@ pub(crate) fn image_of(p: &Project, service: &str, s: &Value) -> String {
         .unwrap_or_else(|| format!("{}-{service}", p.name))
 }
 
-/// A stable hash of the service's configuration: a changed service is recreated.
+/// A stable hash of the service's configuration (SHA-256 of its canonical JSON, whose
+/// keys are sorted): a changed service is recreated.
 pub(crate) fn config_hash(s: &Value) -> String {
-    use std::hash::{Hash, Hasher};
-    // Two independent 64-bit hashes of the canonical JSON (keys are sorted).
-    let text = s.to_string();
-    let mut a = std::collections::hash_map::DefaultHasher::new();
-    text.hash(&mut a);
-    let mut b = std::collections::hash_map::DefaultHasher::new();
-    (text.len(), &text).hash(&mut b);
-    format!("{:016x}{:016x}", a.finish(), b.finish())
+    use sha2::Digest;
+    sha2::Sha256::digest(s.to_string().as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// A Go duration (`1m30s`) in nanoseconds.
