@@ -356,6 +356,11 @@ impl ContainerService {
         if rec.state.status != "running" && rec.state.status != "paused" {
             return Ok(rec);
         }
+        // The shim's liveness is looked at before its exit record: a shim writes the
+        // record and then exits, so a shim seen dead has written all it ever will.
+        // (In the other order, a record missing at the first look and a shim gone at
+        // the second made a clean exit look like a lost one: 255, seen in CI.)
+        let supervised = rec.state.shim_pid > 0 && shim_alive(rec.state.shim_pid, &rec.id);
         let exit_file = self.run_dir(&rec.id).join("exit.json");
         let exited: Option<Value> = std::fs::read(&exit_file)
             .ok()
@@ -365,7 +370,7 @@ impl ContainerService {
             rec.state.exit_code = e["ExitCode"].as_i64().unwrap_or(255) as i32;
             rec.state.oom_killed = e["OOMKilled"].as_bool().unwrap_or(false);
             rec.state.finished_at = e["FinishedAt"].as_str().unwrap_or("").to_string();
-        } else if rec.state.shim_pid > 0 && shim_alive(rec.state.shim_pid, &rec.id) {
+        } else if supervised {
             // Supervised: the recorded status stands (pause and unpause record theirs).
             // This is the common case and costs two small reads under /proc.
             return Ok(rec);
