@@ -233,7 +233,7 @@ pub fn apply(a: &ResourceArgs, body: &mut Value) -> Result<(), CliError> {
                 ))
             };
             let (k, v) = s.split_once('=').ok_or_else(not_allowed)?;
-            if !namespaced_sysctl(k) {
+            if berth_types::sysctl::namespace_of(k).is_none() {
                 return Err(not_allowed());
             }
             map.insert(k.to_string(), json!(v));
@@ -241,21 +241,6 @@ pub fn apply(a: &ResourceArgs, body: &mut Value) -> Result<(), CliError> {
         host["Sysctls"] = Value::Object(map);
     }
     Ok(())
-}
-
-/// The docker CLI's own check: sysctls that have a namespace of their own.
-fn namespaced_sysctl(key: &str) -> bool {
-    const IPC: &[&str] = &[
-        "kernel.msgmax",
-        "kernel.msgmnb",
-        "kernel.msgmni",
-        "kernel.sem",
-        "kernel.shmall",
-        "kernel.shmmax",
-        "kernel.shmmni",
-        "kernel.shm_rmid_forced",
-    ];
-    IPC.contains(&key) || key.starts_with("fs.mqueue.") || key.starts_with("net.")
 }
 
 /// `--security-opt` values as sent: a seccomp profile given as a file is sent as its

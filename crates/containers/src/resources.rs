@@ -357,16 +357,7 @@ pub fn rlimits(host: &Value) -> Result<Vec<Value>> {
 
 /// Sysctls that live in the container's own namespaces, as dockerd allows them.
 fn check_sysctls(host: &Value) -> Result<()> {
-    const IPC: &[&str] = &[
-        "kernel.msgmax",
-        "kernel.msgmnb",
-        "kernel.msgmni",
-        "kernel.sem",
-        "kernel.shmall",
-        "kernel.shmmax",
-        "kernel.shmmni",
-        "kernel.shm_rmid_forced",
-    ];
+    use berth_types::sysctl::{Namespace, namespace_of};
     let host_net = host["NetworkMode"].as_str() == Some("host");
     for key in host["Sysctls"]
         .as_object()
@@ -374,23 +365,19 @@ fn check_sysctls(host: &Value) -> Result<()> {
         .flatten()
         .map(|(k, _)| k)
     {
-        if IPC.contains(&key.as_str()) || key.starts_with("fs.mqueue.") {
-            continue;
-        }
-        if key.starts_with("net.") {
-            if host_net {
+        match namespace_of(key) {
+            Some(Namespace::Network) if host_net => {
                 return Err(Error::InvalidInput(format!(
                     "sysctl {key:?} not allowed in host network namespace"
                 )));
             }
-            continue;
+            Some(_) => {}
+            None => {
+                return Err(Error::InvalidInput(format!(
+                    "sysctl {key:?} is not in a separate kernel namespace"
+                )));
+            }
         }
-        if key == "kernel.domainname" || key == "kernel.hostname" {
-            continue;
-        }
-        return Err(Error::InvalidInput(format!(
-            "sysctl {key:?} is not in a separate kernel namespace"
-        )));
     }
     Ok(())
 }

@@ -184,25 +184,12 @@ fn validate_id_mappings(spec: &Spec) -> Result<()> {
 
 /// Which namespace a sysctl belongs to, as runc decides it; `None` for host-wide knobs.
 fn sysctl_namespace(name: &str) -> Option<LinuxNamespaceType> {
-    const IPC: [&str; 8] = [
-        "kernel.msgmax",
-        "kernel.msgmnb",
-        "kernel.msgmni",
-        "kernel.sem",
-        "kernel.shmall",
-        "kernel.shmmax",
-        "kernel.shmmni",
-        "kernel.shm_rmid_forced",
-    ];
-    if IPC.contains(&name) || name.starts_with("fs.mqueue.") {
-        Some(LinuxNamespaceType::Ipc)
-    } else if name.starts_with("net.") {
-        Some(LinuxNamespaceType::Network)
-    } else if name == "kernel.hostname" || name == "kernel.domainname" {
-        Some(LinuxNamespaceType::Uts)
-    } else {
-        None
-    }
+    use berth_types::sysctl::Namespace;
+    Some(match berth_types::sysctl::namespace_of(name)? {
+        Namespace::Ipc => LinuxNamespaceType::Ipc,
+        Namespace::Network => LinuxNamespaceType::Network,
+        Namespace::Uts => LinuxNamespaceType::Uts,
+    })
 }
 
 fn validate_sysctls(spec: &Spec) -> Result<()> {

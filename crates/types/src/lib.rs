@@ -9,5 +9,6 @@ pub mod detach;
 pub mod filters;
 pub mod id;
 pub mod shim;
+pub mod sysctl;
 pub mod time;
 pub mod units;

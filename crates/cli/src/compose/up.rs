@@ -191,15 +191,33 @@ fn api(e: ClientError) -> CliError {
     CliError::new(e.to_string())
 }
 
-/// Networks the project declares, made unless they exist (external ones must).
-fn ensure_networks(c: &Client, p: &Project) -> Result<(), CliError> {
-    for (key, n) in &p.networks {
-        let name = n["name"].as_str().unwrap_or(key);
-        let exists = c.get(&format!("/networks/{}", enc_path(name))).is_ok();
-        if n["external"].as_bool() == Some(true) {
+/// Makes a create request from (engine name, declaration, labels).
+type CreateBody = dyn Fn(&str, &Value, serde_json::Map<String, Value>) -> Value;
+
+/// Declared networks or volumes, made unless they exist (external ones must): `kind`
+/// is `Network` or `Volume`, `path` the API collection, `body` the create request
+/// from (engine name, declaration, labels).
+fn ensure_declared(
+    c: &Client,
+    p: &Project,
+    kind: &str,
+    path: &str,
+    section: &serde_json::Map<String, Value>,
+    body: &CreateBody,
+) -> Result<(), CliError> {
+    let own_label = if kind == "Network" {
+        label::NETWORK
+    } else {
+        label::VOLUME
+    };
+    for (key, decl) in section {
+        let name = decl["name"].as_str().unwrap_or(key);
+        let exists = c.get(&format!("/{path}/{}", enc_path(name))).is_ok();
+        if decl["external"].as_bool() == Some(true) {
             if !exists {
                 return Err(CliError::new(format!(
-                    "network {name} declared as external, but could not be found"
+                    "{} {name} declared as external, but could not be found",
+                    kind.to_lowercase()
                 )));
             }
             continue;
@@ -207,63 +225,50 @@ fn ensure_networks(c: &Client, p: &Project) -> Result<(), CliError> {
         if exists {
             continue;
         }
-        say("Network", name, "Creating");
-        let mut labels = n["labels"].as_object().cloned().unwrap_or_default();
+        say(kind, name, "Creating");
+        let mut labels = decl["labels"].as_object().cloned().unwrap_or_default();
         labels.insert(label::PROJECT.into(), json!(p.name));
-        labels.insert(label::NETWORK.into(), json!(key));
+        labels.insert(own_label.into(), json!(key));
         labels.insert(label::VERSION.into(), json!(super::COMPOSE_VERSION));
-        let mut req = json!({
-            "Name": name,
-            "Driver": n["driver"].as_str().unwrap_or("bridge"),
-            "Internal": n["internal"].as_bool().unwrap_or(false),
-            "Labels": labels,
-            "Options": n["driver_opts"].clone(),
-        });
-        if let Some(configs) = n["ipam"]["config"].as_array() {
-            let cfg: Vec<Value> = configs
-                .iter()
-                .map(|c| json!({"Subnet": c["subnet"], "Gateway": c["gateway"], "IPRange": c["ip_range"]}))
-                .collect();
-            req["IPAM"] = json!({"Driver": "default", "Config": cfg});
-        }
-        c.post("/networks/create", Some(&req)).map_err(api)?;
-        say("Network", name, "Created");
+        c.post(&format!("/{path}/create"), Some(&body(name, decl, labels)))
+            .map_err(api)?;
+        say(kind, name, "Created");
     }
     Ok(())
 }
 
-/// Volumes the project declares, made unless they exist (external ones must).
-fn ensure_volumes(c: &Client, p: &Project) -> Result<(), CliError> {
-    for (key, v) in &p.volumes {
-        let name = v["name"].as_str().unwrap_or(key);
-        let exists = c.get(&format!("/volumes/{}", enc_path(name))).is_ok();
-        if v["external"].as_bool() == Some(true) {
-            if !exists {
-                return Err(CliError::new(format!(
-                    "external volume \"{name}\" not found"
-                )));
+fn ensure_networks(c: &Client, p: &Project) -> Result<(), CliError> {
+    ensure_declared(
+        c,
+        p,
+        "Network",
+        "networks",
+        &p.networks,
+        &|name, n, labels| {
+            let mut req = json!({
+                "Name": name,
+                "Driver": n["driver"].as_str().unwrap_or("bridge"),
+                "Internal": n["internal"].as_bool().unwrap_or(false),
+                "Labels": labels,
+                "Options": n["driver_opts"].clone(),
+            });
+            if let Some(configs) = n["ipam"]["config"].as_array() {
+                let cfg: Vec<Value> = configs
+                .iter()
+                .map(|c| json!({"Subnet": c["subnet"], "Gateway": c["gateway"], "IPRange": c["ip_range"]}))
+                .collect();
+                req["IPAM"] = json!({"Driver": "default", "Config": cfg});
             }
-            continue;
-        }
-        if exists {
-            continue;
-        }
-        say("Volume", &format!("\"{name}\""), "Creating");
-        let mut labels = v["labels"].as_object().cloned().unwrap_or_default();
-        labels.insert(label::PROJECT.into(), json!(p.name));
-        labels.insert(label::VOLUME.into(), json!(key));
-        labels.insert(label::VERSION.into(), json!(super::COMPOSE_VERSION));
-        c.post(
-            "/volumes/create",
-            Some(
-                &json!({"Name": name, "Driver": v["driver"].as_str().unwrap_or("local"),
-                "DriverOpts": v["driver_opts"], "Labels": labels}),
-            ),
-        )
-        .map_err(api)?;
-        say("Volume", &format!("\"{name}\""), "Created");
-    }
-    Ok(())
+            req
+        },
+    )
+}
+
+fn ensure_volumes(c: &Client, p: &Project) -> Result<(), CliError> {
+    ensure_declared(c, p, "Volume", "volumes", &p.volumes, &|name, v, labels| {
+        json!({"Name": name, "Driver": v["driver"].as_str().unwrap_or("local"),
+            "DriverOpts": v["driver_opts"], "Labels": labels})
+    })
 }
 
 fn image_exists(c: &Client, image: &str) -> bool {
