@@ -461,6 +461,7 @@ impl ContainerService {
         name: Option<&str>,
         body: &Value,
     ) -> Result<(String, Vec<String>)> {
+        let body = &hostconfig::canonical_keys(body);
         let image_name = body["Image"]
             .as_str()
             .filter(|s| !s.is_empty())
@@ -484,6 +485,7 @@ impl ContainerService {
         }
         spec::argv(&config)?;
         spec::capabilities(&body["HostConfig"])?;
+        hostconfig::validate(&body["HostConfig"])?;
         let (host_config, warnings) = resources::adapt(&body["HostConfig"])?;
         LogConfig::for_container(&body["HostConfig"], &self.log_defaults)?;
         mounts::from_host_config(&body["HostConfig"])?;
@@ -1053,6 +1055,8 @@ impl ContainerService {
             pid,
             shim_pid,
             started_at: berth_types::time::now_rfc3339(),
+            // dockerd keeps the previous run's end until this one ends.
+            finished_at: rec.state.finished_at.clone(),
             ..Default::default()
         };
         rec.state = state.clone();

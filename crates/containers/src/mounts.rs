@@ -36,6 +36,8 @@ pub struct Mount {
     pub options: Vec<String>,
     /// `-v` creates a missing host directory; `--mount` refuses one.
     pub create_source: bool,
+    /// Left out of inspect's `Mounts` (dockerd does not list `HostConfig.Tmpfs`).
+    pub unlisted: bool,
 }
 
 const PROPAGATIONS: &[&str] = &[
@@ -81,6 +83,7 @@ impl Mount {
             propagation: String::new(),
             options: Vec::new(),
             create_source: false,
+            unlisted: false,
         }
     }
 
@@ -250,7 +253,9 @@ pub fn from_host_config(host: &Value) -> Result<Vec<Mount>> {
             .collect();
         let read_only = options.iter().any(|o| o == "ro");
         options.retain(|o| o != "ro" && o != "rw");
-        out.push(tmpfs(target, read_only, options));
+        let mut m = tmpfs(target, read_only, options);
+        m.unlisted = true;
+        out.push(m);
     }
     let mut seen = std::collections::HashSet::new();
     for m in &out {

@@ -38,7 +38,11 @@ fn status_text(rec: &ContainerRecord) -> String {
 
 /// Docker's `.Mounts`.
 fn mounts_json(mounts: &[crate::mounts::Mount]) -> Value {
-    mounts.iter().map(crate::mounts::Mount::inspect).collect()
+    mounts
+        .iter()
+        .filter(|m| !m.unlisted)
+        .map(crate::mounts::Mount::inspect)
+        .collect()
 }
 
 fn command(rec: &ContainerRecord) -> String {

@@ -148,7 +148,9 @@ impl SystemBackend for HostSystem {
             "Labels": [],
             "ExperimentalBuild": false,
             "ServerVersion": env!("CARGO_PKG_VERSION"),
-            "Runtimes": {"berth": {"path": "berth-runtime"}},
+            // `runc` is what clients name (HostConfig.Runtime's default); Berth's runtime
+            // answers to it.
+            "Runtimes": {"berth": {"path": "berth-runtime"}, "runc": {"path": "berth-runtime"}},
             "DefaultRuntime": "berth",
             "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": false,
                       "Error": "", "RemoteManagers": null},

@@ -1065,3 +1065,55 @@ fn restart_policies_and_back_at_boot() {
     }
     assert_clean(&d);
 }
+
+/// What docker-compose v1 (through docker-py) relies on, as dockerd does it.
+#[test]
+fn create_and_inspect_follow_dockerd_where_compose_v1_looks() {
+    let Some(d) = daemon_with_busybox() else {
+        return;
+    };
+    // Go's JSON decoding ignores case: docker-py spells CPURealtimeRuntime.
+    let (status, body) = d.post_json(
+        "/containers/create?name=spelled",
+        r#"{"Image": "busybox", "Cmd": ["sleep", "30"],
+            "Healthcheck": {"Test": ["CMD-SHELL", "true"], "Interval": 1000000000, "StartPeriod": null},
+            "HostConfig": {"CPURealtimeRuntime": 40000, "Tmpfs": {"/scratch": ""}}}"#,
+    );
+    assert_eq!(status, 201, "{body}");
+    let (_, _, inspect) = d.request("GET", "/containers/spelled/json");
+    let v: serde_json::Value = serde_json::from_str(&inspect).unwrap();
+    assert_eq!(v["HostConfig"]["CpuRealtimeRuntime"], 40000);
+    assert!(
+        v["HostConfig"]["Dns"].is_null(),
+        "{}",
+        v["HostConfig"]["Dns"]
+    );
+    assert!(v["Config"]["Healthcheck"].get("StartPeriod").is_none());
+    assert_eq!(v["Mounts"], serde_json::json!([]));
+    for (field, value, message) in [
+        ("Runtime", "foobar", "Unknown runtime specified foobar"),
+        (
+            "Isolation",
+            "foobar",
+            "Invalid isolation: \\\"foobar\\\" - linux only supports 'default'",
+        ),
+    ] {
+        let (status, body) = d.post_json(
+            "/containers/create",
+            &format!(r#"{{"Image": "busybox", "HostConfig": {{"{field}": "{value}"}}}}"#),
+        );
+        assert_eq!(status, 400, "{body}");
+        assert!(body.contains(message), "{body}");
+    }
+    // Below API 1.45 an image has its ContainerConfig.
+    let (_, _, image) = d.request("GET", "/v1.38/images/busybox/json");
+    let image: serde_json::Value = serde_json::from_str(&image).unwrap();
+    assert!(image["ContainerConfig"].is_object(), "{image}");
+    // A restart keeps the end of the previous run until this one ends.
+    docker_ok(&d, &["start", "spelled"]);
+    docker_ok(&d, &["restart", "-t", "0", "spelled"]);
+    let finished = docker_ok(&d, &["inspect", "-f", "{{.State.FinishedAt}}", "spelled"]);
+    assert_ne!(finished, "0001-01-01T00:00:00Z");
+    docker_ok(&d, &["rm", "-f", "spelled"]);
+    assert_clean(&d);
+}

@@ -625,6 +625,12 @@ impl ImageStore {
             "DockerVersion": "",
             "Author": image["author"].as_str().unwrap_or(""),
             "Config": docker_container_config(&image["config"]),
+            // dockerd sends these below API 1.45; docker-compose v1 reads
+            // ContainerConfig.Volumes on every recreate.
+            "Container": image["container"].as_str().unwrap_or(""),
+            "ContainerConfig": docker_container_config(
+                if image["container_config"].is_object() { &image["container_config"] } else { &image["config"] }
+            ),
             "Architecture": image["architecture"],
             "Os": image["os"],
             "Size": rec.size,
