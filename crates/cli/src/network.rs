@@ -350,6 +350,9 @@ pub struct CreateArgs {
     /// Auxiliary IPv4 addresses used by Network driver (name=ip)
     #[arg(long = "aux-address")]
     aux_address: Vec<String>,
+    /// Set IPAM driver specific options
+    #[arg(long = "ipam-opt")]
+    ipam_opt: Vec<String>,
     /// Restrict external access to the network
     #[arg(long = "internal")]
     internal: bool,
@@ -534,7 +537,7 @@ fn create(c: &Client, a: CreateArgs) -> CmdResult {
         "Name": a.name,
         "Driver": a.driver,
         "Internal": a.internal,
-        "IPAM": {"Driver": "default", "Config": config},
+        "IPAM": {"Driver": "default", "Config": config, "Options": key_values(&a.ipam_opt, "ipam-opt")?},
         "Labels": key_values(&a.label, "label")?,
         "Options": key_values(&a.opt, "option")?,
     });

@@ -101,6 +101,7 @@ impl NetworkBackend for Networks {
             labels: string_map(&body["Labels"]),
             options: string_map(&body["Options"]),
             aux_addresses: string_map(&ipam["AuxiliaryAddresses"]),
+            ipam_options: string_map(&body["IPAM"]["Options"]),
         };
         let n = self.net.create(req).map_err(api_error)?;
         Ok(json!({"Id": n.id, "Warning": ""}))

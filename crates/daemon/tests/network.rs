@@ -1148,3 +1148,25 @@ fn other_hosts_reach_published_ports_containers_reach_them_through_nat_and_host_
     }
     assert_clean(&d);
 }
+
+#[test]
+fn ipam_options_are_kept_and_shown() {
+    let Some(d) = daemon_with_busybox() else {
+        return;
+    };
+    for cli in [CliKind::Docker, CliKind::Berth] {
+        let name = format!("{cli:?}-ipam").to_lowercase();
+        cli_ok(
+            &d,
+            cli,
+            &["network", "create", "--ipam-opt", "com.example.k=v", &name],
+        );
+        let shown = cli_ok(
+            &d,
+            cli,
+            &["network", "inspect", "-f", "{{json .IPAM.Options}}", &name],
+        );
+        assert_eq!(shown, r#"{"com.example.k":"v"}"#);
+        cli_ok(&d, cli, &["network", "rm", &name]);
+    }
+}

@@ -96,6 +96,9 @@ pub struct NetworkRecord {
     /// IPAM auxiliary addresses: reserved, never given to a container.
     #[serde(default)]
     pub aux_addresses: BTreeMap<String, Ipv4Addr>,
+    /// `IPAM.Options` as given (shown by inspect; the default IPAM driver takes none).
+    #[serde(default)]
+    pub ipam_options: BTreeMap<String, String>,
 }
 
 impl NetworkRecord {
@@ -194,6 +197,8 @@ pub struct CreateRequest {
     pub options: BTreeMap<String, String>,
     /// `--aux-address name=ip`: addresses kept out of allocation.
     pub aux_addresses: BTreeMap<String, String>,
+    /// `--ipam-opt`: kept and shown.
+    pub ipam_options: BTreeMap<String, String>,
 }
 
 /// Names Docker reserves for its predefined networks.
@@ -374,6 +379,7 @@ impl NetworkService {
                 labels: BTreeMap::new(),
                 options,
                 aux_addresses: BTreeMap::new(),
+                ipam_options: BTreeMap::new(),
             })?;
         }
         for (name, driver) in [("host", "host"), ("none", "null")] {
@@ -391,6 +397,7 @@ impl NetworkService {
                     labels: BTreeMap::new(),
                     options: BTreeMap::new(),
                     aux_addresses: BTreeMap::new(),
+                    ipam_options: BTreeMap::new(),
                 })?;
             }
         }
@@ -901,6 +908,7 @@ impl NetworkService {
             labels: req.labels,
             options: req.options,
             aux_addresses: aux,
+            ipam_options: req.ipam_options,
         };
         self.put_network(rec.clone())?;
         let made = Netlink::open()

@@ -50,7 +50,7 @@ pub fn inspect_json(
         "Driver": n.driver,
         "EnableIPv4": true,
         "EnableIPv6": false,
-        "IPAM": {"Driver": "default", "Options": null, "Config": config},
+        "IPAM": {"Driver": "default", "Options": if n.ipam_options.is_empty() { json!(null) } else { json!(n.ipam_options) }, "Config": config},
         "Internal": n.internal,
         "Attachable": false,
         "Ingress": false,
