@@ -70,6 +70,10 @@ fn write_app(dir: &Path, port: u16, greeting: &str) {
       - "${{WEB_PORT}}:80"
     environment:
       GREETING: {greeting}
+    secrets: [token]
+    configs:
+      - source: motd
+        target: /etc/motd
     depends_on:
       db:
         condition: service_healthy
@@ -88,11 +92,19 @@ fn write_app(dir: &Path, port: u16, greeting: &str) {
     command: ["sh", "-c", "echo init done"]
 volumes:
   data:
+secrets:
+  token:
+    file: ./token.txt
+configs:
+  motd:
+    file: ./motd.txt
 "#
         ),
     )
     .unwrap();
     std::fs::write(dir.join(".env"), format!("WEB_PORT={port}\n")).unwrap();
+    std::fs::write(dir.join("token.txt"), "s3cret\n").unwrap();
+    std::fs::write(dir.join("motd.txt"), "welcome\n").unwrap();
 }
 
 fn ids(d: &Daemon) -> Vec<String> {
@@ -129,6 +141,19 @@ fn the_seeds_two_service_app_comes_up_answers_and_goes_away() {
         &["exec", "-T", "web", "wget", "-qO-", "http://db:5432/ready"],
     );
     assert_eq!(by_name, "ready");
+    let files = compose_ok(
+        &d,
+        &dir,
+        &[
+            "exec",
+            "-T",
+            "web",
+            "cat",
+            "/run/secrets/token",
+            "/etc/motd",
+        ],
+    );
+    assert_eq!(files, "s3cret\nwelcome");
     let ps = compose_ok(&d, &dir, &["ps"]);
     assert!(
         ps.lines()

@@ -204,6 +204,51 @@ pub(crate) fn networks(p: &Project, service: &str) -> Vec<(String, Value)> {
     out
 }
 
+/// Secrets and configs given as files, as read-only binds: a secret at
+/// `/run/secrets/<target>`, a config at its `target` (default `/<name>`), as docker
+/// compose mounts them without swarm.
+fn file_mounts(p: &Project, s: &Value, kind: &str) -> Result<Vec<String>, CliError> {
+    let declared = if kind == "secrets" {
+        &p.secrets
+    } else {
+        &p.configs
+    };
+    let mut out = Vec::new();
+    for item in s[kind].as_array().into_iter().flatten() {
+        let (source, target) = match item {
+            Value::String(name) => (name.clone(), None),
+            Value::Object(m) => (
+                m.get("source")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+                m.get("target").and_then(Value::as_str).map(str::to_string),
+            ),
+            _ => continue,
+        };
+        let decl = declared.get(&source).ok_or_else(|| {
+            CliError::new(format!(
+                "service refers to undefined {} {source}",
+                &kind[..kind.len() - 1]
+            ))
+        })?;
+        let Some(file) = decl["file"].as_str() else {
+            return Err(CliError::new(format!(
+                "{kind}.{source}: only file-based {kind} are supported without swarm"
+            )));
+        };
+        let file = berth_compose::normalize::absolute(&p.dir, file);
+        let target = match (kind, target) {
+            ("secrets", Some(t)) if t.starts_with('/') => t,
+            ("secrets", t) => format!("/run/secrets/{}", t.unwrap_or(source)),
+            (_, Some(t)) => t,
+            (_, None) => format!("/{source}"),
+        };
+        out.push(format!("{file}:{target}:ro"));
+    }
+    Ok(out)
+}
+
 fn host_config(p: &Project, s: &Value) -> Result<Value, CliError> {
     let mut binds = Vec::new();
     let mut mounts = Vec::new();
@@ -239,6 +284,8 @@ fn host_config(p: &Project, s: &Value) -> Result<Value, CliError> {
             }
         }
     }
+    binds.extend(file_mounts(p, s, "secrets")?);
+    binds.extend(file_mounts(p, s, "configs")?);
     let mut ports = Map::new();
     for port in s["ports"].as_array().into_iter().flatten() {
         let key = format!(
