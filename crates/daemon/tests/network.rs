@@ -1170,3 +1170,96 @@ fn ipam_options_are_kept_and_shown() {
         cli_ok(&d, cli, &["network", "rm", &name]);
     }
 }
+
+/// A DNS query over TCP (RFC 7766 framing) from inside the namespace of `pid`.
+fn dns_over_tcp(pid: i32, name: &str) -> Vec<u8> {
+    let ns = std::fs::File::open(format!("/proc/{pid}/ns/net")).unwrap();
+    let name = name.to_string();
+    std::thread::spawn(move || {
+        use std::os::fd::AsRawFd;
+        // SAFETY: setns(2) on this short-lived thread only, with a namespace file we hold.
+        assert_eq!(
+            unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) },
+            0
+        );
+        let mut query = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+        for label in name.split('.') {
+            query.push(label.len() as u8);
+            query.extend_from_slice(label.as_bytes());
+        }
+        query.extend_from_slice(&[0, 0, 1, 0, 1]);
+        let mut s = TcpStream::connect(("127.0.0.11", 53)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut framed = (query.len() as u16).to_be_bytes().to_vec();
+        framed.extend_from_slice(&query);
+        s.write_all(&framed).unwrap();
+        let mut len = [0u8; 2];
+        s.read_exact(&mut len).unwrap();
+        let mut reply = vec![0u8; u16::from_be_bytes(len) as usize];
+        s.read_exact(&mut reply).unwrap();
+        reply
+    })
+    .join()
+    .unwrap()
+}
+
+#[test]
+fn the_embedded_dns_answers_over_tcp_too() {
+    let Some(d) = daemon_with_busybox() else {
+        return;
+    };
+    docker_ok(&d, &["network", "create", "tcpdns"]);
+    docker_ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "--network",
+            "tcpdns",
+            "busybox",
+            "sleep",
+            "60",
+        ],
+    );
+    docker_ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "asker",
+            "--network",
+            "tcpdns",
+            "busybox",
+            "sleep",
+            "60",
+        ],
+    );
+    let ip: std::net::Ipv4Addr = docker_ok(
+        &d,
+        &[
+            "inspect",
+            "-f",
+            "{{.NetworkSettings.Networks.tcpdns.IPAddress}}",
+            "web",
+        ],
+    )
+    .parse()
+    .unwrap();
+    let pid: i32 = docker_ok(&d, &["inspect", "-f", "{{.State.Pid}}", "asker"])
+        .parse()
+        .unwrap();
+    let reply = dns_over_tcp(pid, "web");
+    assert_eq!(&reply[..2], &[0x12, 0x34], "the query's id");
+    assert_eq!(reply[3] & 0x0f, 0, "NOERROR");
+    assert_eq!(u16::from_be_bytes([reply[6], reply[7]]), 1, "one answer");
+    assert!(
+        reply.ends_with(&ip.octets()),
+        "{reply:?} should end with {ip}"
+    );
+    docker_ok(&d, &["rm", "-f", "web", "asker"]);
+    docker_ok(&d, &["network", "rm", "tcpdns"]);
+    assert_clean(&d);
+}

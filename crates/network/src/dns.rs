@@ -1,12 +1,14 @@
-//! The embedded DNS server of user-defined networks: a UDP socket on 127.0.0.11:53 inside
-//! each such container's namespace, served by one thread in berthd. It answers the names,
+//! The embedded DNS server of user-defined networks: a UDP socket and a TCP listener on
+//! 127.0.0.11:53 inside each such container's namespace, served by one thread in berthd
+//! (a TCP connection gets a short-lived thread of its own). It answers the names,
 //! short ids and aliases of containers that share a network with the asker, and relays
 //! every other query, as raw packets, to the upstream servers from the host's namespace
 //! (so even a host resolver on 127.0.0.53 works), as Docker's resolver does.
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -27,6 +29,7 @@ pub type Lookup = dyn Fn(&str, &str) -> Vec<Ipv4Addr> + Send + Sync;
 
 struct Served {
     socket: Arc<UdpSocket>,
+    tcp: Arc<TcpListener>,
     upstream: Vec<SocketAddr>,
 }
 
@@ -63,20 +66,25 @@ impl Resolver {
     ) -> io::Result<()> {
         let file = std::fs::File::open(netns)?;
         let fd = file.as_fd().try_clone_to_owned()?;
-        let socket = std::thread::spawn(move || -> io::Result<UdpSocket> {
+        let (socket, tcp) = std::thread::spawn(move || -> io::Result<(UdpSocket, TcpListener)> {
             rustix::thread::move_into_link_name_space(
                 fd.as_fd(),
                 Some(rustix::thread::LinkNameSpaceType::Network),
             )?;
-            UdpSocket::bind((ADDRESS, 53))
+            Ok((
+                UdpSocket::bind((ADDRESS, 53))?,
+                TcpListener::bind((ADDRESS, 53))?,
+            ))
         })
         .join()
         .map_err(|_| io::Error::other("dns thread panicked"))??;
         socket.set_nonblocking(true)?;
+        tcp.set_nonblocking(true)?;
         self.served.lock().expect("not poisoned").insert(
             container_id.to_string(),
             Served {
                 socket: Arc::new(socket),
+                tcp: Arc::new(tcp),
                 upstream,
             },
         );
@@ -109,23 +117,35 @@ impl Resolver {
         let _ = rustix::io::write(&self.wake, &1u64.to_ne_bytes());
     }
 
-    fn run(&self) {
+    fn run(self: &Arc<Self>) {
         let mut buf = vec![0u8; 4096];
         loop {
-            let current: Vec<(String, Arc<UdpSocket>, Vec<SocketAddr>)> = self
+            type Entry = (String, Arc<UdpSocket>, Arc<TcpListener>, Vec<SocketAddr>);
+            let current: Vec<Entry> = self
                 .served
                 .lock()
                 .expect("not poisoned")
                 .iter()
-                .map(|(id, s)| (id.clone(), s.socket.clone(), s.upstream.clone()))
+                .map(|(id, s)| {
+                    (
+                        id.clone(),
+                        s.socket.clone(),
+                        s.tcp.clone(),
+                        s.upstream.clone(),
+                    )
+                })
                 .collect();
             let mut fds = vec![rustix::event::PollFd::new(
                 &self.wake,
                 rustix::event::PollFlags::IN,
             )];
-            for (_, s, _) in &current {
+            for (_, s, t, _) in &current {
                 fds.push(rustix::event::PollFd::new(
                     s.as_ref(),
+                    rustix::event::PollFlags::IN,
+                ));
+                fds.push(rustix::event::PollFd::new(
+                    t.as_ref(),
                     rustix::event::PollFlags::IN,
                 ));
             }
@@ -138,12 +158,17 @@ impl Resolver {
                 let mut drain = [0u8; 8];
                 let _ = rustix::io::read(&self.wake, &mut drain);
             }
-            for (i, (id, socket, upstream)) in current.iter().enumerate() {
-                if !ready[i + 1] {
-                    continue;
+            for (i, (id, socket, tcp, upstream)) in current.iter().enumerate() {
+                if ready[1 + 2 * i] {
+                    while let Ok((n, from)) = socket.recv_from(&mut buf) {
+                        self.answer(id, socket, upstream, &buf[..n], from);
+                    }
                 }
-                while let Ok((n, from)) = socket.recv_from(&mut buf) {
-                    self.answer(id, socket, upstream, &buf[..n], from);
+                if ready[2 + 2 * i] {
+                    while let Ok((conn, _)) = tcp.accept() {
+                        let (me, id, upstream) = (self.clone(), id.clone(), upstream.clone());
+                        std::thread::spawn(move || me.serve_tcp(&id, conn, &upstream));
+                    }
                 }
             }
         }
@@ -182,6 +207,35 @@ impl Resolver {
                 let _ = socket.send_to(&r, from);
             }
         });
+    }
+
+    /// One TCP connection: length-prefixed queries answered in turn until the client
+    /// closes it or stays idle for 10 s (RFC 7766).
+    fn serve_tcp(&self, container: &str, mut conn: TcpStream, upstream: &[SocketAddr]) {
+        let _ = conn.set_nonblocking(false);
+        let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+        loop {
+            let Some(packet) = read_framed(&mut conn) else {
+                return;
+            };
+            let Ok(query) = Message::from_vec(&packet) else {
+                return;
+            };
+            let reply = match self.local_answer(container, &query) {
+                Some(r) => r.to_vec().ok(),
+                None => relay_tcp(&packet, upstream),
+            };
+            let reply = reply.or_else(|| {
+                let mut fail = Message::response(query.metadata.id, query.metadata.op_code);
+                fail.metadata.response_code = ResponseCode::ServFail;
+                fail.add_queries(query.queries.clone());
+                fail.to_vec().ok()
+            });
+            match reply {
+                Some(r) if write_framed(&mut conn, &r).is_ok() => {}
+                _ => return,
+            }
+        }
     }
 
     fn local_answer(&self, container: &str, query: &Message) -> Option<Message> {
@@ -230,6 +284,39 @@ fn relay(packet: &[u8], upstream: &[SocketAddr]) -> Option<Vec<u8>> {
         if let Ok((n, _)) = s.recv_from(&mut buf) {
             buf.truncate(n);
             return Some(buf);
+        }
+    }
+    None
+}
+
+/// One DNS message with its two-byte length in front, as DNS over TCP sends them.
+fn read_framed(conn: &mut impl Read) -> Option<Vec<u8>> {
+    let mut len = [0u8; 2];
+    conn.read_exact(&mut len).ok()?;
+    let mut packet = vec![0u8; u16::from_be_bytes(len) as usize];
+    conn.read_exact(&mut packet).ok()?;
+    Some(packet)
+}
+
+fn write_framed(conn: &mut impl Write, packet: &[u8]) -> io::Result<()> {
+    let len = u16::try_from(packet.len()).map_err(io::Error::other)?;
+    let mut out = len.to_be_bytes().to_vec();
+    out.extend_from_slice(packet);
+    conn.write_all(&out)
+}
+
+/// Sends `packet` over TCP to each upstream server in turn until one answers.
+fn relay_tcp(packet: &[u8], upstream: &[SocketAddr]) -> Option<Vec<u8>> {
+    for server in upstream {
+        let Ok(mut s) = TcpStream::connect_timeout(server, Duration::from_secs(5)) else {
+            continue;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+        if write_framed(&mut s, packet).is_err() {
+            continue;
+        }
+        if let Some(reply) = read_framed(&mut s) {
+            return Some(reply);
         }
     }
     None
