@@ -1178,10 +1178,8 @@ fn dns_over_tcp(pid: i32, name: &str) -> Vec<u8> {
     std::thread::spawn(move || {
         use std::os::fd::AsRawFd;
         // SAFETY: setns(2) on this short-lived thread only, with a namespace file we hold.
-        assert_eq!(
-            unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) },
-            0
-        );
+        let joined = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(joined, 0);
         let mut query = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
         for label in name.split('.') {
             query.push(label.len() as u8);
