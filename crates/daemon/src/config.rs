@@ -46,6 +46,10 @@ pub struct Flags {
     /// Per-registry CAs and client certificates, <dir>/<host:port>/ (default /etc/berth/certs.d)
     #[arg(long = "certs-dir")]
     pub certs_dir: Option<PathBuf>,
+    /// Where Berth's packet filter rules go: nftables, iptables, or auto (nftables when
+    /// `nft` is installed)
+    #[arg(long = "firewall-backend")]
+    pub firewall_backend: Option<String>,
 }
 
 /// The config file's keys, named as in Docker's daemon.json.
@@ -66,6 +70,7 @@ struct FileConfig {
     max_concurrent_downloads: Option<usize>,
     max_concurrent_uploads: Option<usize>,
     certs_dir: Option<PathBuf>,
+    firewall_backend: Option<String>,
 }
 
 /// The resolved settings.
@@ -139,6 +144,17 @@ impl Config {
         } else {
             format!("berth_{}", bridge.replace(['-', '.'], "_"))
         };
+        let firewall = match flags
+            .firewall_backend
+            .or(file.firewall_backend)
+            .as_deref()
+            .unwrap_or("auto")
+        {
+            "auto" | "" => berth_network::Firewall::Auto,
+            "nftables" => berth_network::Firewall::Nftables,
+            "iptables" => berth_network::Firewall::Iptables,
+            other => bail!("invalid --firewall-backend {other:?}: use nftables, iptables or auto"),
+        };
         let defaults = berth_distribution::Options::default();
         let mut insecure = file.insecure_registries.unwrap_or_default();
         insecure.extend(flags.insecure_registries);
@@ -162,7 +178,12 @@ impl Config {
         }
         Ok(Config {
             registry,
-            network: berth_network::Config { bridge, bip, table },
+            network: berth_network::Config {
+                bridge,
+                bip,
+                table,
+                firewall,
+            },
             hosts,
             data_root: flags
                 .data_root

@@ -1261,3 +1261,91 @@ fn the_embedded_dns_answers_over_tcp_too() {
     docker_ok(&d, &["network", "rm", "tcpdns"]);
     assert_clean(&d);
 }
+
+fn nft_has_table(name: &str) -> bool {
+    std::process::Command::new("nft")
+        .args(["list", "table", "ip", name])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn iptables_rules(table: &str, chain: &str) -> String {
+    let o = std::process::Command::new("iptables")
+        .args(["-t", table, "-S", chain])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn where_nft_is_missing_the_rules_go_to_iptables() {
+    if std::process::Command::new("iptables-restore")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: iptables is not installed");
+        return;
+    }
+    // iptables (here the nft-based one) makes the nat and filter tables on first use:
+    // tables this test made go again at its end.
+    let (nat_before, filter_before) = (nft_has_table("nat"), nft_has_table("filter"));
+    {
+        let d = Daemon::start_with(&["--firewall-backend", "iptables"]);
+        import_image(
+            &d,
+            "busybox",
+            &["sh", "httpd", "echo", "mkdir", "wget"],
+            |_| {},
+            &[r#"CMD ["sh"]"#],
+        )
+        .unwrap();
+        let chain = format!("BERTH_{}", d.bridge.to_uppercase());
+        let port = free_port();
+        web_server(&d, "web", "hello-iptables", &["-p", &format!("{port}:80")]);
+        assert_eq!(
+            http_get(&format!("127.0.0.1:{port}")).unwrap().trim(),
+            "hello-iptables"
+        );
+        assert_eq!(
+            http_get(&format!("{}:{port}", host_address()))
+                .unwrap()
+                .trim(),
+            "hello-iptables"
+        );
+        let published = iptables_rules("nat", &format!("{chain}-PUB"));
+        assert!(
+            published.contains(&format!("--dport {port} -j DNAT")),
+            "{published}"
+        );
+        assert!(iptables_rules("nat", "PREROUTING").contains(&format!("-j {chain}-PRE")));
+        assert!(
+            !nft_has_table(&format!("berth_{}", d.bridge)),
+            "no nftables table"
+        );
+        docker_ok(&d, &["rm", "-f", "web"]);
+        let published = iptables_rules("nat", &format!("{chain}-PUB"));
+        assert!(!published.contains("DNAT"), "{published}");
+        assert_clean(&d);
+    }
+    // The daemon's leftovers (its chains and jumps) went with it.
+    for (table, builtin) in [
+        ("nat", "PREROUTING"),
+        ("nat", "POSTROUTING"),
+        ("filter", "FORWARD"),
+    ] {
+        assert!(
+            !iptables_rules(table, builtin).contains("BERTH_BT"),
+            "{table} {builtin}"
+        );
+    }
+    for (table, before) in [("nat", nat_before), ("filter", filter_before)] {
+        if !before {
+            let _ = std::process::Command::new("nft")
+                .args(["delete", "table", "ip", table])
+                .status();
+        }
+    }
+}

@@ -15,6 +15,7 @@
 
 pub mod dns;
 pub mod ipam;
+mod iptables;
 mod netlink;
 mod netns;
 pub mod nft;
@@ -217,8 +218,42 @@ pub struct Config {
     pub bridge: String,
     /// `--bip`: the default bridge's address and prefix, e.g. `172.17.0.1/16`.
     pub bip: Option<String>,
-    /// The nftables table Berth owns (`ip berth`).
+    /// The nftables table Berth owns (`ip berth`); with iptables, its chains' prefix.
     pub table: String,
+    /// Which packet filter takes the rules.
+    pub firewall: Firewall,
+}
+
+/// Where Berth's packet filter rules go.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Firewall {
+    /// nftables when `nft` is installed, else iptables.
+    #[default]
+    Auto,
+    /// Berth's own nftables table.
+    Nftables,
+    /// Berth's own chains in iptables' `nat` and `filter` tables.
+    Iptables,
+}
+
+impl Firewall {
+    /// `Auto` decided for this host.
+    fn resolve(self) -> Firewall {
+        if self != Firewall::Auto {
+            return self;
+        }
+        let nft = std::process::Command::new("nft")
+            .arg("--version")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if nft {
+            Firewall::Nftables
+        } else {
+            Firewall::Iptables
+        }
+    }
 }
 
 /// How endpoints are added to a namespace.
@@ -290,6 +325,8 @@ impl NetworkService {
             dns_lookup(&names_db, container, name)
         }))
         .map_err(internal("start the DNS server"))?;
+        let mut config = config;
+        config.firewall = config.firewall.resolve();
         let svc = NetworkService {
             db,
             netns_dir,
@@ -692,9 +729,11 @@ impl NetworkService {
                 })
             })
             .collect();
-        let updates = nft::port_updates(verb, &self.config.table, &forwards);
-        if updates.is_empty() || nft::apply(&updates).is_ok() {
-            return Ok(());
+        if self.config.firewall == Firewall::Nftables {
+            let updates = nft::port_updates(verb, &self.config.table, &forwards);
+            if updates.is_empty() || nft::apply(&updates).is_ok() {
+                return Ok(());
+            }
         }
         self.apply_rules()
     }
@@ -714,8 +753,14 @@ impl NetworkService {
                 })
             })
             .collect();
-        nft::apply(&nft::render(&self.config.table, &bridges, &forwards))
-            .map_err(internal("firewall"))
+        let table = &self.config.table;
+        match self.config.firewall {
+            Firewall::Iptables => {
+                iptables::apply(table, &iptables::render(table, &bridges, &forwards))
+            }
+            _ => nft::apply(&nft::render(table, &bridges, &forwards)),
+        }
+        .map_err(internal("firewall"))
     }
 
     /// Takes a container off all its networks: veths deleted, addresses and ports freed,
@@ -1090,7 +1135,11 @@ impl NetworkService {
 
     /// Removes the rules table (tests and uninstall; bridges stay, like docker0).
     pub fn remove_rules(&self) -> Result<()> {
-        nft::remove(&self.config.table).map_err(internal("firewall"))
+        match self.config.firewall {
+            Firewall::Iptables => iptables::remove(&self.config.table),
+            _ => nft::remove(&self.config.table),
+        }
+        .map_err(internal("firewall"))
     }
 }
 

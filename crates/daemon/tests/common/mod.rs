@@ -227,6 +227,43 @@ pub fn remove_network_leftovers(bridge: &str) {
         .args(["delete", "table", "ip", &table])
         .stderr(Stdio::null())
         .status();
+    remove_iptables_chains(&table.to_uppercase());
+}
+
+/// Berth's iptables chains for a table name (the `--firewall-backend iptables` daemons
+/// of tests), with the jumps to them.
+fn remove_iptables_chains(prefix: &str) {
+    let quiet = |args: &[&str]| {
+        Command::new("iptables")
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !quiet(&["-t", "nat", "-S", &format!("{prefix}-PUB")]) {
+        return;
+    }
+    for (t, builtin, suffix) in [
+        ("nat", "PREROUTING", "PRE"),
+        ("nat", "OUTPUT", "OUT"),
+        ("nat", "POSTROUTING", "POST"),
+        ("filter", "FORWARD", "FWD"),
+    ] {
+        let chain = format!("{prefix}-{suffix}");
+        while quiet(&["-t", t, "-D", builtin, "-j", &chain]) {}
+    }
+    for (t, suffix) in [
+        ("nat", "PRE"),
+        ("nat", "OUT"),
+        ("nat", "PUB"),
+        ("nat", "POST"),
+        ("filter", "FWD"),
+    ] {
+        let chain = format!("{prefix}-{suffix}");
+        quiet(&["-t", t, "-F", &chain]);
+        quiet(&["-t", t, "-X", &chain]);
+    }
 }
 
 /// The veths attached to a bridge.
