@@ -28,6 +28,9 @@ pub struct NetArgs {
     /// IPv4 address (e.g., 172.30.100.104)
     #[arg(long = "ip")]
     ip: Option<String>,
+    /// IPv6 address (e.g., 2001:db8::33)
+    #[arg(long = "ip6")]
+    ip6: Option<String>,
     /// Add network-scoped alias for the container
     #[arg(long = "network-alias", visible_alias = "net-alias")]
     aliases: Vec<String>,
@@ -153,11 +156,9 @@ pub fn apply(a: &NetArgs, body: &mut Value) -> Result<(), CliError> {
     if let Some(m) = &a.mac_address {
         body["MacAddress"] = json!(m);
     }
-    if a.ip.is_some() || !a.aliases.is_empty() || a.mac_address.is_some() {
+    if a.ip.is_some() || a.ip6.is_some() || !a.aliases.is_empty() || a.mac_address.is_some() {
         let mut ep = json!({"Aliases": a.aliases});
-        if let Some(ip) = &a.ip {
-            ep["IPAMConfig"] = json!({"IPv4Address": ip});
-        }
+        ep["IPAMConfig"] = ipam_config(a.ip.as_deref(), a.ip6.as_deref());
         if let Some(m) = &a.mac_address {
             ep["MacAddress"] = json!(m);
         }
@@ -338,12 +339,15 @@ pub struct CreateArgs {
     /// Driver to manage the network
     #[arg(short = 'd', long = "driver", default_value = "bridge")]
     driver: String,
-    /// Subnet in CIDR format
+    /// Subnet in CIDR format (an IPv4 one and, with --ipv6, an IPv6 one)
     #[arg(long = "subnet")]
-    subnet: Option<String>,
-    /// IPv4 gateway for the subnet
+    subnet: Vec<String>,
+    /// IPv4 or IPv6 Gateway for the master subnet
     #[arg(long = "gateway")]
-    gateway: Option<String>,
+    gateway: Vec<String>,
+    /// Enable or disable IPv6 networking
+    #[arg(long = "ipv6")]
+    ipv6: bool,
     /// Allocate container IPs from a sub-range
     #[arg(long = "ip-range")]
     ip_range: Option<String>,
@@ -411,6 +415,9 @@ pub struct ConnectArgs {
     /// IPv4 address
     #[arg(long = "ip")]
     ip: Option<String>,
+    /// IPv6 address
+    #[arg(long = "ip6")]
+    ip6: Option<String>,
     /// Add link to another container (accepted, as on user networks it adds nothing)
     #[arg(long = "link")]
     link: Vec<String>,
@@ -432,6 +439,21 @@ pub struct DisconnectArgs {
     container: String,
 }
 
+/// An endpoint's `IPAMConfig` for `--ip`/`--ip6` (null when neither is given).
+fn ipam_config(ip: Option<&str>, ip6: Option<&str>) -> Value {
+    if ip.is_none() && ip6.is_none() {
+        return Value::Null;
+    }
+    let mut c = json!({});
+    if let Some(ip) = ip {
+        c["IPv4Address"] = json!(ip);
+    }
+    if let Some(ip) = ip6 {
+        c["IPv6Address"] = json!(ip);
+    }
+    c
+}
+
 /// Runs a `network` subcommand.
 pub fn dispatch(c: &Client, cmd: NetworkCommand) -> CmdResult {
     match cmd {
@@ -442,9 +464,7 @@ pub fn dispatch(c: &Client, cmd: NetworkCommand) -> CmdResult {
         NetworkCommand::Prune(a) => prune(c, a),
         NetworkCommand::Connect(a) => {
             let mut ep = json!({"Aliases": a.alias, "Links": a.link});
-            if let Some(ip) = a.ip {
-                ep["IPAMConfig"] = json!({"IPv4Address": ip});
-            }
+            ep["IPAMConfig"] = ipam_config(a.ip.as_deref(), a.ip6.as_deref());
             let body = json!({"Container": a.container, "EndpointConfig": ep});
             c.post(
                 &format!("/networks/{}/connect", enc_path(&a.network)),
@@ -515,28 +535,36 @@ fn key_values(list: &[String], what: &str) -> Result<serde_json::Map<String, Val
 
 fn create(c: &Client, a: CreateArgs) -> CmdResult {
     let _ = a.attachable;
-    let mut ipam = json!({});
-    if let Some(s) = &a.subnet {
-        ipam["Subnet"] = json!(s);
+    // One configuration per address family; gateways and the IPv4-only settings go
+    // with the subnet of their family.
+    let v6 = |s: &str| s.contains(':');
+    let mut config = Vec::new();
+    for family6 in [false, true] {
+        let mut ipam = json!({});
+        if let Some(s) = a.subnet.iter().find(|s| v6(s) == family6) {
+            ipam["Subnet"] = json!(s);
+        }
+        if let Some(g) = a.gateway.iter().find(|g| v6(g) == family6) {
+            ipam["Gateway"] = json!(g);
+        }
+        if !family6 {
+            if let Some(r) = &a.ip_range {
+                ipam["IPRange"] = json!(r);
+            }
+            if !a.aux_address.is_empty() {
+                ipam["AuxiliaryAddresses"] =
+                    Value::Object(key_values(&a.aux_address, "aux-address")?);
+            }
+        }
+        if ipam.as_object().is_some_and(|m| !m.is_empty()) {
+            config.push(ipam);
+        }
     }
-    if let Some(g) = &a.gateway {
-        ipam["Gateway"] = json!(g);
-    }
-    if let Some(r) = &a.ip_range {
-        ipam["IPRange"] = json!(r);
-    }
-    if !a.aux_address.is_empty() {
-        ipam["AuxiliaryAddresses"] = Value::Object(key_values(&a.aux_address, "aux-address")?);
-    }
-    let config = if ipam.as_object().is_some_and(|m| m.is_empty()) {
-        json!([])
-    } else {
-        json!([ipam])
-    };
     let body = json!({
         "Name": a.name,
         "Driver": a.driver,
         "Internal": a.internal,
+        "EnableIPv6": a.ipv6,
         "IPAM": {"Driver": "default", "Config": config, "Options": key_values(&a.ipam_opt, "ipam-opt")?},
         "Labels": key_values(&a.label, "label")?,
         "Options": key_values(&a.opt, "option")?,

@@ -165,6 +165,16 @@ pub(crate) fn attachment(rec: &ContainerRecord, network: &str) -> Result<Attachm
         ),
         None => None,
     };
+    let ip6 = match cfg["IPAMConfig"]["IPv6Address"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+    {
+        Some(s) => Some(
+            s.parse::<std::net::Ipv6Addr>()
+                .map_err(|_| Error::InvalidInput(format!("invalid IPv6 address: {s}")))?,
+        ),
+        None => None,
+    };
     let mac = cfg["MacAddress"]
         .as_str()
         .or(rec.config["MacAddress"].as_str())
@@ -173,6 +183,7 @@ pub(crate) fn attachment(rec: &ContainerRecord, network: &str) -> Result<Attachm
     Ok(Attachment {
         network: network.into(),
         ip,
+        ip6,
         mac,
         aliases: strings(&cfg["Aliases"]),
         names: vec![rec.name.clone(), rec.id[..12.min(rec.id.len())].to_string()],
@@ -343,9 +354,9 @@ fn endpoint_json(rec: &ContainerRecord, n: &NetworkRecord, e: Option<&Endpoint>)
         "Gateway": e.map(|e| e.gateway.to_string()).unwrap_or_default(),
         "IPAddress": ip,
         "IPPrefixLen": e.map(|e| e.prefix).unwrap_or(0),
-        "IPv6Gateway": "",
-        "GlobalIPv6Address": "",
-        "GlobalIPv6PrefixLen": 0,
+        "IPv6Gateway": e.and_then(|e| e.gateway6).map(|g| g.to_string()).unwrap_or_default(),
+        "GlobalIPv6Address": e.and_then(|e| e.ip6).map(|ip| ip.to_string()).unwrap_or_default(),
+        "GlobalIPv6PrefixLen": e.filter(|e| e.ip6.is_some()).map_or(0, |e| e.prefix6),
         "DNSNames": e.map(|e| json!(e.dns_names)).filter(|_| !n.is_default_bridge()).unwrap_or(Value::Null)
     })
 }
@@ -398,11 +409,11 @@ pub(crate) fn settings(rec: &ContainerRecord, live: &Live, networks: &[NetworkRe
         "SecondaryIPv6Addresses": null,
         "EndpointID": default.map(|e| e.id.clone()).unwrap_or_default(),
         "Gateway": default.map(|e| e.gateway.to_string()).unwrap_or_default(),
-        "GlobalIPv6Address": "",
-        "GlobalIPv6PrefixLen": 0,
+        "GlobalIPv6Address": default.and_then(|e| e.ip6).map(|ip| ip.to_string()).unwrap_or_default(),
+        "GlobalIPv6PrefixLen": default.filter(|e| e.ip6.is_some()).map_or(0, |e| e.prefix6),
         "IPAddress": default.map(|e| e.ip.to_string()).unwrap_or_default(),
         "IPPrefixLen": default.map(|e| e.prefix).unwrap_or(0),
-        "IPv6Gateway": "",
+        "IPv6Gateway": default.and_then(|e| e.gateway6).map(|g| g.to_string()).unwrap_or_default(),
         "MacAddress": default.map(|e| e.mac.clone()).unwrap_or_default(),
         "Networks": nets
     })

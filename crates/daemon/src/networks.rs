@@ -86,8 +86,20 @@ impl NetworkBackend for Networks {
             .as_str()
             .filter(|n| !n.is_empty())
             .ok_or_else(|| ApiError::bad_request("Name is required"))?;
-        let ipam = body["IPAM"]["Config"]
-            .get(0)
+        // One IPv4 and one IPv6 configuration at most; which is which by the subnet.
+        let configs: Vec<Value> = body["IPAM"]["Config"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let is_v6 = |c: &Value| c["Subnet"].as_str().is_some_and(|s| s.contains(':'));
+        let ipam = configs
+            .iter()
+            .find(|c| !is_v6(c))
+            .cloned()
+            .unwrap_or(Value::Null);
+        let ipam6 = configs
+            .iter()
+            .find(|c| is_v6(c))
             .cloned()
             .unwrap_or(Value::Null);
         let text = |v: &Value| v.as_str().map(String::from);
@@ -102,6 +114,9 @@ impl NetworkBackend for Networks {
             options: string_map(&body["Options"]),
             aux_addresses: string_map(&ipam["AuxiliaryAddresses"]),
             ipam_options: string_map(&body["IPAM"]["Options"]),
+            enable_ipv6: body["EnableIPv6"].as_bool().unwrap_or(false),
+            subnet6: text(&ipam6["Subnet"]),
+            gateway6: text(&ipam6["Gateway"]),
         };
         let n = self.net.create(req).map_err(api_error)?;
         Ok(json!({"Id": n.id, "Warning": ""}))

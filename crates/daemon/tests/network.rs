@@ -1349,3 +1349,124 @@ fn where_nft_is_missing_the_rules_go_to_iptables() {
         }
     }
 }
+
+#[test]
+fn ipv6_networks_give_containers_addresses_that_reach_each_other() {
+    if !std::path::Path::new("/proc/sys/net/ipv6").exists() {
+        eprintln!("skipped: no IPv6 on this host");
+        return;
+    }
+    let Some(d) = daemon_with_busybox() else {
+        return;
+    };
+    for cli in [CliKind::Docker, CliKind::Berth] {
+        let net = format!("{cli:?}-v6").to_lowercase();
+        let (subnet, fixed) = match cli {
+            CliKind::Docker => ("2001:db8:42::/64", "2001:db8:42::100"),
+            CliKind::Berth => ("2001:db8:43::/64", "2001:db8:43::100"),
+        };
+        cli_ok(
+            &d,
+            cli,
+            &["network", "create", "--ipv6", "--subnet", subnet, &net],
+        );
+        let ipam = cli_ok(
+            &d,
+            cli,
+            &[
+                "network",
+                "inspect",
+                "-f",
+                "{{.EnableIPv6}} {{json .IPAM.Config}}",
+                &net,
+            ],
+        );
+        assert!(ipam.starts_with("true "), "{ipam}");
+        assert!(
+            ipam.contains(subnet) && ipam.contains(&subnet.replace("/64", "1")),
+            "{ipam}"
+        );
+        let a = format!("{net}-a");
+        let b = format!("{net}-b");
+        cli_ok(
+            &d,
+            cli,
+            &[
+                "run",
+                "-d",
+                "--name",
+                &a,
+                "--network",
+                &net,
+                "busybox",
+                "sleep",
+                "60",
+            ],
+        );
+        cli_ok(
+            &d,
+            cli,
+            &[
+                "run",
+                "-d",
+                "--name",
+                &b,
+                "--network",
+                &net,
+                "--ip6",
+                fixed,
+                "busybox",
+                "sleep",
+                "60",
+            ],
+        );
+        let shown = cli_ok(
+            &d,
+            cli,
+            &[
+                "inspect",
+                "-f",
+                &format!(
+                    "{{{{(index .NetworkSettings.Networks \"{net}\").GlobalIPv6Address}}}} {{{{(index .NetworkSettings.Networks \"{net}\").IPAMConfig.IPv6Address}}}}"
+                ),
+                &b,
+            ],
+        );
+        assert_eq!(shown, format!("{fixed} {fixed}"));
+        let inside = cli_ok(&d, cli, &["exec", &b, "ip", "-6", "addr", "show", "eth0"]);
+        assert!(inside.contains(&format!("{fixed}/64")), "{inside}");
+        // Real traffic between the two over IPv6.
+        let ping = cli_ok(&d, cli, &["exec", &a, "ping", "-c", "1", "-W", "5", fixed]);
+        assert!(ping.contains("1 packets received"), "{ping}");
+        let a6 = cli_ok(
+            &d,
+            cli,
+            &[
+                "inspect",
+                "-f",
+                &format!("{{{{(index .NetworkSettings.Networks \"{net}\").GlobalIPv6Address}}}}"),
+                &a,
+            ],
+        );
+        assert!(a6.starts_with(&subnet.replace("::/64", "::")), "{a6}");
+        cli_ok(&d, cli, &["rm", "-f", &a, &b]);
+        cli_ok(&d, cli, &["network", "rm", &net]);
+    }
+    // A fixed IPv6 address on a network without IPv6 is refused.
+    let o = docker(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--ip6",
+            "2001:db8::5",
+            "--network",
+            "bridge",
+            "busybox",
+            "true",
+        ],
+    )
+    .unwrap();
+    assert_ne!(o.status.code(), Some(0));
+    assert_clean(&d);
+}

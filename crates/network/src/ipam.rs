@@ -1,7 +1,7 @@
-//! IPv4 subnets and address allocation.
+//! IPv4 and IPv6 subnets and address allocation.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -97,6 +97,98 @@ impl TryFrom<String> for Subnet {
     }
 }
 
+/// An IPv6 subnet such as `2001:db8:1::/64` (stored normalised: host bits zero).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub struct Subnet6 {
+    /// First address.
+    pub addr: Ipv6Addr,
+    /// Prefix length, 0..=128.
+    pub prefix: u8,
+}
+
+impl Subnet6 {
+    fn mask(self) -> u128 {
+        u128::MAX
+            .checked_shl(128 - u32::from(self.prefix))
+            .unwrap_or(0)
+    }
+
+    /// Whether `ip` is inside.
+    pub fn contains(self, ip: Ipv6Addr) -> bool {
+        u128::from(ip) & self.mask() == u128::from(self.addr)
+    }
+
+    /// Whether the two share any address.
+    pub fn overlaps(self, other: Subnet6) -> bool {
+        self.contains(other.addr) || other.contains(self.addr)
+    }
+
+    /// The `n`th address (0 = the subnet's own address).
+    pub fn nth(self, n: u128) -> Ipv6Addr {
+        Ipv6Addr::from(u128::from(self.addr).wrapping_add(n))
+    }
+
+    /// A unique local /64 (`fdXX:XXXX:XXXX:XXXX::/64`) from `seed` (a network id), for
+    /// `--ipv6` without a subnet.
+    pub fn unique_local(seed: &str) -> Subnet6 {
+        // fd, then 14 hex digits of the seed: the 64-bit prefix.
+        let mut prefix: u128 = 0xfd;
+        for b in seed.bytes().chain(std::iter::repeat(b'0')).take(14) {
+            prefix = (prefix << 4) | u128::from((b as char).to_digit(16).unwrap_or(0));
+        }
+        Subnet6 {
+            addr: Ipv6Addr::from(prefix << 64),
+            prefix: 64,
+        }
+    }
+}
+
+impl FromStr for Subnet6 {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("invalid CIDR address: {s}");
+        let (ip, prefix) = s.split_once('/').ok_or_else(bad)?;
+        let ip: Ipv6Addr = ip.parse().map_err(|_| bad())?;
+        let prefix: u8 = prefix.parse().ok().filter(|p| *p <= 128).ok_or_else(bad)?;
+        let sub = Subnet6 { addr: ip, prefix };
+        Ok(Subnet6 {
+            addr: Ipv6Addr::from(u128::from(ip) & sub.mask()),
+            prefix,
+        })
+    }
+}
+
+impl fmt::Display for Subnet6 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+impl From<Subnet6> for String {
+    fn from(s: Subnet6) -> String {
+        s.to_string()
+    }
+}
+
+impl TryFrom<String> for Subnet6 {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+/// The lowest IPv6 address of `subnet` after its own that is not the gateway nor in
+/// `used` (only the first 2^16 are tried: a network has fewer members).
+pub fn allocate6(subnet: Subnet6, gateway: Ipv6Addr, used: &[Ipv6Addr]) -> Option<Ipv6Addr> {
+    let size = 1u128
+        .checked_shl(128 - u32::from(subnet.prefix))
+        .unwrap_or(u128::MAX);
+    (1..size.min(1 << 16))
+        .map(|n| subnet.nth(n))
+        .find(|ip| *ip != gateway && !used.contains(ip))
+}
+
 /// Docker's default address pools, in the order it picks from them: 172.17–31.0.0/16,
 /// then 192.168.0–240.0/20.
 pub fn default_pools() -> impl Iterator<Item = Subnet> {
@@ -162,6 +254,24 @@ mod tests {
         assert!("172.18.0.0".parse::<Subnet>().is_err());
         assert!("172.18.0.0/33".parse::<Subnet>().is_err());
         assert_eq!(s.broadcast(), Ipv4Addr::new(172, 18, 255, 255));
+    }
+
+    #[test]
+    fn ipv6_subnets() {
+        let s: Subnet6 = "2001:db8:1::1/64".parse().unwrap();
+        assert_eq!(s.to_string(), "2001:db8:1::/64");
+        assert!(s.contains("2001:db8:1::ffff".parse().unwrap()));
+        assert!(!s.contains("2001:db8:2::1".parse().unwrap()));
+        let gw: Ipv6Addr = "2001:db8:1::1".parse().unwrap();
+        assert_eq!(
+            allocate6(s, gw, &[]),
+            Some("2001:db8:1::2".parse().unwrap())
+        );
+        assert!("fe80::/129".parse::<Subnet6>().is_err());
+        let ula = Subnet6::unique_local("0123456789abcdef");
+        assert_eq!(ula.prefix, 64);
+        assert_eq!(ula.addr.segments()[0] >> 8, 0xfd, "{ula}");
+        assert_ne!(ula, Subnet6::unique_local("fedcba9876543210"));
     }
 
     #[test]

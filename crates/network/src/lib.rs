@@ -23,7 +23,7 @@ pub mod ports;
 mod view;
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex};
 use berth_metadata::{Db, Table};
 use serde::{Deserialize, Serialize};
 
-pub use ipam::Subnet;
+pub use ipam::{Subnet, Subnet6};
 use netlink::Netlink;
 pub use ports::{PortMapping, PortRequest};
 pub use view::{inspect_json, matches_filters};
@@ -100,6 +100,12 @@ pub struct NetworkRecord {
     /// `IPAM.Options` as given (shown by inspect; the default IPAM driver takes none).
     #[serde(default)]
     pub ipam_options: BTreeMap<String, String>,
+    /// The IPv6 subnet (`--ipv6`), when the network has one.
+    #[serde(default)]
+    pub subnet6: Option<Subnet6>,
+    /// The bridge's IPv6 address, the containers' IPv6 default route.
+    #[serde(default)]
+    pub gateway6: Option<Ipv6Addr>,
 }
 
 impl NetworkRecord {
@@ -140,6 +146,15 @@ pub struct Endpoint {
     pub veth: String,
     /// Ports published through this endpoint.
     pub ports: Vec<PortMapping>,
+    /// The container's IPv6 address, on networks that have IPv6.
+    #[serde(default)]
+    pub ip6: Option<Ipv6Addr>,
+    /// The IPv6 subnet's prefix length.
+    #[serde(default)]
+    pub prefix6: u8,
+    /// The IPv6 default route.
+    #[serde(default)]
+    pub gateway6: Option<Ipv6Addr>,
     /// Names the embedded DNS answers with this address (user-defined networks).
     #[serde(default)]
     pub dns_names: Vec<String>,
@@ -158,6 +173,8 @@ pub struct Attachment {
     pub network: String,
     /// A fixed address (`--ip`), else the next free one.
     pub ip: Option<Ipv4Addr>,
+    /// A fixed IPv6 address (`--ip6`), else the next free one (IPv6 networks only).
+    pub ip6: Option<Ipv6Addr>,
     /// A fixed MAC address (`--mac-address`), else one derived from the address.
     pub mac: Option<String>,
     /// Extra names (`--network-alias`).
@@ -200,6 +217,12 @@ pub struct CreateRequest {
     pub aux_addresses: BTreeMap<String, String>,
     /// `--ipam-opt`: kept and shown.
     pub ipam_options: BTreeMap<String, String>,
+    /// `--ipv6`: containers get an IPv6 address too.
+    pub enable_ipv6: bool,
+    /// The IPv6 subnet (default: a unique local /64).
+    pub subnet6: Option<String>,
+    /// The IPv6 gateway (default: the subnet's first address).
+    pub gateway6: Option<String>,
 }
 
 /// Names Docker reserves for its predefined networks.
@@ -417,6 +440,8 @@ impl NetworkService {
                 options,
                 aux_addresses: BTreeMap::new(),
                 ipam_options: BTreeMap::new(),
+                subnet6: None,
+                gateway6: None,
             })?;
         }
         for (name, driver) in [("host", "host"), ("none", "null")] {
@@ -435,6 +460,8 @@ impl NetworkService {
                     options: BTreeMap::new(),
                     aux_addresses: BTreeMap::new(),
                     ipam_options: BTreeMap::new(),
+                    subnet6: None,
+                    gateway6: None,
                 })?;
             }
         }
@@ -468,6 +495,14 @@ impl NetworkService {
         };
         nl.add_address(index, gw, subnet.prefix)
             .map_err(internal(&format!("address bridge {}", n.bridge)))?;
+        if let (Some(s6), Some(gw6)) = (n.subnet6, n.gateway6) {
+            write_sysctl(
+                &format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", n.bridge),
+                "0",
+            )?;
+            nl.add_address6(index, gw6, s6.prefix)
+                .map_err(internal(&format!("IPv6 address of bridge {}", n.bridge)))?;
+        }
         nl.set_up(index, None)
             .map_err(internal("bring bridge up"))?;
         write_sysctl(
@@ -641,6 +676,15 @@ impl NetworkService {
                     .add_default_route(ep.gateway)
                     .map_err(internal("default route"))?;
             }
+            if let Some(ip6) = ep.ip6 {
+                inside
+                    .add_address6(peer, ip6, ep.prefix6)
+                    .map_err(internal("IPv6 address of the container"))?;
+                if let Some(gw6) = ep.gateway6.filter(|_| !n.internal) {
+                    // Another IPv6 network may have given the default route already.
+                    let _ = inside.add_default_route6(gw6);
+                }
+            }
             if !ep.ports.is_empty() {
                 self.update_ports("add", std::slice::from_ref(&ep))?;
             }
@@ -690,6 +734,40 @@ impl NetworkService {
                     Error::Conflict(format!("no available IPv4 addresses on network {}", n.name))
                 })?,
             };
+            let ip6 = match (n.subnet6, n.gateway6) {
+                (Some(s6), Some(gw6)) => {
+                    let used6: Vec<Ipv6Addr> = all
+                        .iter()
+                        .filter(|e| e.network_id == n.id)
+                        .filter_map(|e| e.ip6)
+                        .collect();
+                    Some(match a.ip6 {
+                        Some(ip) if !s6.contains(ip) => {
+                            return Err(Error::InvalidInput(format!(
+                                "no configured subnet contains IP address {ip}"
+                            )));
+                        }
+                        Some(ip) if used6.contains(&ip) || ip == gw6 => {
+                            return Err(Error::Conflict(format!("Address already in use: {ip}")));
+                        }
+                        Some(ip) => ip,
+                        None => ipam::allocate6(s6, gw6, &used6).ok_or_else(|| {
+                            Error::Conflict(format!(
+                                "no available IPv6 addresses on network {}",
+                                n.name
+                            ))
+                        })?,
+                    })
+                }
+                _ if a.ip6.is_some() => {
+                    return Err(Error::InvalidInput(format!(
+                        "network {} has no IPv6 subnet for {}: create it with --ipv6",
+                        n.name,
+                        a.ip6.expect("checked")
+                    )));
+                }
+                _ => None,
+            };
             let taken: Vec<PortMapping> = all.iter().flat_map(|e| e.ports.clone()).collect();
             let mapped = ports::assign(ports, &taken).map_err(|msg| {
                 Error::Conflict(format!(
@@ -711,6 +789,9 @@ impl NetworkService {
                 dns_names: a.names.iter().chain(&a.aliases).cloned().collect(),
                 dns_upstream: dns_upstream.to_vec(),
                 dns_links: a.links.clone(),
+                ip6,
+                prefix6: n.subnet6.map_or(0, |s| s.prefix),
+                gateway6: n.gateway6,
             };
             tx.put(&ENDPOINTS, &endpoint_key(container_id, &n.id), &ep)?;
             Ok(ep)
@@ -870,6 +951,33 @@ impl NetworkService {
             ));
         }
         let id = random_hex(32)?;
+        let subnet6: Option<Subnet6> = req
+            .subnet6
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse().map_err(Error::InvalidInput))
+            .transpose()?;
+        let subnet6 = match (subnet6, req.enable_ipv6) {
+            (Some(s), _) => Some(s),
+            (None, true) => Some(Subnet6::unique_local(&id)),
+            (None, false) => None,
+        };
+        let gateway6: Option<Ipv6Addr> =
+            match (subnet6, req.gateway6.as_deref().filter(|g| !g.is_empty())) {
+                (Some(s), Some(g)) => {
+                    let g: Ipv6Addr = g.parse().map_err(|_| {
+                        Error::InvalidInput(format!("invalid gateway address: {g}"))
+                    })?;
+                    if !s.contains(g) {
+                        return Err(Error::InvalidInput(format!(
+                            "gateway {g} is not in subnet {s}"
+                        )));
+                    }
+                    Some(g)
+                }
+                (Some(s), None) => Some(s.nth(1)),
+                (None, _) => None,
+            };
         let bridge = req
             .options
             .get("com.docker.network.bridge.name")
@@ -917,6 +1025,16 @@ impl NetworkService {
                 })?
             }
         };
+        if let Some(s6) = subnet6
+            && let Some(other) = existing
+                .iter()
+                .find(|n| n.subnet6.is_some_and(|o| o.overlaps(s6)))
+        {
+            return Err(Error::Forbidden(format!(
+                "Pool overlaps with other one on this address space (network {})",
+                other.name
+            )));
+        }
         let gateway = gateway.unwrap_or(subnet.nth(1));
         if !subnet.contains(gateway) {
             return Err(Error::InvalidInput(format!(
@@ -954,6 +1072,8 @@ impl NetworkService {
             options: req.options,
             aux_addresses: aux,
             ipam_options: req.ipam_options,
+            subnet6,
+            gateway6,
         };
         self.put_network(rec.clone())?;
         let made = Netlink::open()

@@ -6,7 +6,7 @@
 //! container service) open one where they need it and talk to it directly.
 
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
 use netlink_packet_core::{
@@ -208,6 +208,44 @@ impl Netlink {
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
             other => other.map(drop),
         }
+    }
+
+    /// Adds the IPv6 `addr/prefix` to a link, without duplicate address detection (the
+    /// address is ours to give, and DAD would hold it back for a second or two).
+    pub fn add_address6(&mut self, index: u32, addr: Ipv6Addr, prefix: u8) -> io::Result<()> {
+        let mut msg = AddressMessage::default();
+        msg.header.family = AddressFamily::Inet6;
+        msg.header.prefix_len = prefix;
+        msg.header.index = index;
+        msg.attributes.push(AddressAttribute::Local(addr.into()));
+        msg.attributes.push(AddressAttribute::Address(addr.into()));
+        msg.attributes.push(AddressAttribute::Flags(
+            netlink_packet_route::address::AddressFlags::Nodad,
+        ));
+        match self.request(
+            RouteNetlinkMessage::NewAddress(msg),
+            NLM_F_CREATE | NLM_F_EXCL,
+        ) {
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
+            other => other.map(drop),
+        }
+    }
+
+    /// Adds the IPv6 default route via `gateway`.
+    pub fn add_default_route6(&mut self, gateway: Ipv6Addr) -> io::Result<()> {
+        let mut msg = RouteMessage::default();
+        msg.header.address_family = AddressFamily::Inet6;
+        msg.header.table = netlink_packet_route::route::RouteHeader::RT_TABLE_MAIN;
+        msg.header.protocol = RouteProtocol::Boot;
+        msg.header.scope = RouteScope::Universe;
+        msg.header.kind = RouteType::Unicast;
+        msg.attributes
+            .push(RouteAttribute::Gateway(RouteAddress::Inet6(gateway)));
+        self.request(
+            RouteNetlinkMessage::NewRoute(msg),
+            NLM_F_CREATE | NLM_F_EXCL,
+        )
+        .map(drop)
     }
 
     /// Adds the default route via `gateway`.

@@ -27,6 +27,14 @@ pub fn inspect_json(
             vec![c]
         })
         .unwrap_or_default();
+    let mut config = config;
+    if let Some(s6) = n.subnet6 {
+        let mut c = json!({"Subnet": s6.to_string()});
+        if let Some(g) = n.gateway6 {
+            c["Gateway"] = json!(g.to_string());
+        }
+        config.push(c);
+    }
     let containers: serde_json::Map<String, Value> = endpoints
         .iter()
         .map(|e| {
@@ -37,7 +45,7 @@ pub fn inspect_json(
                     "EndpointID": e.id,
                     "MacAddress": e.mac,
                     "IPv4Address": format!("{}/{}", e.ip, e.prefix),
-                    "IPv6Address": ""
+                    "IPv6Address": e.ip6.map(|ip| format!("{ip}/{}", e.prefix6)).unwrap_or_default()
                 }),
             )
         })
@@ -49,7 +57,7 @@ pub fn inspect_json(
         "Scope": "local",
         "Driver": n.driver,
         "EnableIPv4": true,
-        "EnableIPv6": false,
+        "EnableIPv6": n.subnet6.is_some(),
         "IPAM": {"Driver": "default", "Options": if n.ipam_options.is_empty() { json!(null) } else { json!(n.ipam_options) }, "Config": config},
         "Internal": n.internal,
         "Attachable": false,
