@@ -362,35 +362,32 @@ impl ContainerService {
         // the second made a clean exit look like a lost one: 255, seen in CI.)
         let supervised = rec.state.shim_pid > 0 && shim_alive(rec.state.shim_pid, &rec.id);
         let exit_file = self.run_dir(&rec.id).join("exit.json");
-        let exited: Option<Value> = std::fs::read(&exit_file)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok());
+        let read_exit = || -> Option<Value> {
+            std::fs::read(&exit_file)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+        };
+        let mut exited = read_exit();
+        // Held while an orphan is looked at: two refreshes must not both decide about
+        // it (the second would find the runtime's state already gone and say 255).
+        let mut _orphan_slot = None;
+        if exited.is_none() && !supervised {
+            _orphan_slot = Some(self.wait_for_slot(&rec.id));
+            // Another refresh may have ended it while this one waited.
+            exited = read_exit().or_else(|| Some(self.end_orphan(&rec.id, &exit_file)));
+        } else if exited.is_none() {
+            // Supervised: the recorded status stands (pause and unpause record theirs).
+            // This is the common case and costs two small reads under /proc.
+            return Ok(rec);
+        }
         if let Some(e) = exited {
             rec.state.status = "exited".into();
             rec.state.exit_code = e["ExitCode"].as_i64().unwrap_or(255) as i32;
             rec.state.oom_killed = e["OOMKilled"].as_bool().unwrap_or(false);
             rec.state.finished_at = e["FinishedAt"].as_str().unwrap_or("").to_string();
-        } else if supervised {
-            // Supervised: the recorded status stands (pause and unpause record theirs).
-            // This is the common case and costs two small reads under /proc.
-            return Ok(rec);
-        } else {
-            // The runtime's state lives under /run: present, the shim died under the
-            // container (which is ended now, if its death did not already end it);
-            // absent, the machine restarted with everything on it.
-            let known_to_runtime = self.runtime_container(&rec.id).is_ok();
-            // Nobody holds its stdio or will record its exit: end it, as containerd does
-            // when a shim dies, and drop what the runtime kept of it (its cgroup too).
-            self.reap_orphan(&rec.id);
-            if known_to_runtime {
-                rec.state.exit_code = 137;
-                rec.state.error = "the container's shim died".into();
-            } else {
-                rec.state.exit_code = 255;
-                rec.state.error = "the container and its shim are gone (host restart)".into();
+            if let Some(err) = e["Error"].as_str() {
+                rec.state.error = err.to_string();
             }
-            rec.state.status = "exited".into();
-            rec.state.finished_at = berth_types::time::now_rfc3339();
         }
         rec.state.pid = 0;
         self.unmount_rootfs(&rec.id);
@@ -1138,6 +1135,33 @@ impl ContainerService {
     }
 
     /// Kills and deletes a container whose shim is gone.
+    /// Ends a container whose shim died without an exit record and writes the record
+    /// in its place, so every later look reads the same end: 137 when the runtime still
+    /// knows it (the shim died under it), 255 when its state under /run is gone too (the
+    /// machine restarted with everything on it).
+    fn end_orphan(&self, id: &str, exit_file: &Path) -> Value {
+        let known_to_runtime = self.runtime_container(id).is_ok();
+        let (code, error) = if known_to_runtime {
+            (137, "the container's shim died")
+        } else {
+            (255, "the container and its shim are gone (host restart)")
+        };
+        let record = json!({
+            "ExitCode": code,
+            "FinishedAt": berth_types::time::now_rfc3339(),
+            "Error": error,
+        });
+        // Written before the runtime's state goes, so a look in between reads it.
+        if let Some(dir) = exit_file.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let _ = berth_runtime::state::write_atomic(exit_file, record.to_string().as_bytes());
+        // Nobody holds its stdio or will record its exit: end it, as containerd does
+        // when a shim dies, and drop what the runtime kept of it (its cgroup too).
+        self.reap_orphan(id);
+        record
+    }
+
     fn reap_orphan(&self, id: &str) {
         let Ok(c) = self.runtime_container(id) else {
             // A create that failed half-way can leave a state directory without a record;

@@ -854,7 +854,8 @@ fn bind_mounts_and_tmpfs() {
     .unwrap();
     assert_eq!(
         out(&m),
-        format!("bind {} /mnt false;tmpfs  /scratch true;", host.display())
+        // dockerd does not list `--tmpfs` (HostConfig.Tmpfs) in Mounts.
+        format!("bind {} /mnt false;", host.display())
     );
     assert!(docker(&d, &["rm", "mounts"]).unwrap().status.success());
     assert_clean(&d);
