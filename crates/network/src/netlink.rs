@@ -233,31 +233,26 @@ impl Netlink {
 
     /// Adds the IPv6 default route via `gateway`.
     pub fn add_default_route6(&mut self, gateway: Ipv6Addr) -> io::Result<()> {
-        let mut msg = RouteMessage::default();
-        msg.header.address_family = AddressFamily::Inet6;
-        msg.header.table = netlink_packet_route::route::RouteHeader::RT_TABLE_MAIN;
-        msg.header.protocol = RouteProtocol::Boot;
-        msg.header.scope = RouteScope::Universe;
-        msg.header.kind = RouteType::Unicast;
-        msg.attributes
-            .push(RouteAttribute::Gateway(RouteAddress::Inet6(gateway)));
-        self.request(
-            RouteNetlinkMessage::NewRoute(msg),
-            NLM_F_CREATE | NLM_F_EXCL,
-        )
-        .map(drop)
+        self.add_default_route_via(AddressFamily::Inet6, RouteAddress::Inet6(gateway))
     }
 
     /// Adds the default route via `gateway`.
     pub fn add_default_route(&mut self, gateway: Ipv4Addr) -> io::Result<()> {
+        self.add_default_route_via(AddressFamily::Inet, RouteAddress::Inet(gateway))
+    }
+
+    fn add_default_route_via(
+        &mut self,
+        family: AddressFamily,
+        gateway: RouteAddress,
+    ) -> io::Result<()> {
         let mut msg = RouteMessage::default();
-        msg.header.address_family = AddressFamily::Inet;
+        msg.header.address_family = family;
         msg.header.table = netlink_packet_route::route::RouteHeader::RT_TABLE_MAIN;
         msg.header.protocol = RouteProtocol::Boot;
         msg.header.scope = RouteScope::Universe;
         msg.header.kind = RouteType::Unicast;
-        msg.attributes
-            .push(RouteAttribute::Gateway(RouteAddress::Inet(gateway)));
+        msg.attributes.push(RouteAttribute::Gateway(gateway));
         self.request(
             RouteNetlinkMessage::NewRoute(msg),
             NLM_F_CREATE | NLM_F_EXCL,
