@@ -253,3 +253,39 @@ fn a_bad_file_is_reported_and_creates_nothing() {
     assert!(!docker_ok(&d, &["network", "ls", "--format", "{{.Name}}"]).contains("bad_default"));
     assert!(docker_ok(&d, &["ps", "-aq"]).is_empty());
 }
+
+#[test]
+fn attached_up_prints_prefixed_output_and_returns_the_tests_exit_code() {
+    let Some(d) = daemon_with_busybox() else {
+        return;
+    };
+    let dir = d.dir.path().join("ci");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("compose.yaml"),
+        "services:\n  app:\n    image: busybox\n    command: sleep 60\n  tests:\n    image: busybox\n    command: sh -c 'echo running tests; exit 4'\n    depends_on: [app]\n",
+    )
+    .unwrap();
+    let o = compose(&d, &dir, &["up", "--exit-code-from", "tests"]);
+    assert_eq!(o.status.code(), Some(4), "{}", err(&o));
+    assert!(
+        out(&o).contains("ci-tests-1  | running tests"),
+        "{}",
+        out(&o)
+    );
+    let states = docker_ok(
+        &d,
+        &[
+            "ps",
+            "-a",
+            "--filter",
+            "label=com.docker.compose.project=ci",
+            "--format",
+            "{{.Names}} {{.State}}",
+        ],
+    );
+    assert!(states.contains("ci-app-1 exited"), "{states}");
+    compose_ok(&d, &dir, &["down"]);
+    assert!(docker_ok(&d, &["ps", "-aq"]).is_empty());
+    assert_clean(&d);
+}

@@ -52,6 +52,13 @@ pub struct UpArgs {
     /// Use this timeout in seconds for container shutdown
     #[arg(short = 't', long = "timeout")]
     timeout: Option<u64>,
+    /// Stops all containers if any container was stopped
+    #[arg(long = "abort-on-container-exit")]
+    abort_on_container_exit: bool,
+    /// Return the exit code of the selected service container (implies
+    /// --abort-on-container-exit)
+    #[arg(long = "exit-code-from")]
+    exit_code_from: Option<String>,
     /// Services
     services: Vec<String>,
 }
@@ -657,7 +664,20 @@ pub fn up(c: &Client, p: &Project, a: &UpArgs) -> CmdResult {
     if a.detach || a.no_start || a.wait {
         return Ok(0);
     }
-    attach_until_done(c, p, &all_ids, a.timeout)
+    if let Some(svc) = &a.exit_code_from
+        && !p.services.contains_key(svc)
+    {
+        return Err(CliError::new(format!("no such service: {svc}")));
+    }
+    let abort = a.abort_on_container_exit || a.exit_code_from.is_some();
+    attach_until_done(
+        c,
+        p,
+        &all_ids,
+        a.timeout,
+        abort,
+        a.exit_code_from.as_deref(),
+    )
 }
 
 /// `--wait`: every container running, and healthy where it has a healthcheck.
@@ -705,7 +725,14 @@ fn wait_running(c: &Client, ids: &[String], timeout: Option<u64>) -> Result<(), 
 
 /// Attached `up`: every container's output with its name, until they all stop; ^C stops
 /// them.
-fn attach_until_done(c: &Client, p: &Project, ids: &[String], timeout: Option<u64>) -> CmdResult {
+fn attach_until_done(
+    c: &Client,
+    p: &Project,
+    ids: &[String],
+    timeout: Option<u64>,
+    abort: bool,
+    exit_code_from: Option<&str>,
+) -> CmdResult {
     // SAFETY: installing a handler that only stores to an atomic.
     unsafe {
         libc::signal(
@@ -713,11 +740,11 @@ fn attach_until_done(c: &Client, p: &Project, ids: &[String], timeout: Option<u6
             on_interrupt as *const () as libc::sighandler_t,
         )
     };
-    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
     let width = ids
         .iter()
         .filter_map(|id| c.get(&format!("/containers/{id}/json")).ok())
-        .map(|i| i["Name"].as_str().unwrap_or("").len())
+        .map(|i| i["Name"].as_str().unwrap_or("").trim_start_matches('/').len())
         .max()
         .unwrap_or(0);
     for id in ids {
@@ -725,7 +752,7 @@ fn attach_until_done(c: &Client, p: &Project, ids: &[String], timeout: Option<u6
         let host = c.clone();
         std::thread::spawn(move || {
             let _ = super::show::follow_logs(&host, &id, width, true, None);
-            let _ = tx.send(());
+            let _ = tx.send(id);
         });
     }
     drop(tx);
@@ -739,12 +766,33 @@ fn attach_until_done(c: &Client, p: &Project, ids: &[String], timeout: Option<u6
             return Ok(130);
         }
         match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(()) => left -= 1,
+            Ok(id) => {
+                left -= 1;
+                if abort {
+                    eprintln!("Aborting on container exit...");
+                    stop_all(c, &containers(c, &p.name, &[], false, false)?, timeout);
+                    return exit_code_of(c, p, exit_code_from, &id);
+                }
+            }
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
         }
     }
     Ok(0)
+}
+
+/// The exit code `up` returns: that of `--exit-code-from`'s container, else of the
+/// container that ended the run.
+fn exit_code_of(c: &Client, p: &Project, service: Option<&str>, ended: &str) -> CmdResult {
+    let id = match service {
+        Some(svc) => containers(c, &p.name, &[svc.to_string()], true, false)?
+            .first()
+            .and_then(|ct| ct["Id"].as_str().map(str::to_string))
+            .unwrap_or_else(|| ended.to_string()),
+        None => ended.to_string(),
+    };
+    let info = c.get(&format!("/containers/{id}/json")).map_err(api)?;
+    Ok(info["State"]["ExitCode"].as_i64().unwrap_or(0) as i32)
 }
 
 fn stop_all(c: &Client, list: &[Value], timeout: Option<u64>) {
