@@ -542,3 +542,39 @@ fn add_downloads_urls_without_unpacking_them() {
     let o = berth(&d, &["build", bad.to_str().unwrap()], None);
     assert!(err(&o).contains("source can't be a URL"), "{}", err(&o));
 }
+
+/// docker-compose v1 reads an image's ContainerConfig (below API 1.45): the last step's
+/// container, as the classic builder records it.
+#[test]
+fn a_built_image_records_the_container_of_its_last_step() {
+    let Some(d) = daemon() else {
+        return;
+    };
+    let dir = context(
+        &d,
+        "cc",
+        &[(
+            "Dockerfile",
+            "FROM base\nARG build_version\nRUN echo ${build_version}\n",
+        )],
+    );
+    build(
+        &d,
+        CliKind::Berth,
+        &dir,
+        &["-t", "cc:1", "--build-arg", "build_version=1"],
+    );
+    let (status, _, body) = d.request("GET", "/v1.38/images/cc:1/json");
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        v["ContainerConfig"]["Cmd"],
+        serde_json::json!([
+            "|1",
+            "build_version=1",
+            "/bin/sh",
+            "-c",
+            "echo ${build_version}"
+        ])
+    );
+}

@@ -293,6 +293,7 @@ impl ImageStore {
         if !opts.author.is_empty() {
             image["author"] = json!(opts.author);
         }
+        image["container_config"] = container_config(&image["config"], &opts.created_by);
         let config_bytes = serde_json::to_vec(&image).expect("json values serialize");
         let id = self.content.put(&config_bytes)?;
         let mut layers = base_rec.layers.clone();
@@ -427,9 +428,9 @@ impl ImageStore {
         history.push(json!({"created": now, "created_by": created_by, "empty_layer": true}));
         image["history"] = json!(history);
         if let Some(o) = image.as_object_mut() {
-            o.remove("container_config");
             o.remove("container");
         }
+        image["container_config"] = container_config(config, created_by);
         let bytes = serde_json::to_vec(&image).expect("json values serialize");
         let _ingest = self.ingest();
         let id = self.content.put(&bytes)?;
@@ -818,6 +819,38 @@ impl ImageStore {
 
 /// Docker always sends every field of a container config; missing ones get Docker's zero
 /// values so clients that index into them do not fail.
+/// The config of the container that made a layer, as the classic builder records it
+/// (`container_config`, which docker-compose v1 reads): the image's config with the
+/// step as its command, `|N ARG=v... /bin/sh -c CMD` split the way dockerd splits it.
+fn container_config(config: &Value, created_by: &str) -> Value {
+    let mut words: Vec<String> = Vec::new();
+    let mut rest = created_by;
+    if let Some(counted) = rest.strip_prefix('|') {
+        let n: usize = counted
+            .split(' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        let mut parts = counted.splitn(n + 2, ' ');
+        words.push(format!("|{}", parts.next().unwrap_or("0")));
+        for _ in 0..n {
+            words.extend(parts.next().map(str::to_string));
+        }
+        rest = parts.next().unwrap_or("");
+    }
+    match rest.strip_prefix("/bin/sh -c ") {
+        Some(cmd) => words.extend(["/bin/sh".into(), "-c".into(), cmd.to_string()]),
+        None => words.extend(rest.split_whitespace().map(str::to_string)),
+    }
+    let mut c = if config.is_object() {
+        config.clone()
+    } else {
+        json!({})
+    };
+    c["Cmd"] = json!(words);
+    c
+}
+
 fn docker_container_config(c: &Value) -> Value {
     let mut out = json!({
         "Hostname": "", "Domainname": "", "User": "", "AttachStdin": false, "AttachStdout": false,
@@ -886,5 +919,33 @@ pub fn decompress<'a>(input: impl Read + 'a) -> Result<Box<dyn Read + 'a>> {
         Ok(Box::new(lzma_rust2::XzReader::new(r, true)))
     } else {
         Ok(Box::new(r))
+    }
+}
+
+#[cfg(test)]
+mod container_config_tests {
+    use super::*;
+
+    #[test]
+    fn steps_split_as_dockerd_records_them() {
+        let c = container_config(
+            &json!({"Env": ["A=1"]}),
+            "|1 build_version=1 /bin/sh -c echo ${build_version}",
+        );
+        assert_eq!(
+            c["Cmd"],
+            json!([
+                "|1",
+                "build_version=1",
+                "/bin/sh",
+                "-c",
+                "echo ${build_version}"
+            ])
+        );
+        assert_eq!(c["Env"], json!(["A=1"]));
+        let c = container_config(&json!({}), "/bin/sh -c #(nop)  ENV X=1");
+        assert_eq!(c["Cmd"], json!(["/bin/sh", "-c", "#(nop)  ENV X=1"]));
+        let c = container_config(&json!({}), "echo hi");
+        assert_eq!(c["Cmd"], json!(["echo", "hi"]));
     }
 }

@@ -744,7 +744,13 @@ fn attach_until_done(
     let width = ids
         .iter()
         .filter_map(|id| c.get(&format!("/containers/{id}/json")).ok())
-        .map(|i| i["Name"].as_str().unwrap_or("").trim_start_matches('/').len())
+        .map(|i| {
+            i["Name"]
+                .as_str()
+                .unwrap_or("")
+                .trim_start_matches('/')
+                .len()
+        })
         .max()
         .unwrap_or(0);
     for id in ids {
