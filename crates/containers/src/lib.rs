@@ -751,6 +751,7 @@ impl ContainerService {
                     .prepare(&rec.id, &wanted, &ports, &upstream)
                     .map_err(netconf::net_error)?;
                 let ip = sb.endpoints.first().map(|(_, e)| e.ip);
+                let ip6 = sb.endpoints.iter().find_map(|(_, e)| e.ip6);
                 let embedded_dns = sb.endpoints.iter().any(|(n, _)| !n.is_default_bridge());
                 // Links are a default-bridge feature; elsewhere names come from DNS.
                 let on_default_bridge = sb
@@ -774,6 +775,11 @@ impl ContainerService {
                     netconf::resolv_conf(&host_resolv, &rec.host_config)
                 };
                 let mut hosts = netconf::hosts_file(rec, ip, self.default_gateway())?;
+                if let Some(v6) = ip6 {
+                    // Its IPv6 address under its names too, as dockerd writes it.
+                    let hostname = rec.config["Hostname"].as_str().unwrap_or("");
+                    hosts.push_str(&format!("{v6}\t{hostname}\n"));
+                }
                 hosts.push_str(&links::hosts_lines(&linked));
                 (hosts, resolv)
             }

@@ -1438,6 +1438,10 @@ fn ipv6_networks_give_containers_addresses_that_reach_each_other() {
         // Real traffic between the two over IPv6.
         let ping = cli_ok(&d, cli, &["exec", &a, "ping", "-c", "1", "-W", "5", fixed]);
         assert!(ping.contains("1 packets received"), "{ping}");
+        let hosts = cli_ok(&d, cli, &["exec", &b, "cat", "/etc/hosts"]);
+        assert!(hosts.contains(&format!("{fixed}\t")), "{hosts}");
+        let aaaa = cli_ok(&d, cli, &["exec", &a, "nslookup", "-type=AAAA", &b]);
+        assert!(aaaa.contains(fixed), "{aaaa}");
         let a6 = cli_ok(
             &d,
             cli,

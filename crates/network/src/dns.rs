@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, ResponseCode};
-use hickory_proto::rr::rdata::A;
+use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 /// The address the resolver listens on inside containers.
@@ -24,8 +24,8 @@ pub const ADDRESS: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 11);
 /// Docker answers its own names with this TTL.
 const TTL: u32 = 600;
 
-/// Finds the addresses `name` has for the container asking.
-pub type Lookup = dyn Fn(&str, &str) -> Vec<Ipv4Addr> + Send + Sync;
+/// Finds the addresses (IPv4 and IPv6) `name` has for the container asking.
+pub type Lookup = dyn Fn(&str, &str) -> Vec<std::net::IpAddr> + Send + Sync;
 
 struct Served {
     socket: Arc<UdpSocket>,
@@ -254,12 +254,20 @@ impl Resolver {
         reply.metadata.recursion_desired = query.metadata.recursion_desired;
         reply.metadata.recursion_available = true;
         reply.add_queries(query.queries.clone());
-        // Known names have only IPv4 addresses: other types get an empty NOERROR answer.
-        if matches!(q.query_type(), RecordType::A | RecordType::ANY) {
-            let owner: Name = q.name().clone();
-            for ip in ips {
-                reply.add_answer(Record::from_rdata(owner.clone(), TTL, RData::A(A(ip))));
-            }
+        // A and AAAA from the endpoints; other types get an empty NOERROR answer.
+        let owner: Name = q.name().clone();
+        let any = q.query_type() == RecordType::ANY;
+        for ip in ips {
+            let data = match ip {
+                std::net::IpAddr::V4(v4) if any || q.query_type() == RecordType::A => {
+                    RData::A(A(v4))
+                }
+                std::net::IpAddr::V6(v6) if any || q.query_type() == RecordType::AAAA => {
+                    RData::AAAA(AAAA(v6))
+                }
+                _ => continue,
+            };
+            reply.add_answer(Record::from_rdata(owner.clone(), TTL, data));
         }
         Some(reply)
     }

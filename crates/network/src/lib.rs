@@ -1265,7 +1265,7 @@ impl NetworkService {
 
 /// The embedded DNS's answer: addresses of containers that share a user-defined network
 /// with `container` and answer to `name`.
-fn dns_lookup(db: &Db, container: &str, name: &str) -> Vec<Ipv4Addr> {
+fn dns_lookup(db: &Db, container: &str, name: &str) -> Vec<std::net::IpAddr> {
     let read = db.read(|tx| -> std::result::Result<_, berth_metadata::Error> {
         Ok((tx.list(&ENDPOINTS)?, tx.list(&NETWORKS)?))
     });
@@ -1292,7 +1292,9 @@ fn dns_lookup(db: &Db, container: &str, name: &str) -> Vec<Ipv4Addr> {
     eps.iter()
         .filter(|(_, e)| mine.contains(&e.network_id.as_str()))
         .filter(|(_, e)| e.dns_names.iter().any(|n| n.eq_ignore_ascii_case(target)))
-        .map(|(_, e)| e.ip)
+        .flat_map(|(_, e)| {
+            std::iter::once(std::net::IpAddr::V4(e.ip)).chain(e.ip6.map(std::net::IpAddr::V6))
+        })
         .collect()
 }
 
