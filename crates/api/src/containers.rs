@@ -44,6 +44,8 @@ pub struct LogsRequest {
     pub follow: bool,
     /// Only entries at or after this time (nanoseconds since the epoch).
     pub since: Option<i128>,
+    /// Attributes before each line (`details`).
+    pub details: bool,
     /// Only entries before this time (nanoseconds since the epoch).
     pub until: Option<i128>,
 }
@@ -70,6 +72,7 @@ impl LogsRequest {
             follow: flag(pairs, "follow"),
             since: time("since")?,
             until: time("until")?,
+            details: flag(pairs, "details"),
         };
         if !req.stdout && !req.stderr {
             return Err(ApiError::bad_request(

@@ -1041,11 +1041,13 @@ impl ContainerService {
         )
         .map_err(internal)?;
         let logging = LogConfig::for_container(&rec.host_config, &self.log_defaults)?;
+        let attrs = logconfig::attributes(&rec.host_config, &rec.config);
         let (pid, shim_pid) = self.spawn_shim(
             &id,
             rec.config["Tty"].as_bool().unwrap_or(false),
             rec.config["OpenStdin"].as_bool().unwrap_or(false),
             &logging,
+            &attrs,
         )?;
         before_start(&id);
         let runtime = berth_runtime::StateRoot::open(self.runtime_root()).map_err(internal)?;
@@ -1081,6 +1083,7 @@ impl ContainerService {
         tty: bool,
         stdin: bool,
         logging: &LogConfig,
+        attrs: &serde_json::Map<String, Value>,
     ) -> Result<(i32, i32)> {
         let run = self.run_dir(id);
         let mut cmd = Command::new(&self.shim);
@@ -1097,6 +1100,10 @@ impl ContainerService {
                 .arg(logging.max_size.to_string())
                 .arg("--log-max-files")
                 .arg(logging.max_files.to_string());
+            if !attrs.is_empty() {
+                cmd.arg("--log-attrs")
+                    .arg(Value::Object(attrs.clone()).to_string());
+            }
         }
         let mut child = cmd
             .args(["--tty", if tty { "true" } else { "false" }])

@@ -18,6 +18,50 @@ pub struct LogConfig {
     pub max_files: u32,
 }
 
+/// The attributes `--log-opt labels=`, `labels-regex=`, `env=` and `env-regex=` pick from
+/// the container's labels and environment, written with each log entry (`attrs`) and
+/// shown by `logs --details`.
+pub fn attributes(host: &Value, config: &Value) -> serde_json::Map<String, Value> {
+    let opts = &host["LogConfig"]["Config"];
+    let list = |k: &str| -> Vec<String> {
+        opts[k]
+            .as_str()
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let regex = |k: &str| {
+        opts[k]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .and_then(|r| regex::Regex::new(r).ok())
+    };
+    let mut out = serde_json::Map::new();
+    let labels = config["Labels"].as_object().cloned().unwrap_or_default();
+    let (names, pattern) = (list("labels"), regex("labels-regex"));
+    for (k, v) in &labels {
+        if names.contains(k) || pattern.as_ref().is_some_and(|p| p.is_match(k)) {
+            out.insert(k.clone(), v.clone());
+        }
+    }
+    let (names, pattern) = (list("env"), regex("env-regex"));
+    for e in config["Env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
+        let (k, v) = e.split_once('=').unwrap_or((e, ""));
+        if names.iter().any(|n| n == k) || pattern.as_ref().is_some_and(|p| p.is_match(k)) {
+            out.insert(k.to_string(), Value::String(v.to_string()));
+        }
+    }
+    out
+}
+
 impl Default for LogConfig {
     /// 10 MiB × 3 files: a chatty container cannot fill the disk.
     fn default() -> Self {

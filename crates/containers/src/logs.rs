@@ -26,6 +26,8 @@ pub struct LogOptions {
     pub since: Option<i128>,
     /// Only entries before this time (nanoseconds since the epoch).
     pub until: Option<i128>,
+    /// Put each entry's attributes (`k=v,...`) and a space before it.
+    pub details: bool,
 }
 
 /// The log files of a container, oldest first.
@@ -73,6 +75,24 @@ impl LogOptions {
             line.push_str(e["time"].as_str().unwrap_or(""));
             line.push(' ');
         }
+        if self.details {
+            // dockerd's form: query-escaped `k=v` pairs joined by commas, then a space
+            // (a lone space when there are none).
+            let pairs: Vec<String> = e["attrs"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| {
+                    format!(
+                        "{}={}",
+                        query_escape(k),
+                        query_escape(v.as_str().unwrap_or(""))
+                    )
+                })
+                .collect();
+            line.push_str(&pairs.join(","));
+            line.push(' ');
+        }
         line.push_str(e["log"].as_str().unwrap_or(""));
         if tty {
             out.extend_from_slice(line.as_bytes());
@@ -83,6 +103,21 @@ impl LogOptions {
             out.extend_from_slice(line.as_bytes());
         }
     }
+}
+
+/// Go's `url.QueryEscape`.
+fn query_escape(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
 }
 
 fn parse_entries(text: &str) -> impl Iterator<Item = Value> + '_ {

@@ -462,6 +462,7 @@ fn log_options(req: &LogsRequest) -> LogOptions {
         timestamps: req.timestamps,
         since: req.since,
         until: req.until,
+        details: req.details,
     }
 }
 

@@ -4,7 +4,9 @@
 
 mod common;
 
-use common::{assert_clean, daemon_with_busybox, docker, docker_ok, err, out, shim_pid_of};
+use common::{
+    CliKind, assert_clean, daemon_with_busybox, docker, docker_ok, err, out, shim_pid_of,
+};
 
 #[test]
 fn run_detached_then_logs_wait_inspect_rm() {
@@ -1116,5 +1118,47 @@ fn create_and_inspect_follow_dockerd_where_compose_v1_looks() {
     let finished = docker_ok(&d, &["inspect", "-f", "{{.State.FinishedAt}}", "spelled"]);
     assert_ne!(finished, "0001-01-01T00:00:00Z");
     docker_ok(&d, &["rm", "-f", "spelled"]);
+    assert_clean(&d);
+}
+
+/// `--log-opt labels=/env=` attributes are stored with each line and `logs --details`
+/// puts them (or, without any, a lone space) before it, as dockerd does.
+#[test]
+fn logs_details_show_the_attributes_log_opts_pick() {
+    let Some(d) = daemon_with_busybox() else {
+        return;
+    };
+    docker_ok(
+        &d,
+        &[
+            "run",
+            "--name",
+            "attrs",
+            "--log-opt",
+            "labels=tier",
+            "--log-opt",
+            "env=MODE",
+            "-l",
+            "tier=front",
+            "-l",
+            "other=x",
+            "-e",
+            "MODE=prod app",
+            "busybox",
+            "echo",
+            "hi",
+        ],
+    );
+    docker_ok(&d, &["run", "--name", "plain", "busybox", "echo", "hi"]);
+    for cli in [CliKind::Docker, CliKind::Berth] {
+        let with = common::cli_ok(&d, cli, &["logs", "--details", "attrs"]);
+        assert_eq!(with, "MODE=prod+app,tier=front hi", "{cli:?}");
+        let o = match cli {
+            CliKind::Docker => docker(&d, &["logs", "--details", "plain"]).unwrap(),
+            CliKind::Berth => common::berth(&d, &["logs", "--details", "plain"], None),
+        };
+        assert_eq!(String::from_utf8_lossy(&o.stdout), " hi\n", "{cli:?}");
+    }
+    docker_ok(&d, &["rm", "attrs", "plain"]);
     assert_clean(&d);
 }

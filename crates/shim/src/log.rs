@@ -14,6 +14,8 @@ pub struct JsonLog {
     /// 0: never rotate.
     max_size: u64,
     max_files: u32,
+    /// `--log-opt labels/env` attributes written with each entry.
+    attrs: Option<serde_json::Value>,
 }
 
 impl JsonLog {
@@ -27,7 +29,14 @@ impl JsonLog {
             size,
             max_size,
             max_files: max_files.max(1),
+            attrs: None,
         })
+    }
+
+    /// Writes `attrs` (a JSON object) with each entry.
+    pub fn with_attrs(mut self, attrs: Option<serde_json::Value>) -> Self {
+        self.attrs = attrs.filter(|a| a.as_object().is_some_and(|m| !m.is_empty()));
+        self
     }
 
     /// Makes room for `incoming` bytes, rotating when the file would pass its limit.
@@ -60,11 +69,14 @@ impl JsonLog {
 
     /// Appends one entry; `text` is a line with its newline, or a final partial line.
     pub fn write(&mut self, stream: &str, text: &[u8]) {
-        let entry = serde_json::json!({
+        let mut entry = serde_json::json!({
             "log": String::from_utf8_lossy(text),
             "stream": stream,
             "time": berth_types::time::now_rfc3339(),
         });
+        if let Some(a) = &self.attrs {
+            entry["attrs"] = a.clone();
+        }
         // One write per entry, so a reader never sees half a line.
         let mut line = entry.to_string().into_bytes();
         line.push(b'\n');

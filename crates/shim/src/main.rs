@@ -38,12 +38,14 @@ struct Args {
     log_max_size: u64,
     /// Keep this many log files.
     log_max_files: u32,
+    /// Attributes written with each log entry (a JSON object).
+    log_attrs: Option<serde_json::Value>,
     /// Exec mode: the process to run in the running container `id`.
     exec_process: Option<PathBuf>,
     stdio: streams::StdioConfig,
 }
 
-const USAGE: &str = "usage: berth-shim --id ID --runtime-root DIR --state-dir DIR [--bundle DIR [--log FILE [--log-max-size BYTES --log-max-files N]] | --exec-process FILE] [--tty true|false] [--stdin true|false] [--raw-output true|false]";
+const USAGE: &str = "usage: berth-shim --id ID --runtime-root DIR --state-dir DIR [--bundle DIR [--log FILE [--log-max-size BYTES --log-max-files N] [--log-attrs JSON]] | --exec-process FILE] [--tty true|false] [--stdin true|false] [--raw-output true|false]";
 
 fn parse_args() -> Result<Args, String> {
     let mut values = std::collections::HashMap::new();
@@ -57,6 +59,7 @@ fn parse_args() -> Result<Args, String> {
             "--log",
             "--log-max-size",
             "--log-max-files",
+            "--log-attrs",
             "--exec-process",
             "--tty",
             "--stdin",
@@ -82,6 +85,10 @@ fn parse_args() -> Result<Args, String> {
         log_max_files: take("--log-max-files")
             .map_or(Ok(1), |v| v.parse())
             .map_err(|_| "--log-max-files: expected a count".to_string())?,
+        log_attrs: take("--log-attrs")
+            .map(|v| serde_json::from_str(&v))
+            .transpose()
+            .map_err(|e| format!("--log-attrs: {e}"))?,
         exec_process: take("--exec-process").map(PathBuf::from),
         stdio: {
             let tty = take("--tty").as_deref() == Some("true");
@@ -145,7 +152,8 @@ fn setup(args: &Args, report: &mut std::fs::File) -> Result<Supervisor, String> 
     let log = match &args.log {
         Some(path) => Some(
             log::JsonLog::open(path, args.log_max_size, args.log_max_files)
-                .map_err(|e| format!("open log {}: {e}", path.display()))?,
+                .map_err(|e| format!("open log {}: {e}", path.display()))?
+                .with_attrs(args.log_attrs.clone()),
         ),
         None => None,
     };
