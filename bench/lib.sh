@@ -2,7 +2,8 @@
 # Shared by the side-by-side benchmarks (build.sh, observe.sh): a private berthd and a
 # private dockerd under one work directory, both driven by the same docker CLI, a busybox
 # image made from Debian's busybox-static, timing and median helpers, and a cleanup that
-# stops what was started (by pid) and removes the work directory, also on failure.
+# removes the containers, stops what was started (by pid) and removes the work directory,
+# also on failure.
 #
 # Source it after `set -euo pipefail`; call bench_start NAME, then use ctl ENGINE ...,
 # timed OP ENGINE CMD..., median "LIST", ratio B D. Results go into T[op/engine].
@@ -20,7 +21,13 @@ log() { printf '\n== %s\n' "$*"; }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 bench_cleanup() {
-  local p
+  local p e
+  # Containers first: Berth's outlive berthd (their shims are not its children).
+  for e in berth docker; do
+    [ -S "$W/$e/sock" ] || continue
+    # shellcheck disable=SC2046 # the id list is split on purpose
+    ctl "$e" rm -f $(ctl "$e" ps -aq 2>/dev/null) >/dev/null 2>&1 || true
+  done
   for p in "${bench_pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${bench_pids[@]}"; do wait "$p" 2>/dev/null || true; done
   [ -n "$bench_bridge" ] && { ip link del "$bench_bridge" 2>/dev/null || true; }
