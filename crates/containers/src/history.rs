@@ -196,6 +196,10 @@ impl ContainerService {
         let known: std::collections::HashSet<String> = all.iter().map(|r| r.id.clone()).collect();
         // Removed containers' histories go with them.
         self.history.forget_except(&|id| known.contains(id));
+        // The host's CPU time and memory once per pass, as dockerd's collector reads
+        // them once per tick: every container's rate is against the same reading.
+        let system_ns = crate::stats::system_cpu_ns();
+        let host_memory = crate::stats::host_memory();
         for rec in all {
             if rec.state.status != "running" {
                 continue;
@@ -212,7 +216,7 @@ impl ContainerService {
             let raw = Raw {
                 time_ns: now_ns(),
                 cpu_ns: cg.cpu.usage.total,
-                system_ns: crate::stats::system_cpu_ns(),
+                system_ns,
                 net_rx: rx,
                 net_tx: tx,
                 blk_read: read,
@@ -221,7 +225,7 @@ impl ContainerService {
             let gauges = Point {
                 time: raw.time_ns / 1_000_000_000,
                 memory_bytes: crate::stats::memory_without_cache(&cg),
-                memory_limit: crate::stats::memory_limit(&cg),
+                memory_limit: crate::stats::memory_limit(&cg, host_memory),
                 pids: cg.pids.current as u32,
                 ..Point::default()
             };

@@ -29,7 +29,7 @@ fn online_cpus() -> u64 {
     std::thread::available_parallelism().map_or(1, |n| n.get() as u64)
 }
 
-fn host_memory() -> u64 {
+pub(crate) fn host_memory() -> u64 {
     let text = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
     text.lines()
         .find_map(|l| l.strip_prefix("MemTotal:"))
@@ -109,11 +109,12 @@ pub(crate) fn memory_without_cache(s: &berth_cgroups::Stats) -> u64 {
     }
 }
 
-/// The memory limit as `stats` reports it: the host's memory when unlimited.
-pub(crate) fn memory_limit(s: &berth_cgroups::Stats) -> u64 {
+/// The memory limit as `stats` reports it: the host's memory (`host_memory`) when
+/// unlimited.
+pub(crate) fn memory_limit(s: &berth_cgroups::Stats, host_memory: u64) -> u64 {
     match s.memory.usage.limit {
-        0 => host_memory(),
-        l if l >= u64::MAX / 2 || l >= host_memory() && host_memory() > 0 => host_memory(),
+        0 => host_memory,
+        l if l >= u64::MAX / 2 || l >= host_memory && host_memory > 0 => host_memory,
         l => l,
     }
 }
@@ -141,7 +142,7 @@ fn cpu_json(s: Option<&berth_cgroups::Stats>) -> Value {
 fn memory_json(s: &berth_cgroups::Stats) -> Value {
     let m = &s.memory;
     // No limit reads as a huge number: Docker shows the host's memory then.
-    let limit = memory_limit(s);
+    let limit = memory_limit(s, host_memory());
     json!({"usage": m.usage.usage, "max_usage": m.usage.max, "failcnt": m.usage.failcnt,
            "limit": limit, "stats": m.raw})
 }
