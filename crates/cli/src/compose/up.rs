@@ -244,6 +244,28 @@ fn ensure_declared(
     Ok(())
 }
 
+/// Removes the declared networks or volumes that exist (external ones stay).
+fn remove_declared(
+    c: &Client,
+    kind: &str,
+    path: &str,
+    section: &serde_json::Map<String, Value>,
+) -> Result<(), CliError> {
+    for (key, decl) in section {
+        if decl["external"].as_bool() == Some(true) {
+            continue;
+        }
+        let name = decl["name"].as_str().unwrap_or(key);
+        if c.get(&format!("/{path}/{}", enc_path(name))).is_ok() {
+            say(kind, name, "Removing");
+            c.json("DELETE", &format!("/{path}/{}", enc_path(name)), None)
+                .map_err(api)?;
+            say(kind, name, "Removed");
+        }
+    }
+    Ok(())
+}
+
 fn ensure_networks(c: &Client, p: &Project) -> Result<(), CliError> {
     ensure_declared(
         c,
@@ -865,31 +887,9 @@ pub fn down(c: &Client, p: &Project, a: &DownArgs) -> CmdResult {
         .map_err(api)?;
         say("Container", &name, "Removed");
     }
-    for (key, n) in &p.networks {
-        if n["external"].as_bool() == Some(true) {
-            continue;
-        }
-        let name = n["name"].as_str().unwrap_or(key);
-        if c.get(&format!("/networks/{}", enc_path(name))).is_ok() {
-            say("Network", name, "Removing");
-            c.json("DELETE", &format!("/networks/{}", enc_path(name)), None)
-                .map_err(api)?;
-            say("Network", name, "Removed");
-        }
-    }
+    remove_declared(c, "Network", "networks", &p.networks)?;
     if a.volumes {
-        for (key, v) in &p.volumes {
-            if v["external"].as_bool() == Some(true) {
-                continue;
-            }
-            let name = v["name"].as_str().unwrap_or(key);
-            if c.get(&format!("/volumes/{}", enc_path(name))).is_ok() {
-                say("Volume", name, "Removing");
-                c.json("DELETE", &format!("/volumes/{}", enc_path(name)), None)
-                    .map_err(api)?;
-                say("Volume", name, "Removed");
-            }
-        }
+        remove_declared(c, "Volume", "volumes", &p.volumes)?;
     }
     if let Some(which) = &a.rmi {
         if which != "all" && which != "local" {
