@@ -208,13 +208,12 @@ fn image_event(events: &Events, action: &str, id: &str, name: &str) {
     events.emit(Event::new(kind::IMAGE, action, id).attr("name", name));
 }
 
-/// `busybox:latest` → `busybox` (a registry port is not a tag).
-fn repository_of(reference: &str) -> &str {
-    let reference = reference.split('@').next().unwrap_or(reference);
-    match reference.rsplit_once(':') {
-        Some((repo, tag)) if !tag.contains('/') => repo,
-        _ => reference,
-    }
+/// dockerd's familiar repository name of a reference: `busybox:latest` → `busybox`,
+/// `localhost:5000/app@sha256:…` → `localhost:5000/app`.
+fn repository_of(reference: &str) -> String {
+    berth_images::reference::Reference::parse(reference)
+        .map(|r| berth_images::reference::familiar(&r.repository()))
+        .unwrap_or_else(|_| reference.to_string())
 }
 
 impl ImageService {
@@ -479,7 +478,7 @@ impl ImageBackend for ImageService {
                 dist.pull(&pull, creds, &progress).await.map(|_| ())
             };
             done.map_err(dist_error)?;
-            image_event(&events, "pull", &reference, repository_of(&reference));
+            image_event(&events, "pull", &reference, &repository_of(&reference));
             Ok(())
         })
     }
@@ -502,7 +501,7 @@ impl ImageBackend for ImageService {
             dist.push(&PushRequest { name, tag }, creds, &Progress::new(progress))
                 .await
                 .map_err(dist_error)?;
-            image_event(&events, "push", &reference, repository_of(&reference));
+            image_event(&events, "push", &reference, &repository_of(&reference));
             Ok(())
         })
     }
