@@ -311,39 +311,8 @@ pub struct AttachArgs {
 /// `update` flags.
 #[derive(clap::Args)]
 pub struct UpdateArgs {
-    /// Memory limit
-    #[arg(short = 'm', long = "memory")]
-    memory: Option<String>,
-    /// Swap limit equal to memory plus swap: -1 to enable unlimited swap
-    #[arg(long = "memory-swap")]
-    memory_swap: Option<String>,
-    /// Memory soft limit
-    #[arg(long = "memory-reservation")]
-    memory_reservation: Option<String>,
-    /// Number of CPUs
-    #[arg(long = "cpus")]
-    cpus: Option<f64>,
-    /// CPU shares (relative weight)
-    #[arg(short = 'c', long = "cpu-shares")]
-    cpu_shares: Option<i64>,
-    /// Limit CPU CFS quota
-    #[arg(long = "cpu-quota")]
-    cpu_quota: Option<i64>,
-    /// Limit CPU CFS period
-    #[arg(long = "cpu-period")]
-    cpu_period: Option<i64>,
-    /// CPUs in which to allow execution (0-3, 0,1)
-    #[arg(long = "cpuset-cpus")]
-    cpuset_cpus: Option<String>,
-    /// MEMs in which to allow execution (0-3, 0,1)
-    #[arg(long = "cpuset-mems")]
-    cpuset_mems: Option<String>,
-    /// Block IO (relative weight), between 10 and 1000, or 0 to disable
-    #[arg(long = "blkio-weight")]
-    blkio_weight: Option<i64>,
-    /// Tune container pids limit (set -1 for unlimited)
-    #[arg(long = "pids-limit", allow_hyphen_values = true)]
-    pids_limit: Option<i64>,
+    #[command(flatten)]
+    limits: crate::resources::LimitArgs,
     /// Restart policy to apply when a container exits
     #[arg(long = "restart")]
     restart: Option<String>,
@@ -1148,37 +1117,7 @@ pub fn attach(c: &Client, a: AttachArgs) -> CmdResult {
 /// `update`.
 pub fn update(c: &Client, a: UpdateArgs) -> CmdResult {
     let mut body = json!({});
-    if let Some(m) = &a.memory {
-        body["Memory"] = json!(parse_bytes(m)?);
-    }
-    if let Some(m) = &a.memory_swap {
-        body["MemorySwap"] = json!(if m == "-1" { -1 } else { parse_bytes(m)? });
-    }
-    if let Some(m) = &a.memory_reservation {
-        body["MemoryReservation"] = json!(parse_bytes(m)?);
-    }
-    if let Some(cpus) = a.cpus {
-        body["NanoCpus"] = json!((cpus * 1e9) as i64);
-    }
-    for (k, v) in [
-        ("CpuShares", a.cpu_shares),
-        ("CpuQuota", a.cpu_quota),
-        ("CpuPeriod", a.cpu_period),
-        ("PidsLimit", a.pids_limit),
-        ("BlkioWeight", a.blkio_weight),
-    ] {
-        if let Some(v) = v {
-            body[k] = json!(v);
-        }
-    }
-    for (k, v) in [
-        ("CpusetCpus", &a.cpuset_cpus),
-        ("CpusetMems", &a.cpuset_mems),
-    ] {
-        if let Some(v) = v {
-            body[k] = json!(v);
-        }
-    }
+    crate::resources::apply_limits(&a.limits, &mut body)?;
     if let Some(r) = &a.restart {
         let (name, count) = r.split_once(':').unwrap_or((r, "0"));
         body["RestartPolicy"] =

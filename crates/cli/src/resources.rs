@@ -7,9 +7,9 @@ use serde_json::{Value, json};
 use crate::CliError;
 use crate::containers::parse_bytes;
 
-/// The resource flags.
+/// The limits `run`/`create` and `update` share (`update` changes them live).
 #[derive(clap::Args, Default)]
-pub struct ResourceArgs {
+pub struct LimitArgs {
     /// Memory limit
     #[arg(short = 'm', long = "memory")]
     memory: Option<String>,
@@ -19,15 +19,6 @@ pub struct ResourceArgs {
     /// Memory soft limit
     #[arg(long = "memory-reservation")]
     memory_reservation: Option<String>,
-    /// Tune container memory swappiness (0 to 100)
-    #[arg(long = "memory-swappiness", allow_hyphen_values = true)]
-    memory_swappiness: Option<i64>,
-    /// Disable OOM Killer
-    #[arg(long = "oom-kill-disable")]
-    oom_kill_disable: bool,
-    /// Tune host's OOM preferences (-1000 to 1000)
-    #[arg(long = "oom-score-adj", allow_hyphen_values = true)]
-    oom_score_adj: Option<i64>,
     /// Number of CPUs
     #[arg(long = "cpus")]
     cpus: Option<f64>,
@@ -52,6 +43,22 @@ pub struct ResourceArgs {
     /// Block IO (relative weight), between 10 and 1000, or 0 to disable
     #[arg(long = "blkio-weight")]
     blkio_weight: Option<u16>,
+}
+
+/// The resource flags of `run`/`create`.
+#[derive(clap::Args, Default)]
+pub struct ResourceArgs {
+    #[command(flatten)]
+    limits: LimitArgs,
+    /// Tune container memory swappiness (0 to 100)
+    #[arg(long = "memory-swappiness", allow_hyphen_values = true)]
+    memory_swappiness: Option<i64>,
+    /// Disable OOM Killer
+    #[arg(long = "oom-kill-disable")]
+    oom_kill_disable: bool,
+    /// Tune host's OOM preferences (-1000 to 1000)
+    #[arg(long = "oom-score-adj", allow_hyphen_values = true)]
+    oom_score_adj: Option<i64>,
     /// Limit read rate (bytes per second) from a device
     #[arg(long = "device-read-bps")]
     device_read_bps: Vec<String>,
@@ -135,27 +142,24 @@ fn throttle(flag: &str, s: &str, bytes: bool) -> Result<Value, CliError> {
     Ok(json!({"Path": path, "Rate": rate}))
 }
 
-/// Writes the flags into a create body's HostConfig.
-pub fn apply(a: &ResourceArgs, body: &mut Value) -> Result<(), CliError> {
-    let host = &mut body["HostConfig"];
+/// Writes the limit flags into `target` (a HostConfig, or an update request, whose keys
+/// are the same).
+pub fn apply_limits(a: &LimitArgs, target: &mut Value) -> Result<(), CliError> {
     for (key, v) in [
         ("Memory", &a.memory),
         ("MemoryReservation", &a.memory_reservation),
-        ("ShmSize", &a.shm_size),
     ] {
         if let Some(v) = v {
-            host[key] = json!(parse_bytes(v)?);
+            target[key] = json!(parse_bytes(v)?);
         }
     }
     if let Some(m) = &a.memory_swap {
-        host["MemorySwap"] = json!(if m == "-1" { -1 } else { parse_bytes(m)? });
+        target["MemorySwap"] = json!(if m == "-1" { -1 } else { parse_bytes(m)? });
     }
     if let Some(c) = a.cpus {
-        host["NanoCpus"] = json!((c * 1e9) as i64);
+        target["NanoCpus"] = json!((c * 1e9) as i64);
     }
     for (key, v) in [
-        ("MemorySwappiness", a.memory_swappiness),
-        ("OomScoreAdj", a.oom_score_adj),
         ("CpuShares", a.cpu_shares),
         ("CpuQuota", a.cpu_quota),
         ("CpuPeriod", a.cpu_period),
@@ -163,19 +167,37 @@ pub fn apply(a: &ResourceArgs, body: &mut Value) -> Result<(), CliError> {
         ("BlkioWeight", a.blkio_weight.map(i64::from)),
     ] {
         if let Some(v) = v {
-            host[key] = json!(v);
+            target[key] = json!(v);
         }
-    }
-    if a.oom_kill_disable {
-        host["OomKillDisable"] = json!(true);
     }
     for (key, v) in [
         ("CpusetCpus", &a.cpuset_cpus),
         ("CpusetMems", &a.cpuset_mems),
     ] {
         if let Some(v) = v {
+            target[key] = json!(v);
+        }
+    }
+    Ok(())
+}
+
+/// Writes the flags into a create body's HostConfig.
+pub fn apply(a: &ResourceArgs, body: &mut Value) -> Result<(), CliError> {
+    let host = &mut body["HostConfig"];
+    apply_limits(&a.limits, host)?;
+    if let Some(v) = &a.shm_size {
+        host["ShmSize"] = json!(parse_bytes(v)?);
+    }
+    for (key, v) in [
+        ("MemorySwappiness", a.memory_swappiness),
+        ("OomScoreAdj", a.oom_score_adj),
+    ] {
+        if let Some(v) = v {
             host[key] = json!(v);
         }
+    }
+    if a.oom_kill_disable {
+        host["OomKillDisable"] = json!(true);
     }
     for (key, flag, list, bytes) in [
         (
