@@ -21,9 +21,7 @@ pub(crate) struct Journal {
 impl Journal {
     pub(crate) fn open(dir: &Path, max: u64) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
-        let last_nano = read(&[dir.join(PREVIOUS), dir.join(CURRENT)])
-            .last()
-            .map_or(0, |e| e.time_nano);
+        let last_nano = read(&files(dir)).last().map_or(0, |e| e.time_nano);
         let file = open_append(&dir.join(CURRENT))?;
         let size = file.metadata()?.len();
         let mut journal = Journal {
@@ -45,11 +43,6 @@ impl Journal {
         self.last_nano
     }
 
-    /// Both files, oldest first.
-    pub(crate) fn files(&self) -> [PathBuf; 2] {
-        [self.dir.join(PREVIOUS), self.dir.join(CURRENT)]
-    }
-
     pub(crate) fn append(&mut self, event: &Event) -> std::io::Result<()> {
         self.last_nano = event.time_nano;
         let mut line = serde_json::to_vec(event).map_err(std::io::Error::other)?;
@@ -69,6 +62,11 @@ impl Journal {
         self.size = 0;
         Ok(())
     }
+}
+
+/// The journal's two files in `dir`, oldest first.
+pub(crate) fn files(dir: &Path) -> [PathBuf; 2] {
+    [dir.join(PREVIOUS), dir.join(CURRENT)]
 }
 
 fn open_append(path: &Path) -> std::io::Result<File> {

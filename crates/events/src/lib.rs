@@ -153,6 +153,8 @@ pub struct Events {
 
 struct Inner {
     journal: Mutex<Journal>,
+    /// The journal's files, oldest first, for readers.
+    files: [std::path::PathBuf; 2],
     live: broadcast::Sender<Arc<Event>>,
 }
 
@@ -164,6 +166,7 @@ impl Events {
         Ok(Events {
             inner: Arc::new(Inner {
                 journal: Mutex::new(journal),
+                files: journal::files(dir),
                 live,
             }),
         })
@@ -209,11 +212,7 @@ impl Events {
 
     /// Journal events with `from <= time <= to`.
     fn read_range(&self, from: i64, to: i64) -> VecDeque<Arc<Event>> {
-        let dir_events = {
-            let journal = self.inner.journal.lock().expect("not poisoned");
-            journal.files()
-        };
-        journal::read(&dir_events)
+        journal::read(&self.inner.files)
             .into_iter()
             .filter(|e| e.time_nano >= from && e.time_nano <= to)
             .map(Arc::new)
