@@ -160,6 +160,13 @@ fn host_has_swap_limit() -> bool {
 
 /// The OCI resources (cgroup limits) the HostConfig asks for.
 pub fn resources(host: &Value) -> Value {
+    let rules = devices(host).map(|(_, rules)| rules).unwrap_or_default();
+    resources_with(host, rules)
+}
+
+/// [`resources`] with the cgroup rules of `--device` already looked up (the spec needs
+/// the device nodes from the same lookup).
+pub(crate) fn resources_with(host: &Value, device_rules: Vec<Value>) -> Value {
     let mut r = json!({"devices": [{"allow": false, "access": "rwm"}]});
     if host["Privileged"].as_bool() == Some(true) {
         r["devices"] = json!([{"allow": true, "access": "rwm"}]);
@@ -213,14 +220,10 @@ pub fn resources(host: &Value) -> Value {
     if !block_io.as_object().is_some_and(|o| o.is_empty()) {
         r["blockIO"] = block_io;
     }
-    if let Ok((_, rules)) = devices(host)
-        && !rules.is_empty()
-    {
-        r["devices"]
-            .as_array_mut()
-            .expect("devices is a list")
-            .extend(rules);
-    }
+    r["devices"]
+        .as_array_mut()
+        .expect("devices is a list")
+        .extend(device_rules);
     r
 }
 

@@ -361,6 +361,7 @@ pub fn generate(config: &Value, host: &Value, paths: &Paths<'_>) -> Result<Value
     if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
         namespaces.push(json!({"type": "cgroup"}));
     }
+    let (device_nodes, device_rules) = crate::resources::devices(host)?;
     let mut spec = json!({
         "ociVersion": "1.2.0",
         "process": {
@@ -390,10 +391,10 @@ pub fn generate(config: &Value, host: &Value, paths: &Paths<'_>) -> Result<Value
             bind("/etc/hosts", paths.hosts)
         ],
         "linux": {
-            "resources": crate::resources::resources(host),
+            "resources": crate::resources::resources_with(host, device_rules),
             "namespaces": namespaces,
             "sysctl": crate::resources::sysctls(host),
-            "devices": crate::resources::devices(host)?.0
+            "devices": device_nodes
         }
     });
     for m in paths.mounts {
