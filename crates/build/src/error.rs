@@ -25,9 +25,10 @@ pub type Result<T> = std::result::Result<T, Error>;
 impl From<berth_containers::Error> for Error {
     fn from(e: berth_containers::Error) -> Self {
         match e {
-            berth_containers::Error::NotFound(m) | berth_containers::Error::InvalidInput(m) => {
-                Error::User(m)
+            berth_containers::Error::NotFound(_) | berth_containers::Error::Missing(_) => {
+                Error::User(e.to_string())
             }
+            berth_containers::Error::InvalidInput(m) => Error::User(m),
             e => Error::Internal(e.to_string()),
         }
     }

@@ -601,6 +601,10 @@ fn terminal_session(
 
 /// `run`: create, attach, wait, start; the exit code is the container's.
 pub fn run(c: &Client, a: RunArgs) -> CmdResult {
+    if let Some(n) = crate::network::named_user_network(&a.net) {
+        c.get(&format!("/networks/{}", enc_path(n)))
+            .map_err(run_error)?;
+    }
     let id = create(c, &a, !a.detach)?;
     if a.detach {
         c.post(&format!("/containers/{id}/start"), None)

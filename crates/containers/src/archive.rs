@@ -60,7 +60,7 @@ fn go_mode(st: &rustix::fs::Stat) -> u32 {
 }
 
 fn not_found(path: &str, rec: &ContainerRecord) -> Error {
-    Error::NotFound(format!(
+    Error::Missing(format!(
         "Could not find the file {path} in container {}",
         rec.name
     ))

@@ -6,6 +6,10 @@ pub enum Error {
     /// No such container.
     #[error("No such container: {0}")]
     NotFound(String),
+    /// Something a container refers to does not exist (an exec, a path in it, a
+    /// network, a volume, a link): a 404 with its own message.
+    #[error("{0}")]
+    Missing(String),
     /// The request conflicts with the container's state or another container.
     #[error("{0}")]
     Conflict(String),

@@ -86,7 +86,7 @@ impl ContainerService {
         let mut execs = self.execs.lock().expect("not poisoned");
         let rec = execs
             .get_mut(id)
-            .ok_or_else(|| Error::NotFound(format!("No such exec instance: {id}")))?;
+            .ok_or_else(|| Error::Missing(format!("No such exec instance: {id}")))?;
         if rec.running() {
             let exit = self.exec_dir(&rec.container_id, &rec.id).join("exit.json");
             if let Some(e) = std::fs::read(&exit)
@@ -117,7 +117,7 @@ impl ContainerService {
             let mut execs = self.execs.lock().expect("not poisoned");
             let rec = execs
                 .get_mut(id)
-                .ok_or_else(|| Error::NotFound(format!("No such exec instance: {id}")))?;
+                .ok_or_else(|| Error::Missing(format!("No such exec instance: {id}")))?;
             if rec.started {
                 return Err(Error::Conflict(format!(
                     "Error: Exec command {id} is already running"

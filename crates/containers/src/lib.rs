@@ -830,7 +830,7 @@ impl ContainerService {
         let rec = self.get(linker)?;
         let specs = links::parse(&rec.host_config)?;
         if !specs.iter().any(|l| l.alias == alias) {
-            return Err(Error::NotFound(format!("link {linker}/{alias}")));
+            return Err(Error::Missing(format!("No such link: {linker}/{alias}")));
         }
         self.modify(&rec.id, |r| {
             let kept: Vec<Value> = r.host_config["Links"]

@@ -59,11 +59,12 @@ pub(crate) fn port_requests(config: &Value, host: &Value) -> Result<Vec<PortRequ
 /// Checks a create request's networking before anything is stored.
 pub(crate) fn validate(net: &NetworkService, config: &Value, host: &Value) -> Result<()> {
     if let Mode::Network(name) = mode(host) {
-        // A 400, not a 404: the docker CLI answers a 404 from create by pulling the image.
-        net.get(&name).map_err(|e| match e {
-            berth_network::Error::NotFound(_) => Error::InvalidInput(e.to_string()),
-            other => net_error(other),
-        })?;
+        // A network that does not exist yet is no error until start, as in dockerd:
+        // compose creates a project's containers and networks in either order.
+        match net.get(&name) {
+            Ok(_) | Err(berth_network::Error::NotFound(_)) => {}
+            Err(other) => return Err(net_error(other)),
+        }
     }
     let publishes = host["PortBindings"]
         .as_object()
@@ -100,7 +101,7 @@ pub(crate) fn validate_endpoints(host: &Value, endpoints: &Value) -> Result<()> 
 
 pub(crate) fn net_error(e: berth_network::Error) -> Error {
     match e {
-        berth_network::Error::NotFound(n) => Error::NotFound(format!("network {n}")),
+        berth_network::Error::NotFound(_) => Error::Missing(e.to_string()),
         berth_network::Error::InvalidInput(m) => Error::InvalidInput(m),
         berth_network::Error::Conflict(m) | berth_network::Error::Forbidden(m) => {
             Error::Conflict(m)

@@ -13,7 +13,7 @@ use crate::{CONTAINERS, ContainerRecord, ContainerService, Error, Result, intern
 
 pub(crate) fn volume_error(e: berth_volumes::Error) -> Error {
     match e {
-        berth_volumes::Error::NotFound(_) => Error::NotFound(e.to_string()),
+        berth_volumes::Error::NotFound(_) => Error::Missing(e.to_string()),
         berth_volumes::Error::InvalidInput(m) => Error::InvalidInput(m),
         berth_volumes::Error::Conflict(m) => Error::Conflict(m),
         berth_volumes::Error::Internal(m) => Error::Internal(m),

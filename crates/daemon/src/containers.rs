@@ -14,7 +14,7 @@ use berth_containers::{ContainerService, Error, LogOptions, WaitCondition};
 /// Maps container errors to Docker's statuses.
 pub fn api_error(e: Error) -> ApiError {
     match e {
-        Error::NotFound(_) => ApiError::not_found(e.to_string()),
+        Error::NotFound(_) | Error::Missing(_) => ApiError::not_found(e.to_string()),
         Error::Conflict(m) => ApiError::conflict(m),
         Error::InvalidInput(m) => ApiError::bad_request(m),
         Error::Image(e) => crate::images::api_error(e),

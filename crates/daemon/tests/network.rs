@@ -432,6 +432,11 @@ fn bad_network_input_is_refused_before_anything_is_made() {
     assert_eq!(o.status.code(), Some(125));
     assert!(err(&o).contains("network nosuch not found"), "{}", err(&o));
     assert!(!err(&o).contains("Unable to find image"), "{}", err(&o));
+    // Berth's own `run` looks before it creates: no container is left, even without --rm.
+    let o = berth(&d, &["run", "--network", "nosuch", "busybox", "true"], None);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(err(&o).contains("network nosuch not found"), "{}", err(&o));
+    assert_eq!(docker_ok(&d, &["ps", "-aq"]), "");
     for (host_config, needle) in [
         (r#"{"ExtraHosts": ["oops"]}"#, "invalid add-host"),
         (r#"{"ExtraHosts": ["db:not-an-ip"]}"#, "invalid IP address"),
@@ -472,6 +477,31 @@ fn bad_network_input_is_refused_before_anything_is_made() {
         err(&o)
     );
     assert_eq!(docker_ok(&d, &["ps", "-aq"]), "");
+    assert_clean(&d);
+}
+
+/// docker-compose v1 creates a service's container before the project's network; dockerd
+/// accepts that and says so at start.
+#[test]
+fn a_container_may_be_created_before_its_network() {
+    let Some(d) = daemon_with_busybox() else {
+        return;
+    };
+    let (status, text) = d.post_json(
+        "/containers/create?name=early",
+        r#"{"Image": "busybox", "Cmd": ["sleep", "60"], "HostConfig": {"NetworkMode": "later"}}"#,
+    );
+    assert_eq!(status, 201, "{text}");
+    let (status, text) = d.post_json("/containers/early/start", "");
+    assert_eq!(status, 404, "{text}");
+    assert!(text.contains("network later not found"), "{text}");
+    let state = docker_ok(&d, &["inspect", "-f", "{{.State.Status}}", "early"]);
+    assert_eq!(state, "created");
+    docker_ok(&d, &["network", "create", "later"]);
+    docker_ok(&d, &["start", "early"]);
+    assert!(!ip_in(&d, "early", "later").is_empty());
+    docker_ok(&d, &["rm", "-f", "early"]);
+    docker_ok(&d, &["network", "rm", "later"]);
     assert_clean(&d);
 }
 

@@ -290,6 +290,9 @@ fn exec_output_is_framed_by_the_start_requests_tty() {
         .to_string();
     let inspect = raw_exchange(&d, "GET", &format!("/exec/{id}/json"), "", false);
     assert!(String::from_utf8_lossy(&inspect).contains("\"DetachKeys\":\"ctrl-x\""));
+    let (status, _, body) = d.request("GET", "/exec/nosuch/json");
+    assert_eq!(status, 404);
+    assert!(body.contains("\"No such exec instance: nosuch\""), "{body}");
     assert!(
         docker(&d, &["rm", "-f", "framed"])
             .unwrap()
