@@ -289,3 +289,87 @@ fn attached_up_prints_prefixed_output_and_returns_the_tests_exit_code() {
     assert!(docker_ok(&d, &["ps", "-aq"]).is_empty());
     assert_clean(&d);
 }
+
+#[test]
+fn secrets_and_configs_from_environment_and_content_are_written_in() {
+    let Some(d) = daemon_with_busybox() else {
+        return;
+    };
+    let dir = d.dir.path().join("inject");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("compose.yaml"),
+        r#"services:
+  app:
+    image: busybox
+    command: sleep 60
+    secrets:
+      - api_key
+      - source: api_key
+        target: renamed
+        uid: "70"
+        mode: 0400
+    configs:
+      - source: settings
+        target: /etc/app/settings.ini
+    deploy:
+      restart_policy:
+        condition: on-failure
+        max_attempts: 3
+secrets:
+  api_key:
+    environment: API_KEY
+configs:
+  settings:
+    content: |
+      [app]
+      name=$${COMPOSE_PROJECT_NAME}
+"#,
+    )
+    .unwrap();
+    std::fs::write(dir.join(".env"), "API_KEY=k3y\n").unwrap();
+    compose_ok(&d, &dir, &["up", "-d"]);
+    // Mode, owner and size, from `ls -ln`.
+    let show = |path: &str| {
+        let line = compose_ok(&d, &dir, &["exec", "-T", "app", "ls", "-ln", path]);
+        let f: Vec<&str> = line.split_whitespace().collect();
+        format!("{} {} {}", f[0], f[2], f[4])
+    };
+    assert_eq!(show("/run/secrets/api_key"), "-r--r--r-- 0 3");
+    assert_eq!(show("/run/secrets/renamed"), "-r-------- 70 3");
+    let key = compose_ok(
+        &d,
+        &dir,
+        &["exec", "-T", "app", "cat", "/run/secrets/api_key"],
+    );
+    assert_eq!(key, "k3y");
+    let ini = compose_ok(
+        &d,
+        &dir,
+        &["exec", "-T", "app", "cat", "/etc/app/settings.ini"],
+    );
+    assert_eq!(ini, "[app]\nname=${COMPOSE_PROJECT_NAME}");
+    let policy = docker_ok(
+        &d,
+        &[
+            "inspect",
+            "-f",
+            "{{.HostConfig.RestartPolicy.Name}} {{.HostConfig.RestartPolicy.MaximumRetryCount}}",
+            "inject-app-1",
+        ],
+    );
+    assert_eq!(policy, "on-failure 3");
+    compose_ok(&d, &dir, &["down"]);
+
+    // A variable the secret needs is missing: said before anything is made.
+    std::fs::write(dir.join(".env"), "").unwrap();
+    let o = compose(&d, &dir, &["up", "-d"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        err(&o),
+        "environment variable \"API_KEY\" required by secrets.api_key is not set"
+    );
+    assert!(docker_ok(&d, &["ps", "-aq"]).is_empty());
+    assert!(!docker_ok(&d, &["network", "ls", "--format", "{{.Name}}"]).contains("inject_default"));
+    assert_clean(&d);
+}

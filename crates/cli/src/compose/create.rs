@@ -204,49 +204,185 @@ pub(crate) fn networks(p: &Project, service: &str) -> Vec<(String, Value)> {
     out
 }
 
-/// Secrets and configs given as files, as read-only binds: a secret at
+/// One `secrets:` or `configs:` entry of a service: what it refers to and where it goes.
+struct FileRef<'a> {
+    kind: &'static str,
+    source: String,
+    target: String,
+    /// The top-level declaration (`file`, `environment`, `content`).
+    decl: &'a Value,
+    /// The service's entry (long syntax: `uid`, `gid`, `mode`).
+    entry: &'a Value,
+}
+
+/// The service's secrets and configs with their targets: a secret at
 /// `/run/secrets/<target>`, a config at its `target` (default `/<name>`), as docker
-/// compose mounts them without swarm.
-fn file_mounts(p: &Project, s: &Value, kind: &str) -> Result<Vec<String>, CliError> {
-    let declared = if kind == "secrets" {
-        &p.secrets
-    } else {
-        &p.configs
-    };
+/// compose places them without swarm.
+fn file_refs<'a>(p: &'a Project, s: &'a Value) -> Result<Vec<FileRef<'a>>, CliError> {
     let mut out = Vec::new();
-    for item in s[kind].as_array().into_iter().flatten() {
-        let (source, target) = match item {
-            Value::String(name) => (name.clone(), None),
-            Value::Object(m) => (
-                m.get("source")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string(),
-                m.get("target").and_then(Value::as_str).map(str::to_string),
-            ),
-            _ => continue,
-        };
-        let decl = declared.get(&source).ok_or_else(|| {
-            CliError::new(format!(
-                "service refers to undefined {} {source}",
-                &kind[..kind.len() - 1]
-            ))
-        })?;
-        let Some(file) = decl["file"].as_str() else {
-            return Err(CliError::new(format!(
-                "{kind}.{source}: only file-based {kind} are supported without swarm"
-            )));
-        };
-        let file = berth_compose::normalize::absolute(&p.dir, file);
-        let target = match (kind, target) {
-            ("secrets", Some(t)) if t.starts_with('/') => t,
-            ("secrets", t) => format!("/run/secrets/{}", t.unwrap_or(source)),
-            (_, Some(t)) => t,
-            (_, None) => format!("/{source}"),
-        };
-        out.push(format!("{file}:{target}:ro"));
+    for (kind, declared) in [("secrets", &p.secrets), ("configs", &p.configs)] {
+        for entry in s[kind].as_array().into_iter().flatten() {
+            let (source, target) = match entry {
+                Value::String(name) => (name.clone(), None),
+                Value::Object(m) => (
+                    m.get("source")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
+                    m.get("target").and_then(Value::as_str).map(str::to_string),
+                ),
+                _ => continue,
+            };
+            let decl = declared.get(&source).ok_or_else(|| {
+                CliError::new(format!(
+                    "service refers to undefined {} {source}",
+                    &kind[..kind.len() - 1]
+                ))
+            })?;
+            let target = match (kind, target) {
+                ("secrets", Some(t)) if t.starts_with('/') => t,
+                ("secrets", t) => format!("/run/secrets/{}", t.unwrap_or_else(|| source.clone())),
+                (_, Some(t)) if t.starts_with('/') => t,
+                (_, Some(t)) => format!("/{t}"),
+                (_, None) => format!("/{source}"),
+            };
+            out.push(FileRef {
+                kind,
+                source,
+                target,
+                decl,
+                entry,
+            });
+        }
     }
     Ok(out)
+}
+
+/// Secrets and configs given as files, as read-only binds.
+fn file_mounts(p: &Project, s: &Value) -> Result<Vec<String>, CliError> {
+    let mut out = Vec::new();
+    for r in file_refs(p, s)? {
+        if let Some(file) = r.decl["file"].as_str() {
+            let file = berth_compose::normalize::absolute(&p.dir, file);
+            out.push(format!("{file}:{}:ro", r.target));
+        } else if r.decl.get("environment").is_none() && r.decl.get("content").is_none() {
+            return Err(CliError::new(format!(
+                "{}.{}: without swarm a {} needs file, environment or content",
+                r.kind,
+                r.source,
+                &r.kind[..r.kind.len() - 1]
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// A secret or config given by `content` or `environment`: written into the container
+/// between its create and its start, as docker compose does.
+pub(crate) struct Injected {
+    pub target: String,
+    pub content: Vec<u8>,
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+}
+
+/// A `uid`/`gid` given as a string or a number.
+fn id_of(v: &Value, what: &str) -> Result<u64, CliError> {
+    match v {
+        Value::Null => Ok(0),
+        Value::Number(n) => n
+            .as_u64()
+            .ok_or_else(|| CliError::new(format!("invalid {what} {n}"))),
+        Value::String(s) => s
+            .parse()
+            .map_err(|_| CliError::new(format!("invalid {what} {s:?}: want a number"))),
+        other => Err(CliError::new(format!("invalid {what} {other}"))),
+    }
+}
+
+/// The files of the service's secrets and configs that are not host files.
+pub(crate) fn injected(p: &Project, s: &Value) -> Result<Vec<Injected>, CliError> {
+    let mut out = Vec::new();
+    for r in file_refs(p, s)? {
+        let content = if let Some(var) = r.decl["environment"].as_str() {
+            p.variables.get(var).cloned().ok_or_else(|| {
+                CliError::new(format!(
+                    "environment variable {var:?} required by {}.{} is not set",
+                    r.kind, r.source
+                ))
+            })?
+        } else if let Some(text) = r.decl["content"].as_str() {
+            text.to_string()
+        } else {
+            continue;
+        };
+        let mode = match &r.entry["mode"] {
+            Value::Null => 0o444,
+            Value::Number(n) => n.as_u64().unwrap_or(0o444) as u32,
+            Value::String(m) => u32::from_str_radix(m, 8)
+                .map_err(|_| CliError::new(format!("invalid mode {m:?}: want octal")))?,
+            other => return Err(CliError::new(format!("invalid mode {other}"))),
+        };
+        out.push(Injected {
+            target: r.target,
+            content: content.into_bytes(),
+            mode,
+            uid: id_of(&r.entry["uid"], "uid")?,
+            gid: id_of(&r.entry["gid"], "gid")?,
+        });
+    }
+    Ok(out)
+}
+
+/// The injected files as one tar for `PUT /containers/{id}/archive?path=/`.
+pub(crate) fn injected_tar(files: &[Injected]) -> std::io::Result<Vec<u8>> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut b = tar::Builder::new(Vec::new());
+    for f in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_size(f.content.len() as u64);
+        h.set_mode(f.mode);
+        h.set_uid(f.uid);
+        h.set_gid(f.gid);
+        h.set_mtime(now);
+        b.append_data(
+            &mut h,
+            f.target.trim_start_matches('/'),
+            f.content.as_slice(),
+        )?;
+    }
+    b.into_inner()
+}
+
+/// The engine's name for a compose restart condition (`restart:` or
+/// `deploy.restart_policy.condition`).
+fn restart_mode(condition: &str) -> &str {
+    match condition {
+        "none" | "no" | "" => "no",
+        "any" => "always",
+        other => other,
+    }
+}
+
+/// `restart:`, or `deploy.restart_policy`, which wins as in docker compose (its
+/// condition defaults to `any`, as the Compose Specification says).
+fn restart_policy(s: &Value) -> Value {
+    let deploy = &s["deploy"]["restart_policy"];
+    let (mode, retries) = if deploy.is_object() {
+        (
+            restart_mode(deploy["condition"].as_str().unwrap_or("any")),
+            deploy["max_attempts"].as_i64().unwrap_or(0),
+        )
+    } else {
+        let restart = s["restart"].as_str().unwrap_or("no");
+        let (mode, retries) = restart.split_once(':').unwrap_or((restart, "0"));
+        (restart_mode(mode), retries.parse().unwrap_or(0))
+    };
+    json!({"Name": mode, "MaximumRetryCount": retries})
 }
 
 fn host_config(p: &Project, s: &Value) -> Result<Value, CliError> {
@@ -284,8 +420,7 @@ fn host_config(p: &Project, s: &Value) -> Result<Value, CliError> {
             }
         }
     }
-    binds.extend(file_mounts(p, s, "secrets")?);
-    binds.extend(file_mounts(p, s, "configs")?);
+    binds.extend(file_mounts(p, s)?);
     let mut ports = Map::new();
     for port in s["ports"].as_array().into_iter().flatten() {
         let key = format!(
@@ -304,13 +439,11 @@ fn host_config(p: &Project, s: &Value) -> Result<Value, CliError> {
             .expect("a list")
             .push(binding);
     }
-    let restart = s["restart"].as_str().unwrap_or("no");
-    let (policy, retries) = restart.split_once(':').unwrap_or((restart, "0"));
     let mut host = json!({
         "Binds": binds,
         "Mounts": mounts,
         "PortBindings": ports,
-        "RestartPolicy": {"Name": policy, "MaximumRetryCount": retries.parse::<i64>().unwrap_or(0)},
+        "RestartPolicy": restart_policy(s),
         "Privileged": s["privileged"].as_bool().unwrap_or(false),
         "ReadonlyRootfs": s["read_only"].as_bool().unwrap_or(false),
         "CapAdd": strings(&s["cap_add"]),

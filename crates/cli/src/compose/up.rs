@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use berth_compose::Project;
 use serde_json::{Value, json};
 
-use super::create::{body, config_hash, image_of, networks};
+use super::create::{body, config_hash, image_of, injected, injected_tar, networks};
 use super::{containers, label, name_of, parse_as, selected};
 use crate::client::{Client, ClientError, enc, enc_path};
 use crate::{CliError, CmdResult};
@@ -481,6 +481,14 @@ fn create_container(
         )
         .map_err(api)?;
     let id = created["Id"].as_str().unwrap_or("").to_string();
+    complete_created(c, p, svc, &id)?;
+    say("Container", name, "Created");
+    Ok(id)
+}
+
+/// What follows a create before the start: the service's other networks, and its
+/// secrets and configs given by content or environment written in.
+fn complete_created(c: &Client, p: &Project, svc: &str, id: &str) -> Result<(), CliError> {
     for (net, endpoint) in networks(p, svc).into_iter().skip(1) {
         c.post(
             &format!("/networks/{}/connect", enc_path(&net)),
@@ -488,8 +496,28 @@ fn create_container(
         )
         .map_err(api)?;
     }
-    say("Container", name, "Created");
-    Ok(id)
+    let files = injected(p, &p.services[svc])?;
+    if !files.is_empty() {
+        let tar = injected_tar(&files).map_err(|e| CliError::new(e.to_string()))?;
+        c.send(
+            "PUT",
+            &format!("/containers/{id}/archive?path=/&copyUIDGID=1"),
+            Some(&tar),
+            &[("Content-Type", "application/x-tar")],
+        )
+        .and_then(|r| r.error_for_status())
+        .map_err(api)?;
+    }
+    Ok(())
+}
+
+/// Everything a service's create needs, checked before anything is made.
+fn check_services(p: &Project, services: &[String]) -> Result<(), CliError> {
+    for svc in services {
+        body(p, svc, 1, false)?;
+        injected(p, &p.services[svc])?;
+    }
+    Ok(())
 }
 
 /// Brings one service's containers to `scale`, recreating changed ones; returns their
@@ -642,6 +670,7 @@ extern "C" fn on_interrupt(_: libc::c_int) {
 pub fn up(c: &Client, p: &Project, a: &UpArgs) -> CmdResult {
     let services = with_dependencies(p, &a.services, a.no_deps)?;
     let scale = &scales(p, &a.scale)?;
+    check_services(p, &services)?;
     if a.remove_orphans {
         remove_orphans(c, p)?;
     }
@@ -918,6 +947,7 @@ pub fn run(c: &Client, p: &Project, a: RunArgs) -> CmdResult {
     if !p.services.contains_key(&svc) {
         return Err(CliError::new(format!("no such service: {svc}")));
     }
+    check_services(p, std::slice::from_ref(&svc))?;
     if !a.no_deps {
         let deps = with_dependencies(p, std::slice::from_ref(&svc), false)?;
         let deps: Vec<String> = deps.into_iter().filter(|d| *d != svc).collect();
@@ -979,13 +1009,7 @@ pub fn run(c: &Client, p: &Project, a: RunArgs) -> CmdResult {
         )
         .map_err(api)?;
     let id = created["Id"].as_str().unwrap_or("").to_string();
-    for (net, endpoint) in networks(p, &svc).into_iter().skip(1) {
-        c.post(
-            &format!("/networks/{}/connect", enc_path(&net)),
-            Some(&json!({"Container": id, "EndpointConfig": endpoint})),
-        )
-        .map_err(api)?;
-    }
+    complete_created(c, p, &svc, &id)?;
     if a.detach {
         c.post(&format!("/containers/{id}/start"), None)
             .map_err(api)?;
