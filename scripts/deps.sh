@@ -1,7 +1,7 @@
 #!/bin/bash
 # Installs what building and testing Berth needs on Debian (idempotent; needs root).
 set -euo pipefail
-pkgs=(busybox-static libseccomp-dev pkg-config iproute2 procps tini nftables docker-registry curl openssl apache2-utils zstd bzip2 xz-utils)
+pkgs=(busybox-static git libseccomp-dev pkg-config iproute2 procps tini nftables docker-registry curl openssl apache2-utils zstd bzip2 xz-utils)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -42,6 +42,9 @@ pub struct BuildRequest {
     pub platform: Option<String>,
     /// `cachefrom` (JSON array of images).
     pub cache_from: Vec<String>,
+    /// `remote`: a Git repository or an http(s) URL to take the context from instead of
+    /// the body.
+    pub remote: Option<String>,
     /// `X-Registry-Config` (credentials for FROM pulls).
     pub registry_config: Option<String>,
 }
@@ -66,12 +69,10 @@ fn request(q: Option<&str>, headers: &axum::http::HeaderMap) -> Result<BuildRequ
             .map(|(_, v)| v.clone())
             .collect()
     };
-    if let Some(remote) = param(&pairs, "remote").filter(|r| !r.is_empty()) {
-        return Err(ApiError::bad_request(format!(
-            "building from a remote context ({remote}) is not supported: send the context as the body"
-        )));
-    }
     Ok(BuildRequest {
+        remote: param(&pairs, "remote")
+            .filter(|r| !r.is_empty())
+            .map(str::to_string),
         dockerfile: param(&pairs, "dockerfile")
             .unwrap_or("Dockerfile")
             .to_string(),

@@ -59,20 +59,31 @@ pub struct BuildArgs {
     /// Set platform if server is multi-platform capable (the platform FROM images are taken for)
     #[arg(long)]
     platform: Option<String>,
-    /// PATH | -
+    /// PATH | URL | -
     context: String,
 }
 
 /// `build`.
 pub fn build(c: &Client, a: BuildArgs) -> CmdResult {
-    let (context, dockerfile) = context_tar(&a)?;
-    if !a.quiet {
+    // A Git repository or a URL is fetched by the daemon (`remote=`), nothing is sent.
+    let remote = berth_types::remote::is_remote(&a.context).then(|| a.context.clone());
+    let (context, dockerfile) = match &remote {
+        Some(_) => (
+            Vec::new(),
+            a.file.clone().unwrap_or_else(|| "Dockerfile".into()),
+        ),
+        None => context_tar(&a)?,
+    };
+    if !a.quiet && remote.is_none() {
         println!(
             "Sending build context to Docker daemon  {}",
             crate::format::human_size4(context.len() as f64)
         );
     }
     let mut path = format!("/build?dockerfile={}", enc(&dockerfile));
+    if let Some(r) = &remote {
+        path.push_str(&format!("&remote={}", enc(r)));
+    }
     for t in &a.tags {
         path.push_str(&format!("&t={}", enc(t)));
     }
@@ -137,7 +148,7 @@ pub fn build(c: &Client, a: BuildArgs) -> CmdResult {
         .send(
             "POST",
             &path,
-            Some(&context),
+            remote.is_none().then_some(context.as_slice()),
             &[("Content-Type", "application/x-tar")],
         )?
         .error_for_status()?;

@@ -3,6 +3,7 @@
 
 use std::io::Read;
 
+use crate::build_context;
 use berth_api::{ApiError, ImageBackend, ImportRequest, ProgressSender, PullRequest};
 use berth_distribution::{Credentials, Distribution, Progress, PushRequest};
 use berth_events::{Event, Events, kind};
@@ -417,10 +418,18 @@ impl ImageBackend for ImageService {
         context: &mut (dyn Read + Send),
         progress: ProgressSender,
     ) -> Result<(), ApiError> {
-        let dir = scratch_dir(&self.scratch)?;
-        let context_digests = extract_context(context, &dir.0)?;
+        let dir = build_context::scratch_dir(&self.scratch)?;
+        let (context_digests, dockerfile) = match req.remote.as_deref() {
+            None => (build_context::extract(context, dir.path())?, req.dockerfile),
+            Some(remote) => build_context::fetch_remote(
+                remote,
+                &dir,
+                req.dockerfile,
+                &fetch_for_build(self.dist.clone()),
+            )?,
+        };
         let opts = berth_build::BuildOptions {
-            dockerfile: req.dockerfile,
+            dockerfile,
             tags: req.tags,
             build_args: req.build_args,
             labels: req.labels,
@@ -439,7 +448,7 @@ impl ImageBackend for ImageService {
         let mut out = |m: serde_json::Value| {
             let _ = progress.send(m);
         };
-        let built = self.builder.build(&dir.0, &opts, &mut out);
+        let built = self.builder.build(dir.path(), &opts, &mut out);
         match built {
             Ok(_) => Ok(()),
             Err(berth_build::Error::User(m)) => Err(ApiError::bad_request(m)),
@@ -532,59 +541,4 @@ impl ImageBackend for ImageService {
             Ok(serde_json::json!({"Status": "Login Succeeded", "IdentityToken": ""}))
         })
     }
-}
-
-/// A build context's directory, removed (with what COPY --from staged next to it) on drop.
-struct ScratchDir(std::path::PathBuf);
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-        if let (Some(parent), Some(name)) = (self.0.parent(), self.0.file_name()) {
-            let prefix = format!("{}.", name.to_string_lossy());
-            for e in std::fs::read_dir(parent).into_iter().flatten().flatten() {
-                if e.file_name().to_string_lossy().starts_with(&prefix) {
-                    let _ = std::fs::remove_dir_all(e.path());
-                }
-            }
-        }
-    }
-}
-
-fn scratch_dir(base: &std::path::Path) -> Result<ScratchDir, ApiError> {
-    let id = berth_types::id::random_hex(16)
-        .map_err(|e| ApiError::internal(format!("random id: {e}")))?;
-    let dir = base.join(format!("build-{id}"));
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| ApiError::internal(format!("create {}: {e}", dir.display())))?;
-    Ok(ScratchDir(dir))
-}
-
-/// Extracts a build context (plain or compressed tar) with the confined extractor,
-/// hashing each file as it is written (COPY's cache key needs those digests).
-fn extract_context(
-    context: &mut (dyn Read + Send),
-    dir: &std::path::Path,
-) -> Result<std::collections::HashMap<std::path::PathBuf, String>, ApiError> {
-    let reader = berth_images::decompress(context).map_err(api_error)?;
-    let opts = berth_snapshots::unpack::Options {
-        whiteouts: false,
-        owner: None,
-    };
-    let root = std::fs::File::open(dir)
-        .map_err(|e| ApiError::internal(format!("open {}: {e}", dir.display())))?;
-    let mut hashing: std::collections::HashMap<std::path::PathBuf, berth_build::FileHasher> =
-        std::collections::HashMap::new();
-    let mut seen = |path: &std::path::Path, data: &[u8]| {
-        if data.is_empty() {
-            // A new entry for this path: what an earlier one wrote is gone.
-            hashing.insert(path.to_path_buf(), berth_build::FileHasher::new());
-        } else if let Some(h) = hashing.get_mut(path) {
-            h.update(data);
-        }
-    };
-    use std::os::fd::AsFd;
-    berth_snapshots::unpack::unpack_observed(reader, root.as_fd(), opts, &mut seen)
-        .map_err(|e| ApiError::bad_request(format!("invalid build context: {e}")))?;
-    Ok(hashing.into_iter().map(|(p, h)| (p, h.hex())).collect())
 }

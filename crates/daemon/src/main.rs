@@ -3,6 +3,7 @@
 //! services, and serves the Docker Engine API on its sockets until SIGINT or SIGTERM.
 //! All wiring of the engine's parts happens in [`build_backends`], in one place.
 
+mod build_context;
 mod config;
 mod containers;
 mod images;

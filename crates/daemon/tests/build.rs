@@ -476,8 +476,9 @@ fn independent_stages_build_together_and_report_in_order() {
     );
 }
 
-/// Serves `body` for every GET on 127.0.0.1 until dropped; returns the port.
-fn serve_once_per_request(body: &'static str) -> u16 {
+/// Serves `body` for every GET on 127.0.0.1 (for the rest of the test process); returns
+/// the port.
+fn serve_once_per_request(body: impl AsRef<[u8]> + Send + 'static) -> u16 {
     let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
@@ -489,11 +490,13 @@ fn serve_once_per_request(body: &'static str) -> u16 {
                 line.clear();
             }
             let mut conn = conn;
+            let body = body.as_ref();
             let _ = write!(
                 conn,
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                 body.len()
             );
+            let _ = conn.write_all(body);
         }
     });
     port
@@ -576,5 +579,167 @@ fn a_built_image_records_the_container_of_its_last_step() {
             "-c",
             "echo ${build_version}"
         ])
+    );
+}
+
+/// `git daemon` serving the repositories under a directory, ended (by its pid) on drop.
+struct GitServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl GitServer {
+    fn start(base: &Path) -> GitServer {
+        let port = std::net::TcpListener::bind(("127.0.0.1", 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("git")
+            .arg("daemon")
+            .arg("--reuseaddr")
+            .arg("--export-all")
+            .arg(format!("--base-path={}", base.display()))
+            .arg("--listen=127.0.0.1")
+            .arg(format!("--port={port}"))
+            .arg(base)
+            .spawn()
+            .unwrap();
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        GitServer { child, port }
+    }
+}
+
+impl Drop for GitServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let o = std::process::Command::new("git")
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "git {args:?}: {}", err(&o));
+}
+
+#[test]
+fn a_git_repository_or_a_url_is_a_context() {
+    let Some(d) = daemon() else { return };
+    let repo = context(
+        &d,
+        "repos/app",
+        &[
+            (
+                "docker/Dockerfile",
+                "FROM base\nCOPY greeting.txt /\nCMD [\"cat\", \"/greeting.txt\"]\n",
+            ),
+            ("docker/greeting.txt", "first"),
+        ],
+    );
+    git(&repo, &["init", "-q"]);
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-q", "-m", "one"]);
+    git(&repo, &["tag", "v1"]);
+    std::fs::write(repo.join("docker/greeting.txt"), "second").unwrap();
+    git(&repo, &["commit", "-q", "-am", "two"]);
+    let server = GitServer::start(&d.dir.path().join("repos"));
+    let url = format!("git://127.0.0.1:{}/app", server.port);
+
+    // The default branch, then a tag; the context is a directory of the repository.
+    build_remote(&d, &format!("{url}#:docker"), "fromgit");
+    assert_eq!(
+        cli_ok(&d, CliKind::Berth, &["run", "--rm", "fromgit"]),
+        "second"
+    );
+    build_remote(&d, &format!("{url}#v1:docker"), "fromgit:v1");
+    assert_eq!(
+        cli_ok(&d, CliKind::Berth, &["run", "--rm", "fromgit:v1"]),
+        "first"
+    );
+
+    // What cannot be fetched is said, and nothing is built.
+    for (remote, says) in [
+        (
+            format!("{url}#:nosuch"),
+            "subdirectory \"nosuch\" not found",
+        ),
+        (format!("{url}#nobranch"), "unable to 'git clone'"),
+        (
+            format!("git://127.0.0.1:{}/none", server.port),
+            "unable to 'git clone'",
+        ),
+    ] {
+        let o = berth(&d, &["build", "-t", "never", &remote], None);
+        assert_eq!(o.status.code(), Some(1), "{remote}");
+        assert!(err(&o).contains(says), "{remote}: {}", err(&o));
+    }
+    let o = berth(&d, &["image", "inspect", "never"], None);
+    assert!(!o.status.success());
+
+    // A tar over HTTP is a context; a text file is the Dockerfile alone.
+    let tar = d.dir.path().join("ctx.tar");
+    let st = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(repo.join("docker"))
+        .arg("-czf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let port = serve_once_per_request(std::fs::read(&tar).unwrap());
+    build_remote(
+        &d,
+        &format!("http://127.0.0.1:{port}/ctx.tar.gz"),
+        "fromtar",
+    );
+    assert_eq!(
+        cli_ok(&d, CliKind::Berth, &["run", "--rm", "fromtar"]),
+        "second"
+    );
+    let port = serve_once_per_request("FROM base\nCMD [\"echo\", \"alone\"]\n");
+    build_remote(
+        &d,
+        &format!("http://127.0.0.1:{port}/Dockerfile"),
+        "fromfile",
+    );
+    assert_eq!(
+        cli_ok(&d, CliKind::Berth, &["run", "--rm", "fromfile"]),
+        "alone"
+    );
+    drop(server);
+    // Nothing of the fetches is left in the daemon's scratch space.
+    let scratch: Vec<_> = std::fs::read_dir(d.dir.path().join("data/tmp"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    assert!(scratch.is_empty(), "{scratch:?}");
+}
+
+fn build_remote(d: &Daemon, remote: &str, tag: &str) {
+    let o = berth(d, &["build", "-t", tag, remote], None);
+    assert!(o.status.success(), "build {remote}: {}", err(&o));
+    assert!(
+        out(&o).contains(&format!("Successfully tagged {tag}")),
+        "{}",
+        out(&o)
     );
 }

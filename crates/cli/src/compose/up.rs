@@ -324,7 +324,7 @@ fn build_service(c: &Client, p: &Project, svc: &str, a: &BuildArgs) -> Result<()
     }
     if let Some(f) = b["dockerfile"].as_str() {
         let context = b["context"].as_str().unwrap_or(".");
-        let path = if f.starts_with('/') {
+        let path = if f.starts_with('/') || berth_types::remote::is_remote(context) {
             f.to_string()
         } else {
             format!("{context}/{f}")
