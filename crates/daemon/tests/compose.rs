@@ -373,3 +373,141 @@ configs:
     assert!(!docker_ok(&d, &["network", "ls", "--format", "{{.Name}}"]).contains("inject_default"));
     assert_clean(&d);
 }
+
+#[test]
+fn the_other_subcommands_act_on_the_services_containers() {
+    let Some(d) = daemon_with_busybox() else {
+        return;
+    };
+    let dir = d.dir.path().join("tools");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("compose.yaml"),
+        "services:\n  web:\n    image: busybox\n    command: sleep 60\n  job:\n    image: busybox\n    command: sh -c 'sleep 1; exit 3'\n",
+    )
+    .unwrap();
+    assert_eq!(compose_ok(&d, &dir, &["version", "--short"]), "2.29.0");
+
+    // `create` makes the containers and starts none.
+    compose_ok(&d, &dir, &["create"]);
+    let states = docker_ok(
+        &d,
+        &[
+            "ps",
+            "-a",
+            "--filter",
+            "label=com.docker.compose.project=tools",
+            "--format",
+            "{{.Names}} {{.State}}",
+        ],
+    );
+    assert!(states.contains("tools-web-1 created"), "{states}");
+    assert!(states.contains("tools-job-1 created"), "{states}");
+
+    // `events --json` sees the starts that follow.
+    let bin = Path::new(env!("CARGO_BIN_EXE_berthd")).with_file_name("berth");
+    let mut events = std::process::Command::new(bin)
+        .args(["compose", "events", "--json", "web"])
+        .current_dir(&dir)
+        .env("BERTH_HOST", format!("unix://{}", d.socket().display()))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    compose_ok(&d, &dir, &["scale", "web=2"]);
+
+    // `wait` returns the job's exit code once it stops.
+    compose_ok(&d, &dir, &["start", "job"]);
+    let o = compose(&d, &dir, &["wait", "job"]);
+    assert_eq!(o.status.code(), Some(3), "{}", err(&o));
+    assert!(out(&o).contains("exited with status code 3"), "{}", out(&o));
+
+    // `cp` both ways, with --index for the second replica.
+    std::fs::write(dir.join("note.txt"), "copied in").unwrap();
+    compose_ok(
+        &d,
+        &dir,
+        &["cp", "--index", "2", "note.txt", "web:/note.txt"],
+    );
+    let note = compose_ok(
+        &d,
+        &dir,
+        &["exec", "-T", "--index", "2", "web", "cat", "/note.txt"],
+    );
+    assert_eq!(note, "copied in");
+    compose_ok(
+        &d,
+        &dir,
+        &["cp", "--index", "2", "web:/note.txt", "back.txt"],
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("back.txt")).unwrap(),
+        "copied in"
+    );
+
+    // `commit` and `export` of the same container.
+    compose_ok(
+        &d,
+        &dir,
+        &["commit", "--index", "2", "web", "tools-snapshot:1"],
+    );
+    let noted = docker_ok(&d, &["run", "--rm", "tools-snapshot:1", "cat", "/note.txt"]);
+    assert_eq!(noted, "copied in");
+    compose_ok(
+        &d,
+        &dir,
+        &["export", "--index", "2", "-o", "web.tar", "web"],
+    );
+    let listing = std::process::Command::new("tar")
+        .arg("-tf")
+        .arg(dir.join("web.tar"))
+        .output()
+        .unwrap();
+    assert!(
+        out(&listing)
+            .lines()
+            .any(|l| l == "note.txt" || l == "./note.txt"),
+        "{}",
+        out(&listing)
+    );
+
+    // `stats` lists both replicas.
+    let stats = compose_ok(
+        &d,
+        &dir,
+        &["stats", "--no-stream", "--format", "{{.Name}}", "web"],
+    );
+    let mut names: Vec<&str> = stats.lines().collect();
+    names.sort();
+    assert_eq!(names, ["tools-web-1", "tools-web-2"]);
+
+    compose_ok(&d, &dir, &["down", "-t", "0"]);
+    let _ = events.kill();
+    let output = events.wait_with_output().unwrap();
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let seen: Vec<(String, String)> = lines
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap().to_string(),
+                e["attributes"]["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for want in [
+        ("start", "tools-web-1"),
+        ("create", "tools-web-2"),
+        ("start", "tools-web-2"),
+    ] {
+        assert!(
+            seen.contains(&(want.0.to_string(), want.1.to_string())),
+            "{want:?} not in {seen:?}"
+        );
+    }
+    assert!(lines.iter().all(|e| e["service"] == "web"), "{lines:?}");
+    docker_ok(&d, &["rmi", "tools-snapshot:1"]);
+    assert_clean(&d);
+}

@@ -5,6 +5,7 @@
 //! projects.
 
 mod create;
+mod passthrough;
 mod show;
 mod up;
 
@@ -82,6 +83,57 @@ pub enum ComposeCommand {
     Unpause(up::ServicesArgs),
     /// List running compose projects
     Ls(show::LsArgs),
+    /// Creates containers for a service
+    Create(up::CreateArgs),
+    /// Scale services
+    Scale(up::ScaleArgs),
+    /// Attach local standard input, output, and error streams to a service's running container
+    Attach(passthrough::AttachArgs),
+    /// Copy files/folders between a service container and the local filesystem
+    Cp(passthrough::CpArgs),
+    /// Create a new image from a service container's changes
+    Commit(passthrough::CommitArgs),
+    /// Export a service container's filesystem as a tar archive
+    Export(passthrough::ExportArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(passthrough::StatsArgs),
+    /// Block until containers of all (or specified) services stop
+    Wait(passthrough::WaitArgs),
+    /// Receive real time events from containers
+    Events(passthrough::EventsArgs),
+    /// Show the Docker Compose version information
+    Version(VersionArgs),
+}
+
+/// `version` flags.
+#[derive(clap::Args)]
+pub struct VersionArgs {
+    /// Shows only Compose's version number
+    #[arg(long = "short")]
+    short: bool,
+    /// Format the output. Values: [pretty | json]
+    #[arg(short = 'f', long = "format", default_value = "pretty")]
+    format: String,
+}
+
+/// `version`: the docker compose release whose behaviour this follows (scripts compare
+/// it), and Berth's own.
+fn version(a: &VersionArgs) -> CmdResult {
+    let v = format!("v{COMPOSE_VERSION}");
+    match (a.short, a.format.as_str()) {
+        (true, _) => println!("{COMPOSE_VERSION}"),
+        (false, "json") => println!("{}", json!({"version": v})),
+        (false, "pretty") => println!(
+            "Berth Compose version {v} (berth {})",
+            env!("CARGO_PKG_VERSION")
+        ),
+        (false, other) => {
+            return Err(CliError::new(format!(
+                "invalid format {other:?}: use pretty or json"
+            )));
+        }
+    }
+    Ok(0)
 }
 
 /// docker compose's labels.
@@ -105,8 +157,10 @@ pub(crate) const COMPOSE_VERSION: &str = "2.29.0";
 
 /// `berth compose ...`.
 pub fn compose(c: &Client, a: ComposeArgs) -> CmdResult {
-    if let ComposeCommand::Ls(l) = &a.command {
-        return show::ls(c, l);
+    match &a.command {
+        ComposeCommand::Ls(l) => return show::ls(c, l),
+        ComposeCommand::Version(v) => return version(v),
+        _ => {}
     }
     let project = load(&a)?;
     let p = &project;
@@ -131,7 +185,16 @@ pub fn compose(c: &Client, a: ComposeArgs) -> CmdResult {
         ComposeCommand::Kill(k) => up::kill(c, p, &k),
         ComposeCommand::Pause(s) => up::simple(c, p, &s, "pause"),
         ComposeCommand::Unpause(s) => up::simple(c, p, &s, "unpause"),
-        ComposeCommand::Ls(_) => unreachable!("answered above"),
+        ComposeCommand::Create(cr) => up::create(c, p, &cr),
+        ComposeCommand::Scale(sc) => up::scale(c, p, &sc),
+        ComposeCommand::Attach(at) => passthrough::attach(c, p, &at),
+        ComposeCommand::Cp(cp) => passthrough::cp(c, p, &cp),
+        ComposeCommand::Commit(cm) => passthrough::commit(c, p, &cm),
+        ComposeCommand::Export(ex) => passthrough::export(c, p, &ex),
+        ComposeCommand::Stats(st) => passthrough::stats(c, p, &st),
+        ComposeCommand::Wait(w) => passthrough::wait(c, p, &w),
+        ComposeCommand::Events(ev) => passthrough::events(c, p, &ev),
+        ComposeCommand::Ls(_) | ComposeCommand::Version(_) => unreachable!("answered above"),
     }
 }
 

@@ -314,18 +314,9 @@ pub fn logs(c: &Client, p: &Project, a: &LogsArgs) -> CmdResult {
 }
 
 /// The container `index` of a service.
-fn container_of(c: &Client, p: &Project, svc: &str, index: u32) -> Result<String, CliError> {
-    selected(p, &[svc.to_string()])?;
-    containers(c, &p.name, &[svc.to_string()], false, false)?
-        .iter()
-        .find(|ct| ct["Labels"][label::NUMBER].as_str() == Some(index.to_string().as_str()))
-        .map(name_of)
-        .ok_or_else(|| CliError::new(format!("service {svc:?} is not running")))
-}
-
 /// `exec`: the plain `exec` against the service's container.
 pub fn exec(c: &Client, p: &Project, a: ExecArgs) -> CmdResult {
-    let name = container_of(c, p, &a.service, a.index)?;
+    let name = super::passthrough::container_of(c, p, &a.service, a.index, false)?;
     let mut argv = Vec::new();
     if a.detach {
         argv.push("-d".to_string());
@@ -365,7 +356,7 @@ pub fn top(c: &Client, p: &Project, a: &super::up::ServicesArgs) -> CmdResult {
 
 /// `port`.
 pub fn port(c: &Client, p: &Project, a: &PortArgs) -> CmdResult {
-    let name = container_of(c, p, &a.service, a.index)?;
+    let name = super::passthrough::container_of(c, p, &a.service, a.index, false)?;
     let info = c.get(&format!("/containers/{}/json", enc_path(&name)))?;
     let key = format!("{}/{}", a.private_port, a.protocol);
     match info["NetworkSettings"]["Ports"][&key]

@@ -63,6 +63,83 @@ pub struct UpArgs {
     services: Vec<String>,
 }
 
+/// `create` flags.
+#[derive(clap::Args)]
+pub struct CreateArgs {
+    /// Build images before starting containers
+    #[arg(long = "build")]
+    build: bool,
+    /// Don't build an image, even if it's policy
+    #[arg(long = "no-build")]
+    no_build: bool,
+    /// Recreate containers even if their configuration and image haven't changed
+    #[arg(long = "force-recreate")]
+    force_recreate: bool,
+    /// If containers already exist, don't recreate them
+    #[arg(long = "no-recreate")]
+    no_recreate: bool,
+    /// Remove containers for services not defined in the Compose file
+    #[arg(long = "remove-orphans")]
+    remove_orphans: bool,
+    /// Scale SERVICE to NUM instances
+    #[arg(long = "scale")]
+    scale: Vec<String>,
+    /// Services
+    services: Vec<String>,
+}
+
+/// `create`: `up --no-start`.
+pub fn create(c: &Client, p: &Project, a: &CreateArgs) -> CmdResult {
+    let mut argv = vec!["--no-start".to_string()];
+    for (flag, on) in [
+        ("--build", a.build),
+        ("--no-build", a.no_build),
+        ("--force-recreate", a.force_recreate),
+        ("--no-recreate", a.no_recreate),
+        ("--remove-orphans", a.remove_orphans),
+    ] {
+        if on {
+            argv.push(flag.into());
+        }
+    }
+    for s in &a.scale {
+        argv.extend(["--scale".into(), s.clone()]);
+    }
+    argv.extend(a.services.iter().cloned());
+    up(c, p, &parse_as("up", argv)?)
+}
+
+/// `scale` flags.
+#[derive(clap::Args)]
+pub struct ScaleArgs {
+    /// Don't start linked services
+    #[arg(long = "no-deps")]
+    no_deps: bool,
+    /// SERVICE=REPLICAS
+    #[arg(required = true)]
+    scales: Vec<String>,
+}
+
+/// `scale`: `up -d --scale` of the services named.
+pub fn scale(c: &Client, p: &Project, a: &ScaleArgs) -> CmdResult {
+    let mut argv = vec!["-d".to_string()];
+    if a.no_deps {
+        argv.push("--no-deps".into());
+    }
+    let mut services = Vec::new();
+    for s in &a.scales {
+        let Some((svc, _)) = s.split_once('=') else {
+            return Err(CliError::new(format!(
+                "invalid scale specifier {s:?}: use SERVICE=REPLICAS"
+            )));
+        };
+        argv.extend(["--scale".into(), s.clone()]);
+        services.push(svc.to_string());
+    }
+    argv.extend(services);
+    up(c, p, &parse_as("up", argv)?)
+}
+
 /// `down` flags.
 #[derive(clap::Args)]
 pub struct DownArgs {

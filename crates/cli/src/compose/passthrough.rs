@@ -1,0 +1,360 @@
+//! Subcommands that find a service's containers and hand over to the plain command
+//! (`attach`, `cp`, `commit`, `export`, `stats`, `wait`), and `events`: the engine's
+//! events of the project's containers, printed as docker compose prints them.
+
+use std::io::Write;
+
+use berth_compose::Project;
+use serde_json::{Value, json};
+
+use super::{containers, label, name_of, parse_as, selected};
+use crate::client::{Client, enc, enc_path};
+use crate::{CliError, CmdResult};
+
+/// The container of `service` numbered `index`, stopped ones too when `all`.
+pub(crate) fn container_of(
+    c: &Client,
+    p: &Project,
+    service: &str,
+    index: u32,
+    all: bool,
+) -> Result<String, CliError> {
+    selected(p, &[service.to_string()])?;
+    containers(c, &p.name, &[service.to_string()], all, false)?
+        .iter()
+        .find(|ct| ct["Labels"][label::NUMBER].as_str() == Some(index.to_string().as_str()))
+        .map(name_of)
+        .ok_or_else(|| CliError::new(format!("service {service:?} is not running")))
+}
+
+/// `attach` flags.
+#[derive(clap::Args)]
+pub struct AttachArgs {
+    /// Index of the container if service has multiple replicas
+    #[arg(long = "index", default_value_t = 1)]
+    index: u32,
+    /// Do not attach STDIN
+    #[arg(long = "no-stdin")]
+    no_stdin: bool,
+    /// Override the key sequence for detaching from a container
+    #[arg(long = "detach-keys")]
+    detach_keys: Option<String>,
+    /// Proxy all received signals to the process
+    #[arg(long = "sig-proxy", default_value_t = true, action = clap::ArgAction::Set)]
+    sig_proxy: bool,
+    /// The service
+    service: String,
+}
+
+/// `attach`: the plain `attach` to the service's container.
+pub fn attach(c: &Client, p: &Project, a: &AttachArgs) -> CmdResult {
+    let mut argv = vec![format!("--sig-proxy={}", a.sig_proxy)];
+    if a.no_stdin {
+        argv.push("--no-stdin".into());
+    }
+    if let Some(k) = &a.detach_keys {
+        argv.extend(["--detach-keys".into(), k.clone()]);
+    }
+    argv.push(container_of(c, p, &a.service, a.index, false)?);
+    crate::containers::attach(c, parse_as("attach", argv)?)
+}
+
+/// `cp` flags.
+#[derive(clap::Args)]
+pub struct CpArgs {
+    /// Index of the container if service has multiple replicas
+    #[arg(long = "index", default_value_t = 1)]
+    index: u32,
+    /// Archive mode (copy all uid/gid information)
+    #[arg(short = 'a', long = "archive")]
+    archive: bool,
+    /// Always follow symbol link in SRC_PATH
+    #[arg(short = 'L', long = "follow-link")]
+    follow: bool,
+    /// SERVICE:SRC_PATH or SRC_PATH
+    src: String,
+    /// SERVICE:DEST_PATH or DEST_PATH
+    dest: String,
+}
+
+/// `SERVICE:path` → `container:path`; a local path as it is (docker's rule: a `/`
+/// before the colon, or a leading `.`, makes it local).
+fn to_container_path(c: &Client, p: &Project, arg: &str, index: u32) -> Result<String, CliError> {
+    match arg.split_once(':') {
+        Some((svc, path)) if !svc.is_empty() && !svc.contains('/') && !arg.starts_with('.') => {
+            Ok(format!("{}:{path}", container_of(c, p, svc, index, true)?))
+        }
+        _ => Ok(arg.to_string()),
+    }
+}
+
+/// `cp`: the plain `cp` with the service's container in place of the service.
+pub fn cp(c: &Client, p: &Project, a: &CpArgs) -> CmdResult {
+    let mut argv = Vec::new();
+    if a.archive {
+        argv.push("-a".to_string());
+    }
+    if a.follow {
+        argv.push("-L".into());
+    }
+    argv.push(to_container_path(c, p, &a.src, a.index)?);
+    argv.push(to_container_path(c, p, &a.dest, a.index)?);
+    crate::files::cp(c, parse_as("cp", argv)?)
+}
+
+/// `export` flags.
+#[derive(clap::Args)]
+pub struct ExportArgs {
+    /// Index of the container if service has multiple replicas
+    #[arg(long = "index", default_value_t = 1)]
+    index: u32,
+    /// Write to a file, instead of STDOUT
+    #[arg(short = 'o', long = "output")]
+    output: Option<String>,
+    /// The service
+    service: String,
+}
+
+/// `export`: the service container's filesystem as a tar.
+pub fn export(c: &Client, p: &Project, a: &ExportArgs) -> CmdResult {
+    let mut argv = Vec::new();
+    if let Some(o) = &a.output {
+        argv.extend(["-o".to_string(), o.clone()]);
+    }
+    argv.push(container_of(c, p, &a.service, a.index, true)?);
+    crate::files::export(c, parse_as("export", argv)?)
+}
+
+/// `commit` flags.
+#[derive(clap::Args)]
+pub struct CommitArgs {
+    /// Index of the container if service has multiple replicas
+    #[arg(long = "index", default_value_t = 1)]
+    index: u32,
+    /// Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")
+    #[arg(short = 'a', long = "author")]
+    author: Option<String>,
+    /// Apply Dockerfile instruction to the created image
+    #[arg(short = 'c', long = "change")]
+    change: Vec<String>,
+    /// Commit message
+    #[arg(short = 'm', long = "message")]
+    message: Option<String>,
+    /// Pause container during commit
+    #[arg(short = 'p', long = "pause", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pause: bool,
+    /// The service
+    service: String,
+    /// REPOSITORY[:TAG]
+    reference: Option<String>,
+}
+
+/// `commit`: a new image from the service container's changes.
+pub fn commit(c: &Client, p: &Project, a: &CommitArgs) -> CmdResult {
+    let mut argv = vec![format!("--pause={}", a.pause)];
+    if let Some(x) = &a.author {
+        argv.extend(["-a".into(), x.clone()]);
+    }
+    if let Some(m) = &a.message {
+        argv.extend(["-m".into(), m.clone()]);
+    }
+    for ch in &a.change {
+        argv.extend(["-c".into(), ch.clone()]);
+    }
+    argv.push(container_of(c, p, &a.service, a.index, true)?);
+    argv.extend(a.reference.iter().cloned());
+    crate::files::commit(c, parse_as("commit", argv)?)
+}
+
+/// `stats` flags.
+#[derive(clap::Args)]
+pub struct StatsArgs {
+    /// Show all containers (default shows just running)
+    #[arg(short = 'a', long = "all")]
+    all: bool,
+    /// Disable streaming stats and only pull the first result
+    #[arg(long = "no-stream")]
+    no_stream: bool,
+    /// Do not truncate output
+    #[arg(long = "no-trunc")]
+    no_trunc: bool,
+    /// Format output using a custom template
+    #[arg(long = "format")]
+    format: Option<String>,
+    /// The service (default: all)
+    service: Option<String>,
+}
+
+/// `stats`: the plain `stats` of the project's containers.
+pub fn stats(c: &Client, p: &Project, a: &StatsArgs) -> CmdResult {
+    let services: Vec<String> = a.service.iter().cloned().collect();
+    let names: Vec<String> = containers(c, &p.name, &selected(p, &services)?, a.all, false)?
+        .iter()
+        .map(name_of)
+        .collect();
+    if names.is_empty() {
+        return Ok(0);
+    }
+    let mut argv = Vec::new();
+    for (flag, on) in [
+        ("--all", a.all),
+        ("--no-stream", a.no_stream),
+        ("--no-trunc", a.no_trunc),
+    ] {
+        if on {
+            argv.push(flag.to_string());
+        }
+    }
+    if let Some(f) = &a.format {
+        argv.extend(["--format".into(), f.clone()]);
+    }
+    argv.extend(names);
+    crate::stats::stats(c, parse_as("stats", argv)?)
+}
+
+/// `wait` flags.
+#[derive(clap::Args)]
+pub struct WaitArgs {
+    /// Drops project when the first container stops
+    #[arg(long = "down-project")]
+    down_project: bool,
+    /// Services
+    #[arg(required = true)]
+    services: Vec<String>,
+}
+
+/// `wait`: blocks until the services' containers stop; the exit code is the last one
+/// reported, as docker compose does.
+pub fn wait(c: &Client, p: &Project, a: &WaitArgs) -> CmdResult {
+    let list = containers(c, &p.name, &selected(p, &a.services)?, true, false)?;
+    let code = std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        for ct in &list {
+            let tx = tx.clone();
+            scope.spawn(move || {
+                let id = ct["Id"].as_str().unwrap_or_default();
+                let r = c.post(&format!("/containers/{}/wait", enc_path(id)), None);
+                let _ = tx.send((id.to_string(), r));
+            });
+        }
+        drop(tx);
+        let mut code = 0;
+        for (id, r) in rx {
+            let status = r.map_err(CliError::from)?;
+            code = status["StatusCode"].as_i64().unwrap_or(0) as i32;
+            println!("container {id:?} exited with status code {code}");
+            if a.down_project {
+                break;
+            }
+        }
+        Ok::<i32, CliError>(code)
+    })?;
+    if a.down_project {
+        super::up::down(c, p, &parse_as("down", Vec::new())?)?;
+    }
+    Ok(code)
+}
+
+/// `events` flags.
+#[derive(clap::Args)]
+pub struct EventsArgs {
+    /// Output events as a stream of json objects
+    #[arg(long = "json")]
+    json: bool,
+    /// Services (default: all)
+    services: Vec<String>,
+}
+
+/// `events`: the project's container events until interrupted.
+pub fn events(c: &Client, p: &Project, a: &EventsArgs) -> CmdResult {
+    let services = selected(p, &a.services)?;
+    let filters = json!({
+        "type": ["container"],
+        "label": [format!("{}={}", label::PROJECT, p.name)],
+    });
+    let mut resp = c
+        .send(
+            "GET",
+            &format!("/events?filters={}", enc(&filters.to_string())),
+            None,
+            &[],
+        )?
+        .error_for_status()?;
+    let mut out = std::io::stdout().lock();
+    crate::registry::each_message(&mut resp, |m| {
+        let attrs = &m["Actor"]["Attributes"];
+        let Some(service) = attrs[label::SERVICE].as_str() else {
+            return;
+        };
+        if !services.iter().any(|s| s == service) {
+            return;
+        }
+        let line = event_line(&m, service, a.json);
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    })?;
+    Ok(0)
+}
+
+/// One event as docker compose prints it: `time container action id (k=v, ...)` with
+/// its own labels left out, or the same as a JSON object.
+fn event_line(m: &Value, service: &str, as_json: bool) -> String {
+    let nanos = m["timeNano"]
+        .as_i64()
+        .filter(|n| *n != 0)
+        .unwrap_or_else(|| m["time"].as_i64().unwrap_or(0) * 1_000_000_000);
+    let when = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(nanos.max(0) as u64);
+    let stamp = berth_types::time::rfc3339(when);
+    let mut attrs: Vec<(String, String)> = m["Actor"]["Attributes"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| !k.starts_with("com.docker.compose."))
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+        .collect();
+    attrs.sort();
+    let action = m["Action"].as_str().unwrap_or("");
+    let id = m["Actor"]["ID"].as_str().unwrap_or("");
+    if as_json {
+        let attributes: serde_json::Map<String, Value> =
+            attrs.into_iter().map(|(k, v)| (k, json!(v))).collect();
+        return json!({
+            "time": stamp, "type": "container", "service": service,
+            "id": id, "action": action, "attributes": attributes,
+        })
+        .to_string();
+    }
+    // `2006-01-02 15:04:05.000000`
+    let human = format!("{} {}", &stamp[..10], &stamp[11..26]);
+    let pairs: Vec<String> = attrs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!("{human} container {action} {id} ({})", pairs.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_print_as_docker_compose_prints_them() {
+        let m = json!({
+            "Type": "container", "Action": "start", "time": 1_700_000_000,
+            "timeNano": 1_700_000_000_123_456_789_i64,
+            "Actor": {"ID": "abc", "Attributes": {
+                "name": "p-web-1", "image": "busybox",
+                "com.docker.compose.service": "web",
+            }},
+        });
+        assert_eq!(
+            event_line(&m, "web", false),
+            "2023-11-14 22:13:20.123456 container start abc (image=busybox, name=p-web-1)"
+        );
+        let j: Value = serde_json::from_str(&event_line(&m, "web", true)).unwrap();
+        assert_eq!(j["service"], "web");
+        assert_eq!(j["action"], "start");
+        assert_eq!(
+            j["attributes"],
+            json!({"image": "busybox", "name": "p-web-1"})
+        );
+        assert_eq!(j["time"], "2023-11-14T22:13:20.123456789Z");
+    }
+}
