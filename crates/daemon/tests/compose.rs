@@ -511,3 +511,125 @@ fn the_other_subcommands_act_on_the_services_containers() {
     docker_ok(&d, &["rmi", "tools-snapshot:1"]);
     assert_clean(&d);
 }
+
+/// Polls `check` for up to `secs` seconds.
+fn eventually(secs: u64, what: &str, mut check: impl FnMut() -> bool) {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < until {
+        if check() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("{what}: not seen within {secs} s");
+}
+
+#[test]
+fn watch_syncs_execs_and_rebuilds_as_files_change() {
+    let d = Daemon::start();
+    let applets = ["sh", "sleep", "echo", "cat", "ls", "rm", "test"];
+    if import_image(&d, "busybox", &applets, |_| {}, &[r#"CMD ["sh"]"#]).is_none() {
+        return;
+    }
+    let dir = d.dir.path().join("dev");
+    std::fs::create_dir_all(dir.join("web/src")).unwrap();
+    std::fs::create_dir_all(dir.join("web/conf")).unwrap();
+    let dockerfile = |v: &str| {
+        std::fs::write(
+            dir.join("web/Dockerfile"),
+            format!("FROM busybox\nRUN echo {v} > /version\nCMD [\"sleep\", \"600\"]\n"),
+        )
+        .unwrap();
+    };
+    dockerfile("v1");
+    std::fs::write(
+        dir.join("compose.yaml"),
+        r#"services:
+  web:
+    build: ./web
+    develop:
+      watch:
+        - action: sync
+          path: ./web/src
+          target: /app
+          ignore: ["*.tmp"]
+        - action: sync+exec
+          path: ./web/conf
+          target: /etc/web
+          exec:
+            command: cat /etc/web/a.conf > /reloaded
+        - action: rebuild
+          path: ./web/Dockerfile
+"#,
+    )
+    .unwrap();
+    let bin = Path::new(env!("CARGO_BIN_EXE_berthd")).with_file_name("berth");
+    let mut watch = std::process::Command::new(bin)
+        .args(["compose", "watch"])
+        .current_dir(&dir)
+        .env("BERTH_HOST", format!("unix://{}", d.socket().display()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = watch.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let mut said = Vec::new();
+    eventually(60, "Watch enabled", || {
+        said.extend(rx.try_iter());
+        said.iter().any(|l| l == "Watch enabled")
+    });
+    let cat = |path: &str| {
+        let o = compose(&d, &dir, &["exec", "-T", "web", "cat", path]);
+        o.status.success().then(|| out(&o))
+    };
+
+    // New files (a new directory too) reach the container; ignored ones do not.
+    std::fs::write(dir.join("web/src/a.txt"), "one").unwrap();
+    std::fs::create_dir_all(dir.join("web/src/sub")).unwrap();
+    std::fs::write(dir.join("web/src/sub/b.txt"), "two").unwrap();
+    std::fs::write(dir.join("web/src/skip.tmp"), "no").unwrap();
+    eventually(15, "synced files", || {
+        cat("/app/a.txt").as_deref() == Some("one")
+            && cat("/app/sub/b.txt").as_deref() == Some("two")
+    });
+    assert_eq!(cat("/app/skip.tmp"), None);
+
+    // A deleted file goes in the container too.
+    std::fs::remove_file(dir.join("web/src/a.txt")).unwrap();
+    eventually(15, "deleted file", || cat("/app/a.txt").is_none());
+
+    // sync+exec runs its command after the copy.
+    std::fs::write(dir.join("web/conf/a.conf"), "reload me").unwrap();
+    eventually(15, "exec after sync", || {
+        cat("/reloaded").as_deref() == Some("reload me")
+    });
+
+    // A changed Dockerfile rebuilds the image and recreates the container.
+    assert_eq!(cat("/version").as_deref(), Some("v1"));
+    dockerfile("v2");
+    eventually(60, "rebuilt service", || {
+        cat("/version").as_deref() == Some("v2")
+    });
+
+    let _ = watch.kill();
+    let _ = watch.wait();
+    said.extend(rx.try_iter());
+    assert!(
+        said.iter()
+            .any(|l| l.starts_with("Syncing service \"web\" after")),
+        "{said:?}"
+    );
+    compose_ok(&d, &dir, &["down", "-t", "0", "--rmi", "local"]);
+    assert!(docker_ok(&d, &["ps", "-aq"]).is_empty());
+    assert_clean(&d);
+}

@@ -8,6 +8,7 @@ mod create;
 mod passthrough;
 mod show;
 mod up;
+mod watch;
 
 use std::collections::BTreeMap;
 
@@ -103,6 +104,8 @@ pub enum ComposeCommand {
     Events(passthrough::EventsArgs),
     /// Show the Docker Compose version information
     Version(VersionArgs),
+    /// Watch build context for service and rebuild/refresh containers when files are updated
+    Watch(watch::WatchArgs),
 }
 
 /// `version` flags.
@@ -194,6 +197,7 @@ pub fn compose(c: &Client, a: ComposeArgs) -> CmdResult {
         ComposeCommand::Stats(st) => passthrough::stats(c, p, &st),
         ComposeCommand::Wait(w) => passthrough::wait(c, p, &w),
         ComposeCommand::Events(ev) => passthrough::events(c, p, &ev),
+        ComposeCommand::Watch(w) => watch::watch(c, p, &w),
         ComposeCommand::Ls(_) | ComposeCommand::Version(_) => unreachable!("answered above"),
     }
 }

@@ -59,6 +59,9 @@ pub struct UpArgs {
     /// --abort-on-container-exit)
     #[arg(long = "exit-code-from")]
     exit_code_from: Option<String>,
+    /// Watch source code and rebuild/refresh containers when files are updated
+    #[arg(short = 'w', long = "watch")]
+    watch: bool,
     /// Services
     services: Vec<String>,
 }
@@ -748,6 +751,11 @@ pub fn up(c: &Client, p: &Project, a: &UpArgs) -> CmdResult {
     let services = with_dependencies(p, &a.services, a.no_deps)?;
     let scale = &scales(p, &a.scale)?;
     check_services(p, &services)?;
+    let watch_rules = if a.watch && !a.no_start {
+        Some(super::watch::rules_for_up(p, &services)?)
+    } else {
+        None
+    };
     if a.remove_orphans {
         remove_orphans(c, p)?;
     }
@@ -789,7 +797,12 @@ pub fn up(c: &Client, p: &Project, a: &UpArgs) -> CmdResult {
     if a.wait {
         wait_running(c, &all_ids, a.wait_timeout)?;
     }
+    let watcher = watch_rules.map(|r| super::watch::spawn(c, p, r));
     if a.detach || a.no_start || a.wait {
+        if let Some(w) = watcher {
+            // Detached, the watch is what keeps running.
+            let _ = w.join();
+        }
         return Ok(0);
     }
     if let Some(svc) = &a.exit_code_from
