@@ -633,3 +633,65 @@ fn watch_syncs_execs_and_rebuilds_as_files_change() {
     assert!(docker_ok(&d, &["ps", "-aq"]).is_empty());
     assert_clean(&d);
 }
+
+#[test]
+fn post_start_and_pre_stop_hooks_run_in_the_container() {
+    let Some(d) = daemon_with_busybox() else {
+        return;
+    };
+    let dir = d.dir.path().join("hooks");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = |post_start: &str| {
+        std::fs::write(
+            dir.join("compose.yaml"),
+            format!(
+                r#"services:
+  app:
+    image: busybox
+    command: sleep 60
+    volumes: [log:/log]
+    post_start:
+      - command: {post_start}
+        environment: {{WHO: post}}
+    pre_stop:
+      - command: ["sh", "-c", "echo stopping $$WHO >> /log/hooks"]
+        environment: [WHO=pre]
+volumes:
+  log:
+"#
+            ),
+        )
+        .unwrap();
+    };
+    file("echo started by $$WHO > /log/hooks");
+    compose_ok(&d, &dir, &["up", "-d"]);
+    let log = compose_ok(&d, &dir, &["exec", "-T", "app", "cat", "/log/hooks"]);
+    assert_eq!(log, "started by post");
+    compose_ok(&d, &dir, &["stop"]);
+    let log = docker_ok(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "-v",
+            "hooks_log:/log",
+            "busybox",
+            "cat",
+            "/log/hooks",
+        ],
+    );
+    assert_eq!(log, "started by post\nstopping pre");
+
+    // A failing hook fails `up`, saying which.
+    file("exit 3");
+    let o = compose(&d, &dir, &["up", "-d", "--force-recreate"]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        err(&o).contains("post_start hook of hooks-app-1"),
+        "{}",
+        err(&o)
+    );
+    compose_ok(&d, &dir, &["down", "-v", "-t", "0"]);
+    assert!(docker_ok(&d, &["ps", "-aq"]).is_empty());
+    assert_clean(&d);
+}

@@ -27,6 +27,51 @@ pub(crate) fn container_of(
         .ok_or_else(|| CliError::new(format!("service {service:?} is not running")))
 }
 
+/// Runs a command in a container through the plain `exec`, its output shown, as docker
+/// compose runs hooks and `sync+exec`: `spec` has `command` (a string runs under
+/// `/bin/sh -c`) and optionally `user`, `working_dir`, `privileged`, `environment` (a
+/// map or a list). A non-zero exit is an error.
+pub(crate) fn exec_in(c: &Client, container: &str, spec: &Value) -> Result<(), CliError> {
+    let mut argv = Vec::new();
+    if let Some(u) = spec["user"].as_str() {
+        argv.extend(["-u".to_string(), u.into()]);
+    }
+    if let Some(w) = spec["working_dir"].as_str() {
+        argv.extend(["-w".into(), w.into()]);
+    }
+    if spec["privileged"].as_bool() == Some(true) {
+        argv.push("--privileged".into());
+    }
+    match &spec["environment"] {
+        Value::Object(m) => {
+            for (k, v) in m {
+                let v = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+                argv.extend(["-e".into(), format!("{k}={v}")]);
+            }
+        }
+        Value::Array(l) => {
+            for e in l.iter().filter_map(Value::as_str) {
+                argv.extend(["-e".into(), e.into()]);
+            }
+        }
+        _ => {}
+    }
+    argv.push(container.to_string());
+    match &spec["command"] {
+        Value::String(s) => argv.extend(["/bin/sh".into(), "-c".into(), s.clone()]),
+        Value::Array(l) => argv.extend(l.iter().filter_map(|v| v.as_str().map(str::to_string))),
+        _ => return Err(CliError::new(format!("{container}: no command to run"))),
+    }
+    let code = crate::containers::exec(c, parse_as("exec", argv)?)?;
+    if code != 0 {
+        return Err(CliError::new(format!(
+            "{container}: {} exited with status {code}",
+            spec["command"]
+        )));
+    }
+    Ok(())
+}
+
 /// `attach` flags.
 #[derive(clap::Args)]
 pub struct AttachArgs {

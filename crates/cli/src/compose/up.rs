@@ -720,7 +720,7 @@ fn wait_for_dependencies(c: &Client, p: &Project, svc: &str) -> Result<(), CliEr
     Ok(())
 }
 
-fn start_ids(c: &Client, ids: &[String]) -> Result<(), CliError> {
+fn start_ids(c: &Client, p: &Project, ids: &[String]) -> Result<(), CliError> {
     for id in ids {
         let info = c.get(&format!("/containers/{id}/json")).map_err(api)?;
         let name = info["Name"]
@@ -734,7 +734,29 @@ fn start_ids(c: &Client, ids: &[String]) -> Result<(), CliError> {
         say("Container", &name, "Starting");
         c.post(&format!("/containers/{id}/start"), None)
             .map_err(api)?;
+        if let Some(svc) = info["Config"]["Labels"][label::SERVICE].as_str() {
+            run_hooks(c, p, svc, &name, "post_start")?;
+        }
         say("Container", &name, "Started");
+    }
+    Ok(())
+}
+
+/// A service's `post_start` or `pre_stop` hooks, run in one of its containers in order,
+/// each waited for; a failing hook fails the command, as in docker compose.
+fn run_hooks(
+    c: &Client,
+    p: &Project,
+    svc: &str,
+    container: &str,
+    kind: &str,
+) -> Result<(), CliError> {
+    let Some(s) = p.services.get(svc) else {
+        return Ok(());
+    };
+    for hook in s[kind].as_array().into_iter().flatten() {
+        super::passthrough::exec_in(c, container, hook)
+            .map_err(|e| CliError::new(format!("{kind} hook of {container}: {}", e.message)))?;
     }
     Ok(())
 }
@@ -776,7 +798,7 @@ pub fn up(c: &Client, p: &Project, a: &UpArgs) -> CmdResult {
                         let ids = converge(c, p, svc, scale[svc.as_str()], a)?;
                         if !a.no_start {
                             wait_for_dependencies(c, p, svc)?;
-                            start_ids(c, &ids)?;
+                            start_ids(c, p, &ids)?;
                         }
                         Ok(ids)
                     })
@@ -909,7 +931,7 @@ fn attach_until_done(
             eprintln!("Gracefully stopping... (press Ctrl+C again to force)");
             // SAFETY: restoring the default disposition.
             unsafe { libc::signal(libc::SIGINT, libc::SIG_DFL) };
-            stop_all(c, &containers(c, &p.name, &[], false, false)?, timeout);
+            stop_all(c, p, &containers(c, &p.name, &[], false, false)?, timeout);
             return Ok(130);
         }
         match rx.recv_timeout(Duration::from_millis(100)) {
@@ -917,7 +939,7 @@ fn attach_until_done(
                 left -= 1;
                 if abort {
                     eprintln!("Aborting on container exit...");
-                    stop_all(c, &containers(c, &p.name, &[], false, false)?, timeout);
+                    stop_all(c, p, &containers(c, &p.name, &[], false, false)?, timeout);
                     return exit_code_of(c, p, exit_code_from, &id);
                 }
             }
@@ -942,11 +964,18 @@ fn exit_code_of(c: &Client, p: &Project, service: Option<&str>, ended: &str) -> 
     Ok(info["State"]["ExitCode"].as_i64().unwrap_or(0) as i32)
 }
 
-fn stop_all(c: &Client, list: &[Value], timeout: Option<u64>) {
+fn stop_all(c: &Client, p: &Project, list: &[Value], timeout: Option<u64>) {
     std::thread::scope(|scope| {
         for ct in list {
             scope.spawn(move || {
                 let name = name_of(ct);
+                let svc = ct["Labels"][label::SERVICE].as_str().unwrap_or("");
+                if ct["State"] == "running"
+                    && let Err(e) = run_hooks(c, p, svc, &name, "pre_stop")
+                {
+                    // Taking the project down goes on.
+                    eprintln!("{}", e.message);
+                }
                 say("Container", &name, "Stopping");
                 let t = timeout.map_or(String::new(), |t| format!("?t={t}"));
                 let _ = c.post(&format!("/containers/{}/stop{t}", enc_path(&name)), None);
@@ -990,7 +1019,7 @@ pub fn down(c: &Client, p: &Project, a: &DownArgs) -> CmdResult {
         .filter(|ct| ct["State"] == "running")
         .cloned()
         .collect();
-    stop_all(c, &running, a.timeout);
+    stop_all(c, p, &running, a.timeout);
     for ct in &gone {
         let name = name_of(ct);
         say("Container", &name, "Removing");
@@ -1163,7 +1192,7 @@ pub fn start(c: &Client, p: &Project, a: &ServicesArgs) -> CmdResult {
                 .iter()
                 .filter_map(|ct| ct["Id"].as_str().map(str::to_string))
                 .collect();
-            start_ids(c, &ids)?;
+            start_ids(c, p, &ids)?;
         }
     }
     Ok(0)
@@ -1191,6 +1220,9 @@ pub fn stop(c: &Client, p: &Project, a: &StopArgs, action: &str) -> CmdResult {
                 false,
             )? {
                 let name = name_of(&ct);
+                if ct["State"] == "running" {
+                    run_hooks(c, p, svc, &name, "pre_stop")?;
+                }
                 say("Container", &name, doing);
                 let t = a.timeout.map_or(String::new(), |t| format!("?t={t}"));
                 c.post(
@@ -1214,7 +1246,7 @@ pub fn rm(c: &Client, p: &Project, a: &RmArgs) -> CmdResult {
             .filter(|ct| ct["State"] == "running")
             .cloned()
             .collect();
-        stop_all(c, &running, None);
+        stop_all(c, p, &running, None);
     }
     let stopped: Vec<String> = containers(c, &p.name, &selected(p, &a.services)?, true, false)?
         .iter()

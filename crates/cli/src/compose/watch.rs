@@ -16,6 +16,7 @@ use berth_dockerfile::Ignore;
 use rustix::fs::inotify::{self, CreateFlags, ReadFlags, WatchFlags};
 use serde_json::{Value, json};
 
+use super::passthrough::exec_in;
 use super::{containers, name_of, parse_as, selected};
 use crate::client::{Client, enc_path};
 use crate::{CliError, CmdResult};
@@ -430,54 +431,12 @@ fn sync(c: &Client, container: &str, r: &Rule, paths: &[&Path]) -> Result<(), Cl
     if !gone.is_empty() {
         let mut cmd = vec!["rm".to_string(), "-rf".into(), "--".into()];
         cmd.extend(gone);
-        run_in(c, container, &json!(cmd), None, None)?;
+        exec_in(c, container, &json!({"command": cmd}))?;
     }
     Ok(())
 }
 
 /// `sync+exec`'s command, its output shown.
 fn exec_after_sync(c: &Client, container: &str, e: &Value) -> Result<(), CliError> {
-    let cmd = match &e["command"] {
-        Value::String(s) => json!(["/bin/sh", "-c", s]),
-        other => other.clone(),
-    };
-    run_in(
-        c,
-        container,
-        &cmd,
-        e["user"].as_str(),
-        e["working_dir"].as_str(),
-    )
-}
-
-/// Runs a command in the container through the plain `exec`.
-fn run_in(
-    c: &Client,
-    container: &str,
-    cmd: &Value,
-    user: Option<&str>,
-    workdir: Option<&str>,
-) -> Result<(), CliError> {
-    let mut argv = Vec::new();
-    if let Some(u) = user {
-        argv.extend(["-u".to_string(), u.to_string()]);
-    }
-    if let Some(w) = workdir {
-        argv.extend(["-w".to_string(), w.to_string()]);
-    }
-    argv.push(container.to_string());
-    argv.extend(
-        cmd.as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|v| v.as_str().map(str::to_string)),
-    );
-    let code = crate::containers::exec(c, parse_as("exec", argv)?)?;
-    if code != 0 {
-        return Err(CliError::new(format!(
-            "{} in {container} exited with {code}",
-            cmd
-        )));
-    }
-    Ok(())
+    exec_in(c, container, e)
 }
