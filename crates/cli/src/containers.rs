@@ -295,6 +295,15 @@ pub struct ExecArgs {
 /// `attach` flags.
 #[derive(clap::Args)]
 pub struct AttachArgs {
+    #[command(flatten)]
+    flags: AttachFlags,
+    /// The container
+    container: String,
+}
+
+/// The flags `attach` shares with `compose attach`.
+#[derive(clap::Args, Clone)]
+pub struct AttachFlags {
     /// Do not attach STDIN
     #[arg(long = "no-stdin")]
     no_stdin: bool,
@@ -304,8 +313,13 @@ pub struct AttachArgs {
     /// Proxy all received signals to the process (accepted)
     #[arg(long = "sig-proxy", default_value_t = true, action = clap::ArgAction::Set)]
     sig_proxy: bool,
-    /// The container
-    container: String,
+}
+
+impl AttachArgs {
+    /// `attach` to `container` with these flags.
+    pub fn of(flags: AttachFlags, container: String) -> AttachArgs {
+        AttachArgs { flags, container }
+    }
 }
 
 /// `update` flags.
@@ -1085,7 +1099,7 @@ pub fn exec(c: &Client, a: ExecArgs) -> CmdResult {
 
 /// `attach`.
 pub fn attach(c: &Client, a: AttachArgs) -> CmdResult {
-    let _ = a.sig_proxy;
+    let _ = a.flags.sig_proxy;
     let info = c.get(&format!("/containers/{}/json", enc_path(&a.container)))?;
     if info["State"]["Running"].as_bool() != Some(true) {
         return Err(CliError::new(
@@ -1094,12 +1108,16 @@ pub fn attach(c: &Client, a: AttachArgs) -> CmdResult {
     }
     let id = info["Id"].as_str().unwrap_or("").to_string();
     let tty = info["Config"]["Tty"].as_bool().unwrap_or(false);
-    let stdin = !a.no_stdin && info["Config"]["OpenStdin"].as_bool().unwrap_or(false);
+    let stdin = !a.flags.no_stdin && info["Config"]["OpenStdin"].as_bool().unwrap_or(false);
     let hijack = c.hijack(
         &format!(
             "/containers/{id}/attach?stream=1&stdin={}&stdout=1&stderr=1&detachKeys={}",
             u8::from(stdin),
-            enc(a.detach_keys.as_deref().unwrap_or(DEFAULT_DETACH_KEYS))
+            enc(a
+                .flags
+                .detach_keys
+                .as_deref()
+                .unwrap_or(DEFAULT_DETACH_KEYS))
         ),
         None,
     )?;
@@ -1108,7 +1126,7 @@ pub fn attach(c: &Client, a: AttachArgs) -> CmdResult {
         hijack,
         stdin,
         tty,
-        &a.detach_keys,
+        &a.flags.detach_keys,
         format!("/containers/{id}/resize"),
     )?;
     if ended == Ended::Detached {

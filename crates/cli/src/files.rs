@@ -386,6 +386,17 @@ pub fn load(c: &Client, a: LoadArgs) -> CmdResult {
 /// `commit` flags.
 #[derive(clap::Args)]
 pub struct CommitArgs {
+    #[command(flatten)]
+    flags: CommitFlags,
+    /// The container
+    container: String,
+    /// REPOSITORY[:TAG]
+    reference: Option<String>,
+}
+
+/// The flags `commit` shares with `compose commit`.
+#[derive(clap::Args, Clone)]
+pub struct CommitFlags {
     /// Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")
     #[arg(short = 'a', long = "author")]
     author: Option<String>,
@@ -398,10 +409,17 @@ pub struct CommitArgs {
     /// Pause container during commit
     #[arg(short = 'p', long = "pause", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pause: bool,
-    /// The container
-    container: String,
-    /// REPOSITORY[:TAG]
-    reference: Option<String>,
+}
+
+impl CommitArgs {
+    /// `commit` of `container` to `reference` with these flags.
+    pub fn of(flags: CommitFlags, container: String, reference: Option<String>) -> CommitArgs {
+        CommitArgs {
+            flags,
+            container,
+            reference,
+        }
+    }
 }
 
 /// `commit`.
@@ -409,19 +427,19 @@ pub fn commit(c: &Client, a: CommitArgs) -> CmdResult {
     let mut q = format!(
         "/commit?container={}&pause={}",
         enc(&a.container),
-        u8::from(a.pause)
+        u8::from(a.flags.pause)
     );
     if let Some(r) = &a.reference {
         let (repo, tag) = crate::images::split_reference(r);
         q.push_str(&format!("&repo={}&tag={}", enc(&repo), enc(&tag)));
     }
-    if let Some(m) = &a.message {
+    if let Some(m) = &a.flags.message {
         q.push_str(&format!("&comment={}", enc(m)));
     }
-    if let Some(au) = &a.author {
+    if let Some(au) = &a.flags.author {
         q.push_str(&format!("&author={}", enc(au)));
     }
-    for ch in &a.change {
+    for ch in &a.flags.change {
         q.push_str(&format!("&changes={}", enc(ch)));
     }
     let v = c.post(&q, None)?;

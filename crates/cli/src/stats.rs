@@ -8,9 +8,9 @@ use serde_json::{Value, json};
 use crate::client::{Client, enc_path};
 use crate::{CliError, CmdResult, format};
 
-/// `stats` flags.
-#[derive(clap::Args)]
-pub struct StatsArgs {
+/// The flags `stats` shares with `compose stats`.
+#[derive(clap::Args, Clone)]
+pub struct StatsFlags {
     /// Show all containers (default shows just running)
     #[arg(short = 'a', long = "all")]
     all: bool,
@@ -23,6 +23,20 @@ pub struct StatsArgs {
     /// Format output using a custom template
     #[arg(long = "format")]
     format: Option<String>,
+}
+
+impl StatsFlags {
+    /// Whether stopped containers are shown too.
+    pub fn all(&self) -> bool {
+        self.all
+    }
+}
+
+/// `stats` flags.
+#[derive(clap::Args)]
+pub struct StatsArgs {
+    #[command(flatten)]
+    flags: StatsFlags,
     /// Show what the daemon kept of one container's use (Berth: the last 15 minutes
     /// per second, the last 24 hours per minute)
     #[arg(long = "history")]
@@ -35,6 +49,19 @@ pub struct StatsArgs {
     interval: String,
     /// Containers (default: the running ones)
     containers: Vec<String>,
+}
+
+impl StatsArgs {
+    /// Plain `stats` of the containers named, with these flags.
+    pub fn of(flags: StatsFlags, containers: Vec<String>) -> StatsArgs {
+        StatsArgs {
+            flags,
+            history: false,
+            since: None,
+            interval: "1s".into(),
+            containers,
+        }
+    }
 }
 
 /// Docker's CPU percentage: the container's share of the host's CPU time between the two
@@ -121,7 +148,7 @@ fn targets(c: &Client, a: &StatsArgs) -> Result<Vec<String>, CliError> {
     if !a.containers.is_empty() {
         return Ok(a.containers.clone());
     }
-    let list = c.get(&format!("/containers/json?all={}", u8::from(a.all)))?;
+    let list = c.get(&format!("/containers/json?all={}", u8::from(a.flags.all)))?;
     Ok(list
         .as_array()
         .into_iter()
@@ -196,8 +223,8 @@ fn history(c: &Client, a: &StatsArgs) -> CmdResult {
     let default =
         "table {{.Time}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}";
     let mut out = std::io::stdout().lock();
-    format::print_list(&mut out, a.format.as_deref(), default, &headers, &rows)
-        .map_err(CliError::new)?;
+    let template = a.flags.format.as_deref();
+    format::print_list(&mut out, template, default, &headers, &rows).map_err(CliError::new)?;
     Ok(0)
 }
 
@@ -215,21 +242,21 @@ pub fn stats(c: &Client, a: StatsArgs) -> CmdResult {
         let mut rows = Vec::new();
         for s in samples(c, &names) {
             match s {
-                Ok(s) => rows.push(row(&s, a.no_trunc)),
+                Ok(s) => rows.push(row(&s, a.flags.no_trunc)),
                 Err(e) if !a.containers.is_empty() => return Err(CliError::new(e)),
                 // Gone since it was listed.
                 Err(_) => {}
             }
         }
         let mut out = std::io::stdout().lock();
-        if !a.no_stream {
+        if !a.flags.no_stream {
             // Redraw in place, as docker does.
             let _ = write!(out, "\x1b[2J\x1b[H");
         }
-        format::print_list(&mut out, a.format.as_deref(), default, &headers, &rows)
-            .map_err(CliError::new)?;
+        let template = a.flags.format.as_deref();
+        format::print_list(&mut out, template, default, &headers, &rows).map_err(CliError::new)?;
         let _ = out.flush();
-        if a.no_stream {
+        if a.flags.no_stream {
             return Ok(0);
         }
         std::thread::sleep(std::time::Duration::from_millis(500));

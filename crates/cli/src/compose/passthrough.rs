@@ -78,30 +78,16 @@ pub struct AttachArgs {
     /// Index of the container if service has multiple replicas
     #[arg(long = "index", default_value_t = 1)]
     index: u32,
-    /// Do not attach STDIN
-    #[arg(long = "no-stdin")]
-    no_stdin: bool,
-    /// Override the key sequence for detaching from a container
-    #[arg(long = "detach-keys")]
-    detach_keys: Option<String>,
-    /// Proxy all received signals to the process
-    #[arg(long = "sig-proxy", default_value_t = true, action = clap::ArgAction::Set)]
-    sig_proxy: bool,
+    #[command(flatten)]
+    flags: crate::containers::AttachFlags,
     /// The service
     service: String,
 }
 
 /// `attach`: the plain `attach` to the service's container.
 pub fn attach(c: &Client, p: &Project, a: &AttachArgs) -> CmdResult {
-    let mut argv = vec![format!("--sig-proxy={}", a.sig_proxy)];
-    if a.no_stdin {
-        argv.push("--no-stdin".into());
-    }
-    if let Some(k) = &a.detach_keys {
-        argv.extend(["--detach-keys".into(), k.clone()]);
-    }
-    argv.push(container_of(c, p, &a.service, a.index, false)?);
-    crate::containers::attach(c, parse_as("attach", argv)?)
+    let name = container_of(c, p, &a.service, a.index, false)?;
+    crate::containers::attach(c, crate::containers::AttachArgs::of(a.flags.clone(), name))
 }
 
 /// `cp` flags.
@@ -176,18 +162,8 @@ pub struct CommitArgs {
     /// Index of the container if service has multiple replicas
     #[arg(long = "index", default_value_t = 1)]
     index: u32,
-    /// Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")
-    #[arg(short = 'a', long = "author")]
-    author: Option<String>,
-    /// Apply Dockerfile instruction to the created image
-    #[arg(short = 'c', long = "change")]
-    change: Vec<String>,
-    /// Commit message
-    #[arg(short = 'm', long = "message")]
-    message: Option<String>,
-    /// Pause container during commit
-    #[arg(short = 'p', long = "pause", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
-    pause: bool,
+    #[command(flatten)]
+    flags: crate::files::CommitFlags,
     /// The service
     service: String,
     /// REPOSITORY[:TAG]
@@ -196,36 +172,16 @@ pub struct CommitArgs {
 
 /// `commit`: a new image from the service container's changes.
 pub fn commit(c: &Client, p: &Project, a: &CommitArgs) -> CmdResult {
-    let mut argv = vec![format!("--pause={}", a.pause)];
-    if let Some(x) = &a.author {
-        argv.extend(["-a".into(), x.clone()]);
-    }
-    if let Some(m) = &a.message {
-        argv.extend(["-m".into(), m.clone()]);
-    }
-    for ch in &a.change {
-        argv.extend(["-c".into(), ch.clone()]);
-    }
-    argv.push(container_of(c, p, &a.service, a.index, true)?);
-    argv.extend(a.reference.iter().cloned());
-    crate::files::commit(c, parse_as("commit", argv)?)
+    let name = container_of(c, p, &a.service, a.index, true)?;
+    let args = crate::files::CommitArgs::of(a.flags.clone(), name, a.reference.clone());
+    crate::files::commit(c, args)
 }
 
 /// `stats` flags.
 #[derive(clap::Args)]
 pub struct StatsArgs {
-    /// Show all containers (default shows just running)
-    #[arg(short = 'a', long = "all")]
-    all: bool,
-    /// Disable streaming stats and only pull the first result
-    #[arg(long = "no-stream")]
-    no_stream: bool,
-    /// Do not truncate output
-    #[arg(long = "no-trunc")]
-    no_trunc: bool,
-    /// Format output using a custom template
-    #[arg(long = "format")]
-    format: Option<String>,
+    #[command(flatten)]
+    flags: crate::stats::StatsFlags,
     /// The service (default: all)
     service: Option<String>,
 }
@@ -233,28 +189,15 @@ pub struct StatsArgs {
 /// `stats`: the plain `stats` of the project's containers.
 pub fn stats(c: &Client, p: &Project, a: &StatsArgs) -> CmdResult {
     let services: Vec<String> = a.service.iter().cloned().collect();
-    let names: Vec<String> = containers(c, &p.name, &selected(p, &services)?, a.all, false)?
-        .iter()
-        .map(name_of)
-        .collect();
+    let names: Vec<String> =
+        containers(c, &p.name, &selected(p, &services)?, a.flags.all(), false)?
+            .iter()
+            .map(name_of)
+            .collect();
     if names.is_empty() {
         return Ok(0);
     }
-    let mut argv = Vec::new();
-    for (flag, on) in [
-        ("--all", a.all),
-        ("--no-stream", a.no_stream),
-        ("--no-trunc", a.no_trunc),
-    ] {
-        if on {
-            argv.push(flag.to_string());
-        }
-    }
-    if let Some(f) = &a.format {
-        argv.extend(["--format".into(), f.clone()]);
-    }
-    argv.extend(names);
-    crate::stats::stats(c, parse_as("stats", argv)?)
+    crate::stats::stats(c, crate::stats::StatsArgs::of(a.flags.clone(), names))
 }
 
 /// `wait` flags.
