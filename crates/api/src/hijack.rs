@@ -38,6 +38,27 @@ pub struct Session {
     pub detach_keys: Vec<u8>,
     /// Bytes sent before the live output (the log, for `logs=1`).
     pub prelude: Vec<u8>,
+    /// Called when the client leaves while the process runs on (the `detach` events).
+    pub on_detach: Option<DetachHook>,
+}
+
+/// How a client left a session whose process runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DetachCause {
+    /// It sent the detach keys (clients that do not look for them themselves).
+    Keys,
+    /// It closed its side (the docker CLI detaches this way: it spots the keys itself).
+    Gone,
+}
+
+/// What runs when a client detaches.
+#[derive(Clone)]
+pub struct DetachHook(pub std::sync::Arc<dyn Fn(DetachCause) + Send + Sync>);
+
+impl std::fmt::Debug for DetachHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DetachHook")
+    }
 }
 
 /// Parses Docker's detach key notation (see `berth_types::detach`) for a request.
@@ -164,10 +185,10 @@ where
             let Some(codec) = &io.stdin else { continue };
             let (data, detached) = scanner.feed(&buf[..n]);
             if !data.is_empty() && to_process.write_all(&(codec.frame)(&data)).await.is_err() {
-                return;
+                return None;
             }
             if detached {
-                return;
+                return Some(DetachCause::Keys);
             }
         }
         // End of the client's input.
@@ -175,16 +196,20 @@ where
             Some(end) => {
                 let _ = to_process.write_all(end).await;
                 // Output goes on until the process is done.
-                std::future::pending::<()>().await;
+                std::future::pending::<Option<DetachCause>>().await
             }
-            None if io.stdin.is_some() => {}
+            None if io.stdin.is_some() => Some(DetachCause::Gone),
             // A client that sends no input may half-close; keep its output flowing.
-            None => std::future::pending::<()>().await,
+            None => std::future::pending::<Option<DetachCause>>().await,
         }
     };
     tokio::select! {
         _ = output => {}
-        _ = input => {}
+        left = input => {
+            if let (Some(cause), Some(hook)) = (left, &session.on_detach) {
+                (hook.0)(cause);
+            }
+        }
     }
 }
 

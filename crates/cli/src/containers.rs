@@ -1091,7 +1091,8 @@ pub fn exec(c: &Client, a: ExecArgs) -> CmdResult {
         format!("/exec/{exec_id}/resize"),
     )?;
     if ended == Ended::Detached {
-        return Ok(0);
+        // As the docker CLI: its `exec` reports the escape as an error (exit 1).
+        return Err(CliError::new("read escape sequence"));
     }
     let info = c.get(&format!("/exec/{exec_id}/json"))?;
     Ok(info["ExitCode"].as_i64().unwrap_or(0) as i32)

@@ -43,4 +43,17 @@ impl ContainerService {
     pub fn emit(&self, rec: &ContainerRecord, action: &str) {
         self.events.emit(self.event(rec, action));
     }
+
+    /// A client detached from the container (`detach`) or from one of its execs
+    /// (`exec_detach`, with the exec's id), as dockerd reports it.
+    pub fn emit_detach(&self, container: &str, exec_id: Option<&str>) {
+        let Ok(rec) = self.get(container) else {
+            return;
+        };
+        let event = match exec_id {
+            None => self.event(&rec, "detach"),
+            Some(id) => self.event(&rec, "exec_detach").attr("execID", id),
+        };
+        self.events.emit(event);
+    }
 }

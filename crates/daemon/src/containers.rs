@@ -44,7 +44,12 @@ fn stdin_codec(req: &AttachRequest, stdin_once: bool, tty: bool) -> Option<Stdin
     })
 }
 
-fn session(tty: bool, detach_keys: &str, prelude: Vec<u8>) -> Result<Session, ApiError> {
+fn session(
+    tty: bool,
+    detach_keys: &str,
+    prelude: Vec<u8>,
+    on_detach: impl Fn(berth_api::hijack::DetachCause) + Send + Sync + 'static,
+) -> Result<Session, ApiError> {
     let keys = if detach_keys.is_empty() {
         DEFAULT_DETACH_KEYS
     } else {
@@ -54,6 +59,9 @@ fn session(tty: bool, detach_keys: &str, prelude: Vec<u8>) -> Result<Session, Ap
         tty,
         detach_keys: berth_api::hijack::parse_detach_keys(keys)?,
         prelude,
+        on_detach: Some(berth_api::hijack::DetachHook(std::sync::Arc::new(
+            on_detach,
+        ))),
     })
 }
 
@@ -171,7 +179,11 @@ impl ContainerBackend for Containers {
         } else {
             Vec::new()
         };
-        let session = session(tty, &req.detach_keys, prelude)?;
+        let (service, id) = (self.service.clone(), rec.id.clone());
+        // dockerd reports a `detach` however the client left.
+        let session = session(tty, &req.detach_keys, prelude, move |_| {
+            service.emit_detach(&id, None);
+        })?;
         if req.stream {
             self.service.emit(&rec, "attach");
         }
@@ -262,7 +274,19 @@ impl ContainerBackend for Containers {
                     // An exec's stdin is attached once: it closes with the client's input.
                     stdin: stdin_codec(&r, true, tty),
                 };
-                Ok(Some((io, session(start_tty, &r.detach_keys, Vec::new())?)))
+                let (service, container, exec_id) = (
+                    self.service.clone(),
+                    exec.container_id.clone(),
+                    exec.id.clone(),
+                );
+                // dockerd reports `exec_detach` only for the keys it saw itself.
+                let on_detach = move |cause| {
+                    if cause == berth_api::hijack::DetachCause::Keys {
+                        service.emit_detach(&container, Some(&exec_id));
+                    }
+                };
+                let session = session(start_tty, &r.detach_keys, Vec::new(), on_detach)?;
+                Ok(Some((io, session)))
             }
             _ => Ok(None),
         }

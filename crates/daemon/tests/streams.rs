@@ -189,8 +189,86 @@ fn ctrl_p_ctrl_q_detaches_and_the_container_runs_on() {
         assert!(screen.contains("read-one"), "{cli}: {screen}");
         let state = docker(&d, &["inspect", "-f", "{{.State.Status}}", "bg"]).unwrap();
         assert_eq!(out(&state), "running", "{cli}");
+        // An exec detaches the same way; the docker CLI says so and exits 1 there (its
+        // `exec` does not take the escape as a clean end, its `run` and `attach` do).
+        let shown = in_terminal(&d, &format!("{cli} exec -it bg sh"), &[b"\x10\x11"]).unwrap();
+        let screen = String::from_utf8_lossy(&shown.stdout).replace('\r', "");
+        assert!(
+            screen.contains("read escape sequence"),
+            "{cli} exec: {screen}"
+        );
+        assert_eq!(shown.status.code(), Some(1), "{cli} exec: {screen}");
         assert!(docker(&d, &["rm", "-f", "bg"]).unwrap().status.success());
     }
+    let o = docker(
+        &d,
+        &["run", "-d", "--name", "held", "busybox", "sleep", "60"],
+    )
+    .unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    // A client that sends the keys itself (not the CLIs: they spot the keys and hang up)
+    // detaches an exec in the daemon.
+    let created = d.post_json(
+        "/containers/held/exec",
+        r#"{"Cmd":["sh"],"Tty":true,"AttachStdin":true,"AttachStdout":true,"DetachKeys":"ctrl-x"}"#,
+    );
+    assert_eq!(created.0, 201, "{}", created.1);
+    let exec_id = created.1.split('"').nth(3).unwrap().to_string();
+    {
+        use std::io::{Read, Write};
+        let mut s = std::os::unix::net::UnixStream::connect(d.socket()).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        let body = r#"{"Tty":true}"#;
+        write!(
+            s,
+            "POST /exec/{exec_id}/start HTTP/1.1\r\nHost: berth\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        s.write_all(b"\x18").unwrap();
+        let mut rest = Vec::new();
+        // The daemon ends the session.
+        let _ = s.read_to_end(&mut rest);
+    }
+    // `--until 0s` reaches the client's current second only.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    // Each detach is an event, as dockerd reports them: a `detach` whenever an attach
+    // client leaves a running container, an `exec_detach` for keys the daemon saw.
+    let format = "{{.Action}} {{.Actor.Attributes.name}}{{if .Actor.Attributes.execID}} {{.Actor.Attributes.execID}}{{end}}";
+    let events = docker(
+        &d,
+        &[
+            "events",
+            "--since",
+            "0",
+            "--until",
+            "0s",
+            "--filter",
+            "event=detach",
+            "--filter",
+            "event=exec_detach",
+            "--format",
+            format,
+        ],
+    )
+    .unwrap();
+    let text = out(&events);
+    let lines: Vec<&str> = text.lines().collect();
+    let n = clis().len();
+    assert_eq!(
+        lines.iter().filter(|l| **l == "detach bg").count(),
+        n,
+        "{lines:?}"
+    );
+    let exec_detach = format!("exec_detach held {exec_id}");
+    assert_eq!(
+        lines.iter().filter(|l| **l == exec_detach).count(),
+        1,
+        "{lines:?}"
+    );
+    assert!(docker(&d, &["rm", "-f", "held"]).unwrap().status.success());
     assert_clean(&d);
 }
 
