@@ -34,6 +34,12 @@ pub struct Flags {
     /// The default bridge's address and prefix, e.g. 172.17.0.1/16
     #[arg(long = "bip")]
     pub bip: Option<String>,
+    /// Give containers on the default bridge IPv6 addresses too
+    #[arg(long = "ipv6")]
+    pub ipv6: bool,
+    /// The default bridge's IPv6 subnet (with --ipv6; default: a unique local /64)
+    #[arg(long = "fixed-cidr-v6")]
+    pub fixed_cidr_v6: Option<String>,
     /// A registry (host:port or CIDR) to reach without TLS checks (repeatable)
     #[arg(long = "insecure-registry")]
     pub insecure_registries: Vec<String>,
@@ -66,6 +72,8 @@ struct FileConfig {
     init_path: Option<PathBuf>,
     bridge: Option<String>,
     bip: Option<String>,
+    ipv6: Option<bool>,
+    fixed_cidr_v6: Option<String>,
     insecure_registries: Option<Vec<String>>,
     max_concurrent_downloads: Option<usize>,
     max_concurrent_uploads: Option<usize>,
@@ -138,6 +146,15 @@ impl Config {
             b.parse::<berth_network::Subnet>()
                 .map_err(|e| anyhow::anyhow!("--bip: {e}"))?;
         }
+        let ipv6 = flags.ipv6 || file.ipv6 == Some(true);
+        let fixed_cidr_v6 = flags.fixed_cidr_v6.or(file.fixed_cidr_v6);
+        if let Some(c) = &fixed_cidr_v6 {
+            c.parse::<berth_network::Subnet6>()
+                .map_err(|e| anyhow::anyhow!("--fixed-cidr-v6: {e}"))?;
+            if !ipv6 {
+                bail!("--fixed-cidr-v6 needs --ipv6 (or \"ipv6\": true in daemon.json)");
+            }
+        }
         // One table per default bridge, so that daemons side by side (tests) keep apart.
         let table = if bridge == "berth0" {
             "berth".to_string()
@@ -181,6 +198,8 @@ impl Config {
             network: berth_network::Config {
                 bridge,
                 bip,
+                ipv6,
+                fixed_cidr_v6,
                 table,
                 firewall,
             },
@@ -301,5 +320,29 @@ mod tests {
             ..Default::default()
         };
         assert!(format!("{:#}", Config::load(flags).unwrap_err()).contains("--bip"));
+    }
+
+    #[test]
+    fn ipv6_on_the_default_bridge() {
+        let flags = Flags {
+            ipv6: true,
+            fixed_cidr_v6: Some("2001:db8:1::/64".into()),
+            ..Default::default()
+        };
+        let c = Config::load(flags).unwrap();
+        assert!(c.network.ipv6);
+        assert_eq!(c.network.fixed_cidr_v6.as_deref(), Some("2001:db8:1::/64"));
+        for (ipv6, cidr, says) in [
+            (false, "2001:db8:1::/64", "needs --ipv6"),
+            (true, "2001:db8:1::", "--fixed-cidr-v6"),
+        ] {
+            let flags = Flags {
+                ipv6,
+                fixed_cidr_v6: Some(cidr.into()),
+                ..Default::default()
+            };
+            let e = format!("{:#}", Config::load(flags).unwrap_err());
+            assert!(e.contains(says), "{e}");
+        }
     }
 }

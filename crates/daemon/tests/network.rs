@@ -1504,3 +1504,50 @@ fn ipv6_networks_give_containers_addresses_that_reach_each_other() {
     assert_ne!(o.status.code(), Some(0));
     assert_clean(&d);
 }
+
+#[test]
+fn with_ipv6_the_default_bridge_gives_containers_ipv6_addresses() {
+    if !std::path::Path::new("/proc/sys/net/ipv6").exists() {
+        eprintln!("skipped: no IPv6 on this host");
+        return;
+    }
+    let d = Daemon::start_with(&["--ipv6", "--fixed-cidr-v6", "2001:db8:44::/64"]);
+    let applets = ["sh", "sleep", "cat", "ip", "ping"];
+    if import_image(&d, "busybox", &applets, |_| {}, &[r#"CMD ["sh"]"#]).is_none() {
+        return;
+    }
+    let ipam = docker_ok(
+        &d,
+        &[
+            "network",
+            "inspect",
+            "-f",
+            "{{.EnableIPv6}} {{json .IPAM.Config}}",
+            "bridge",
+        ],
+    );
+    assert!(ipam.starts_with("true "), "{ipam}");
+    assert!(
+        ipam.contains("2001:db8:44::/64") && ipam.contains("2001:db8:44::1"),
+        "{ipam}"
+    );
+    for name in ["v6a", "v6b"] {
+        docker_ok(&d, &["run", "-d", "--name", name, "busybox", "sleep", "60"]);
+    }
+    let b6 = docker_ok(
+        &d,
+        &[
+            "inspect",
+            "-f",
+            "{{.NetworkSettings.GlobalIPv6Address}}",
+            "v6b",
+        ],
+    );
+    assert!(b6.starts_with("2001:db8:44::"), "{b6}");
+    let ping = docker_ok(&d, &["exec", "v6a", "ping", "-c", "1", "-W", "5", &b6]);
+    assert!(ping.contains("1 packets received"), "{ping}");
+    let hosts = docker_ok(&d, &["exec", "v6b", "cat", "/etc/hosts"]);
+    assert!(hosts.contains(&format!("{b6}\t")), "{hosts}");
+    docker_ok(&d, &["rm", "-f", "v6a", "v6b"]);
+    assert_clean(&d);
+}

@@ -241,6 +241,11 @@ pub struct Config {
     pub bridge: String,
     /// `--bip`: the default bridge's address and prefix, e.g. `172.17.0.1/16`.
     pub bip: Option<String>,
+    /// `--ipv6`: the default bridge gives containers IPv6 addresses too.
+    pub ipv6: bool,
+    /// `--fixed-cidr-v6`: the default bridge's IPv6 subnet (a unique local /64 when
+    /// `ipv6` is on without one).
+    pub fixed_cidr_v6: Option<String>,
     /// The nftables table Berth owns (`ip berth`); with iptables, its chains' prefix.
     pub table: String,
     /// Which packet filter takes the rules.
@@ -389,11 +394,21 @@ impl NetworkService {
             }
             None => None,
         };
+        let fixed6: Option<Subnet6> = match &self.config.fixed_cidr_v6 {
+            Some(s) if self.config.ipv6 => Some(s.parse().map_err(Error::InvalidInput)?),
+            _ => None,
+        };
         let existing = self.list()?;
         let bridge_rec = existing.iter().find(|n| n.name == "bridge");
         let keep = bridge_rec.filter(|n| {
+            let v6_as_asked = match (self.config.ipv6, fixed6) {
+                (false, _) => n.subnet6.is_none(),
+                (true, None) => n.subnet6.is_some(),
+                (true, Some(s)) => n.subnet6 == Some(s),
+            };
             n.bridge == self.config.bridge
                 && bip.is_none_or(|(s, g)| n.subnet == Some(s) && n.gateway == Some(g))
+                && v6_as_asked
         });
         if keep.is_none() {
             let (subnet, gateway) = match bip {
@@ -417,6 +432,11 @@ impl NetworkService {
             let id = bridge_rec
                 .map(|n| n.id.clone())
                 .map_or_else(|| random_hex(32), Ok)?;
+            let subnet6 = match (self.config.ipv6, fixed6) {
+                (true, Some(s)) => Some(s),
+                (true, None) => Some(Subnet6::unique_local(&id)),
+                (false, _) => None,
+            };
             let mut options = BTreeMap::new();
             options.insert(
                 "com.docker.network.bridge.name".into(),
@@ -440,8 +460,8 @@ impl NetworkService {
                 options,
                 aux_addresses: BTreeMap::new(),
                 ipam_options: BTreeMap::new(),
-                subnet6: None,
-                gateway6: None,
+                subnet6,
+                gateway6: subnet6.map(|s| s.nth(1)),
             })?;
         }
         for (name, driver) in [("host", "host"), ("none", "null")] {
