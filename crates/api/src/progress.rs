@@ -36,11 +36,16 @@ pub(crate) async fn stream(
         done.map_err(|e| ApiError::internal(format!("task failed: {e}")))??;
         return Ok(([("content-type", "application/json")], "").into_response());
     }
+    // Each message goes out as soon as it is sent (a step's "Running in" must not wait
+    // for the step's first output).
     let lines =
-        futures_util::stream::unfold((first, rx, Some(job)), |(next, mut rx, job)| async move {
+        futures_util::stream::unfold((first, rx, Some(job)), |(held, mut rx, job)| async move {
+            let next = match held {
+                Some(m) => Some(m),
+                None => rx.recv().await,
+            };
             if let Some(m) = next {
-                let following = rx.recv().await;
-                return Some((line(&m), (following, rx, job)));
+                return Some((line(&m), (None, rx, job)));
             }
             // The sender is gone: the job ended. Its error, if any, is the last line.
             let outcome = job?.await;

@@ -69,6 +69,9 @@ pub struct BuildOptions {
     /// Digests of the context's files (relative path → [`FileHasher`] hex), taken while the
     /// context was extracted; files not listed are read when COPY needs them.
     pub context_digests: HashMap<PathBuf, String>,
+    /// Set when the client has gone: the build stops at the next step, and a running
+    /// RUN is killed, as dockerd cancels a build whose request is gone.
+    pub cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Pulls an image (for a platform, `os/arch[/variant]`, or the host's) for FROM,
@@ -92,6 +95,18 @@ pub struct Builder {
 
 /// Where build output goes: Docker's `{"stream": ...}` and `{"aux": ...}` messages.
 pub type Output<'a> = &'a mut dyn FnMut(Value);
+
+/// Whether the client of this build has gone.
+fn cancelled(opts: &BuildOptions) -> bool {
+    opts.cancel.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+fn canceled() -> Error {
+    Error::User("build canceled: the client went away".into())
+}
+
+/// SIGKILL's number (Linux, every architecture).
+const SIGKILL: i32 = 9;
 
 /// Build arguments any build may pass without declaring them.
 const PREDEFINED_ARGS: &[&str] = &[
@@ -497,6 +512,9 @@ impl Builder {
         used_args: &mut HashSet<String>,
         out: Output<'_>,
     ) -> Result<()> {
+        if cancelled(opts) {
+            return Err(canceled());
+        }
         let keyword = ins.keyword();
         let env = stage_env(stage, opts);
         match keyword.as_str() {
@@ -855,8 +873,12 @@ impl Builder {
         });
         let cid = self.containers.create(None, &body)?;
         out(stream(format!(" ---> Running in {}\n", &cid[..12])));
-        let ran = self.run_container(&cid, out);
+        let ran = self.run_container(&cid, opts, out);
         let code = match ran {
+            Ok(_) if cancelled(opts) => {
+                let _ = self.containers.remove(&cid, true);
+                return Err(canceled());
+            }
             Ok(code) => code,
             Err(e) => {
                 let _ = self.containers.remove(&cid, true);
@@ -898,8 +920,28 @@ impl Builder {
     }
 
     /// Starts the container, streams its output as build output, returns its exit code.
-    fn run_container(&self, cid: &str, out: Output<'_>) -> Result<i32> {
+    /// A canceled build kills it.
+    fn run_container(&self, cid: &str, opts: &BuildOptions, out: Output<'_>) -> Result<i32> {
         self.containers.start(cid, &mut |_| {})?;
+        let finished = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                while !finished.load(std::sync::atomic::Ordering::Relaxed) {
+                    if cancelled(opts) {
+                        let _ = self.containers.kill(cid, SIGKILL);
+                        return;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+            });
+            let code = self.stream_until_exit(cid, out);
+            finished.store(true, std::sync::atomic::Ordering::Relaxed);
+            code
+        })
+    }
+
+    /// Streams the running container's output as build output; its exit code.
+    fn stream_until_exit(&self, cid: &str, out: Output<'_>) -> Result<i32> {
         let opts = LogOptions {
             stdout: true,
             stderr: true,

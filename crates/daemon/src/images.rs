@@ -86,6 +86,27 @@ fn fetch_for_build(
     }
 }
 
+/// A flag set when the client of a streamed operation goes away (its response body is
+/// dropped); the watching task ends with the guard.
+struct CancelOnGone {
+    flag: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    _done: tokio::sync::oneshot::Sender<()>,
+}
+
+fn cancel_when_gone(progress: &ProgressSender) -> CancelOnGone {
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (done, finished) = tokio::sync::oneshot::channel::<()>();
+    let (tx, set) = (progress.clone(), flag.clone());
+    tokio::runtime::Handle::current().spawn(async move {
+        tokio::select! {
+            _ = tx.closed() => set.store(true, std::sync::atomic::Ordering::Relaxed),
+            // The operation ended: let go of the sender so the response can end.
+            _ = finished => {}
+        }
+    });
+    CancelOnGone { flag, _done: done }
+}
+
 fn credentials(header: Option<&str>) -> Result<Option<Credentials>, ApiError> {
     header
         .map(Credentials::from_header)
@@ -428,7 +449,9 @@ impl ImageBackend for ImageService {
                 &fetch_for_build(self.dist.clone()),
             )?,
         };
+        let cancel = cancel_when_gone(&progress);
         let opts = berth_build::BuildOptions {
+            cancel: cancel.flag.clone(),
             dockerfile,
             tags: req.tags,
             build_args: req.build_args,

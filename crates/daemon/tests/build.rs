@@ -15,7 +15,7 @@ fn daemon() -> Option<Daemon> {
         &d,
         "base",
         &[
-            "sh", "echo", "cat", "ls", "mkdir", "test", "id", "stat", "touch", "rm",
+            "sh", "echo", "cat", "ls", "mkdir", "test", "id", "stat", "touch", "rm", "sleep",
         ],
         |_| {},
         &[],
@@ -742,4 +742,61 @@ fn build_remote(d: &Daemon, remote: &str, tag: &str) {
         "{}",
         out(&o)
     );
+}
+
+#[test]
+fn a_build_whose_client_goes_away_stops_and_leaves_nothing() {
+    use std::io::{BufRead, Write};
+    let Some(d) = daemon() else { return };
+    let dir = context(
+        &d,
+        "slow",
+        &[("Dockerfile", "FROM base\nRUN sleep 60\nRUN echo never\n")],
+    );
+    let tar = d.dir.path().join("slow.tar");
+    let st = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&dir)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let body = std::fs::read(&tar).unwrap();
+    let mut s = std::os::unix::net::UnixStream::connect(d.socket()).unwrap();
+    write!(
+        s,
+        "POST /build?t=canceled HTTP/1.1\r\nHost: berth\r\nContent-Type: application/x-tar\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(&body).unwrap();
+    // "Running in" comes when the step starts, not when it ends 60 s later.
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let mut reader = std::io::BufReader::new(s.try_clone().unwrap());
+    let mut line = String::new();
+    while !line.contains("Running in") {
+        line.clear();
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "build output ended"
+        );
+    }
+    // The client goes away in the middle of the RUN.
+    drop(reader);
+    s.shutdown(std::net::Shutdown::Both).unwrap();
+    drop(s);
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let left = cli_ok(&d, CliKind::Berth, &["ps", "-aq"]);
+        if left.is_empty() {
+            break;
+        }
+        assert!(std::time::Instant::now() < until, "still there: {left}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let o = berth(&d, &["image", "inspect", "canceled"], None);
+    assert!(!o.status.success());
 }
