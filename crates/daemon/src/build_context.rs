@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use berth_api::ApiError;
 use berth_types::remote::{self, GitRef};
@@ -84,6 +85,9 @@ pub fn extract(context: &mut (dyn Read + Send), dir: &Path) -> Result<Digests, A
     Ok(hashing.into_iter().map(|(p, h)| (p, h.hex())).collect())
 }
 
+/// The largest Dockerfile a URL may serve.
+const MAX_REMOTE_DOCKERFILE: u64 = 8 << 20;
+
 /// Downloads `url` to a file (the distribution client's HTTP, proxies and CAs).
 pub type Download = dyn Fn(&str, &Path) -> Result<(), String>;
 
@@ -94,10 +98,11 @@ pub fn fetch_remote(
     dir: &ScratchDir,
     dockerfile: String,
     download: &Download,
+    cancel: &AtomicBool,
 ) -> Result<(Digests, String), ApiError> {
     if remote::is_git_url(remote) {
         let checkout = dir.sibling("git");
-        let root = clone(&remote::git_ref(remote), &checkout)?;
+        let root = clone(&remote::git_ref(remote), &checkout, cancel)?;
         let tar = dir.sibling("tar");
         pack(&root, &tar)?;
         let mut file = open(&tar)?;
@@ -118,11 +123,19 @@ pub fn fetch_remote(
     if is_tar(&mut file)? {
         return Ok((extract(&mut file, dir.path())?, dockerfile));
     }
-    // Anything else is the Dockerfile itself, with nothing beside it.
+    // Anything else is the Dockerfile itself, with nothing beside it (and small: a
+    // compressed "Dockerfile" must not fill the daemon's memory).
     let mut text = Vec::new();
     decompressed(&mut file)?
+        .take(MAX_REMOTE_DOCKERFILE + 1)
         .read_to_end(&mut text)
         .map_err(internal)?;
+    if text.len() as u64 > MAX_REMOTE_DOCKERFILE {
+        return Err(ApiError::bad_request(format!(
+            "unable to prepare context: {remote} is neither an archive nor a Dockerfile of at most {} MiB",
+            MAX_REMOTE_DOCKERFILE >> 20
+        )));
+    }
     std::fs::write(dir.path().join("Dockerfile"), text).map_err(internal)?;
     Ok((Digests::new(), "Dockerfile".into()))
 }
@@ -151,18 +164,25 @@ fn is_tar(file: &mut std::fs::File) -> Result<bool, ApiError> {
     Ok(head.len() == 512 && &head[257..262] == b"ustar")
 }
 
-/// Runs one git command in `dir`; its last error line on failure.
-fn git(dir: &Path, args: &[&str]) -> Result<(), String> {
-    let out = Command::new("git")
+/// Runs one git command in `dir`; its last error line on failure. A canceled build
+/// ends it.
+fn git(dir: &Path, args: &[&str], cancel: &AtomicBool) -> Result<(), String> {
+    let mut child = Command::new("git")
         .args(args)
         .current_dir(dir)
         // Never wait for a password on the daemon's terminal, never read the host's
-        // user configuration.
+        // user configuration, and reach only network transports: `file://`, a local
+        // path or `ext::` would let a context name the daemon host's own files or
+        // commands (CVE-2019-13139 in dockerd).
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_ALLOW_PROTOCOL", "https:http:git:ssh")
+        .env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
         .env("HOME", "/nonexistent")
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
         .map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => {
                 "git was not found in the system PATH: install git to build from a Git repository"
@@ -170,57 +190,88 @@ fn git(dir: &Path, args: &[&str]) -> Result<(), String> {
             }
             _ => format!("git: {e}"),
         })?;
-    if out.status.success() {
-        return Ok(());
+    let mut stderr = child.stderr.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if cancel.load(Ordering::Relaxed) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            Ok(None) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            Err(e) => return Err(format!("git: {e}")),
+        }
+    };
+    let text = reader.join().unwrap_or_default();
+    match status {
+        None => Err("canceled: the client went away".into()),
+        Some(s) if s.success() => Ok(()),
+        Some(_) => Err(text
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("git failed")
+            .trim()
+            .to_string()),
     }
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    Err(stderr
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("git failed")
-        .trim()
-        .to_string())
 }
 
 /// Clones the reference (the default branch when none is given) with its submodules,
 /// shallowly where the server allows; returns the context directory in the checkout.
-fn clone(g: &GitRef, checkout: &Path) -> Result<PathBuf, ApiError> {
+fn clone(g: &GitRef, checkout: &Path, cancel: &AtomicBool) -> Result<PathBuf, ApiError> {
     let failed = |e: String| {
         ApiError::bad_request(format!(
             "unable to prepare context: unable to 'git clone' {}: {e}",
             g.url
         ))
     };
+    for part in [&g.reference, &g.subdir].into_iter().flatten() {
+        if part.starts_with('-') {
+            return Err(ApiError::bad_request(format!(
+                "unable to prepare context: invalid Git reference or directory {part:?}"
+            )));
+        }
+    }
     std::fs::create_dir_all(checkout).map_err(internal)?;
-    git(checkout, &["init", "-q"]).map_err(failed)?;
+    let git = |args: &[&str]| git(checkout, args, cancel).map_err(failed);
+    git(&["init", "-q"])?;
     let wanted = g.reference.as_deref().unwrap_or("HEAD");
-    let shallow = git(checkout, &["fetch", "-q", "--depth", "1", &g.url, wanted]);
+    let shallow = git(&["fetch", "-q", "--depth", "1", "--", &g.url, wanted]);
     if let Err(e) = shallow {
-        // A commit id the server does not serve shallowly: fetch everything and look.
+        // A commit id the server does not serve shallowly: fetch every branch and tag,
+        // and look for it there.
         let is_commit = wanted.len() >= 7 && wanted.bytes().all(|b| b.is_ascii_hexdigit());
         if !is_commit {
-            return Err(failed(e));
+            return Err(e);
         }
-        git(checkout, &["fetch", "-q", &g.url]).map_err(failed)?;
-        git(checkout, &["checkout", "-q", wanted]).map_err(failed)?;
+        git(&[
+            "fetch",
+            "-q",
+            "--",
+            &g.url,
+            "+refs/heads/*:refs/remotes/origin/*",
+            "+refs/tags/*:refs/tags/*",
+        ])?;
+        git(&["checkout", "-q", wanted, "--"])?;
     } else {
-        git(checkout, &["checkout", "-q", "FETCH_HEAD"]).map_err(failed)?;
+        git(&["checkout", "-q", "FETCH_HEAD", "--"])?;
     }
     if checkout.join(".gitmodules").exists() {
-        git(
-            checkout,
-            &[
-                "submodule",
-                "update",
-                "-q",
-                "--init",
-                "--recursive",
-                "--depth",
-                "1",
-            ],
-        )
-        .map_err(failed)?;
+        git(&[
+            "submodule",
+            "update",
+            "-q",
+            "--init",
+            "--recursive",
+            "--depth",
+            "1",
+        ])?;
     }
     let Some(sub) = &g.subdir else {
         return Ok(checkout.to_path_buf());

@@ -439,6 +439,7 @@ impl ImageBackend for ImageService {
         context: &mut (dyn Read + Send),
         progress: ProgressSender,
     ) -> Result<(), ApiError> {
+        let cancel = cancel_when_gone(&progress);
         let dir = build_context::scratch_dir(&self.scratch)?;
         let (context_digests, dockerfile) = match req.remote.as_deref() {
             None => (build_context::extract(context, dir.path())?, req.dockerfile),
@@ -447,9 +448,9 @@ impl ImageBackend for ImageService {
                 &dir,
                 req.dockerfile,
                 &fetch_for_build(self.dist.clone()),
+                &cancel.flag,
             )?,
         };
-        let cancel = cancel_when_gone(&progress);
         let opts = berth_build::BuildOptions {
             cancel: cancel.flag.clone(),
             dockerfile,

@@ -674,8 +674,24 @@ fn a_git_repository_or_a_url_is_a_context() {
         "first"
     );
 
-    // What cannot be fetched is said, and nothing is built.
+    // What cannot be fetched is said, and nothing is built; no part of a context is
+    // taken for an option of git's, and git reaches no local path.
+    let marker = d.dir.path().join("injected");
+    let local = d.dir.path().join("repos/app");
     for (remote, says) in [
+        (
+            format!("{url}#--upload-pack=touch {}", marker.display()),
+            "invalid Git reference",
+        ),
+        (
+            // Not a Git URL without the colon: a (missing) local directory.
+            format!("git@127.0.0.1{}", local.display()),
+            "not found",
+        ),
+        (
+            format!("git@localhost:{}", local.display()),
+            "unable to 'git clone'",
+        ),
         (
             format!("{url}#:nosuch"),
             "subdirectory \"nosuch\" not found",
@@ -692,6 +708,7 @@ fn a_git_repository_or_a_url_is_a_context() {
     }
     let o = berth(&d, &["image", "inspect", "never"], None);
     assert!(!o.status.success());
+    assert!(!marker.exists());
 
     // A tar over HTTP is a context; a text file is the Dockerfile alone.
     let tar = d.dir.path().join("ctx.tar");

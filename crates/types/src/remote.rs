@@ -10,11 +10,14 @@ pub fn is_url(s: &str) -> bool {
 /// A Git repository: `git://`, `git@host:path`, `github.com/...`, or an HTTP(S) URL whose
 /// path ends in `.git` (before an optional `#fragment`).
 pub fn is_git_url(s: &str) -> bool {
-    if ["git://", "git@", "github.com/"]
-        .iter()
-        .any(|p| s.starts_with(p))
-    {
+    if s.starts_with("git://") || s.starts_with("github.com/") {
         return true;
+    }
+    // `git@host:path` (scp-like SSH); without the colon git reads a local path.
+    if let Some(rest) = s.strip_prefix("git@") {
+        return rest
+            .split_once(':')
+            .is_some_and(|(host, _)| !host.is_empty() && !host.contains('/'));
     }
     let before_fragment = s.split('#').next().unwrap_or(s);
     let has_fragment = s.contains('#') && !s.ends_with('#');
@@ -78,6 +81,7 @@ mod tests {
             "https://example.com/Dockerfile",
             "./dir.git",
             "docker/docker",
+            "git@github.com/meh/meh",
         ] {
             assert!(!is_git_url(not), "{not}");
         }
