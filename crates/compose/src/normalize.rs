@@ -402,6 +402,34 @@ pub fn service(
             );
         }
     }
+    // Hooks and watch's `sync+exec` take commands as `command:` does: a string is split
+    // into words, not given to a shell.
+    for key in ["post_start", "pre_stop"] {
+        for (i, hook) in s
+            .get_mut(key)
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            if let Some(c) = hook.get("command").cloned() {
+                hook["command"] =
+                    command(&c).map_err(|e| format!("{path}.{key}[{i}].command: {e}"))?;
+            }
+        }
+    }
+    if let Some(rules) = s
+        .get_mut("develop")
+        .and_then(|d| d.get_mut("watch"))
+        .and_then(Value::as_array_mut)
+    {
+        for (i, rule) in rules.iter_mut().enumerate() {
+            if let Some(c) = rule.get("exec").and_then(|e| e.get("command")).cloned() {
+                rule["exec"]["command"] = command(&c)
+                    .map_err(|e| format!("{path}.develop.watch[{i}].exec.command: {e}"))?;
+            }
+        }
+    }
     if let Some(test) = s.get("healthcheck").and_then(|h| h.get("test")).cloned()
         && let Value::String(t) = test
     {
@@ -463,12 +491,20 @@ mod tests {
             "depends_on": ["db"],
             "networks": ["front"],
             "healthcheck": {"test": "wget -q localhost"},
-            "dns": "8.8.8.8"
+            "dns": "8.8.8.8",
+            "post_start": [{"command": "sh -c 'exit 3'"}],
+            "develop": {"watch": [{"action": "sync+exec", "path": ".", "target": "/a",
+                "exec": {"command": "kill -HUP 1"}}]}
         });
         let n = service("web", &s, dir, &|k| (k == "B").then(|| "from-shell".into())).unwrap();
         assert_eq!(
             n["build"],
             json!({"context": "/proj/app", "dockerfile": "Dockerfile"})
+        );
+        assert_eq!(n["post_start"][0]["command"], json!(["sh", "-c", "exit 3"]));
+        assert_eq!(
+            n["develop"]["watch"][0]["exec"]["command"],
+            json!(["kill", "-HUP", "1"])
         );
         assert_eq!(n["command"], json!(["sh", "-c", "echo \"hi there\""]));
         assert_eq!(n["environment"], json!({"A": "1", "B": "from-shell"}));

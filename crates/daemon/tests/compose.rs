@@ -383,7 +383,7 @@ fn the_other_subcommands_act_on_the_services_containers() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
         dir.join("compose.yaml"),
-        "services:\n  web:\n    image: busybox\n    command: sleep 60\n  job:\n    image: busybox\n    command: sh -c 'sleep 1; exit 3'\n",
+        "services:\n  web:\n    image: busybox\n    command: sleep 60\n    stop_grace_period: 1s\n  job:\n    image: busybox\n    command: sh -c 'sleep 1; exit 3'\n",
     )
     .unwrap();
     assert_eq!(compose_ok(&d, &dir, &["version", "--short"]), "2.29.0");
@@ -481,7 +481,10 @@ fn the_other_subcommands_act_on_the_services_containers() {
     names.sort();
     assert_eq!(names, ["tools-web-1", "tools-web-2"]);
 
-    compose_ok(&d, &dir, &["down", "-t", "0"]);
+    // `wait --down-project`: the first stop (the job's, long done) takes it all down.
+    let o = compose(&d, &dir, &["wait", "--down-project", "job", "web"]);
+    assert_eq!(o.status.code(), Some(3), "{}", err(&o));
+    assert!(docker_ok(&d, &["ps", "-aq"]).is_empty());
     let _ = events.kill();
     let output = events.wait_with_output().unwrap();
     let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
@@ -557,7 +560,7 @@ fn watch_syncs_execs_and_rebuilds_as_files_change() {
           path: ./web/conf
           target: /etc/web
           exec:
-            command: cat /etc/web/a.conf > /reloaded
+            command: ["sh", "-c", "cat /etc/web/a.conf > /reloaded"]
         - action: rebuild
           path: ./web/Dockerfile
 "#,
@@ -663,7 +666,7 @@ volumes:
         )
         .unwrap();
     };
-    file("echo started by $$WHO > /log/hooks");
+    file(r#"["sh", "-c", "echo started by $$WHO > /log/hooks"]"#);
     compose_ok(&d, &dir, &["up", "-d"]);
     let log = compose_ok(&d, &dir, &["exec", "-T", "app", "cat", "/log/hooks"]);
     assert_eq!(log, "started by post");
@@ -683,7 +686,8 @@ volumes:
     assert_eq!(log, "started by post\nstopping pre");
 
     // A failing hook fails `up`, saying which.
-    file("exit 3");
+    // A string is split into words (no shell), as docker compose does.
+    file("sh -c 'exit 3'");
     let o = compose(&d, &dir, &["up", "-d", "--force-recreate"]);
     assert_ne!(o.status.code(), Some(0));
     assert!(

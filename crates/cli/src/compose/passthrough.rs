@@ -45,8 +45,13 @@ pub(crate) fn exec_in(c: &Client, container: &str, spec: &Value) -> Result<(), C
     match &spec["environment"] {
         Value::Object(m) => {
             for (k, v) in m {
-                let v = v.as_str().map_or_else(|| v.to_string(), str::to_string);
-                argv.extend(["-e".into(), format!("{k}={v}")]);
+                let pair = match v {
+                    // No value: taken from this environment, as `-e K` does.
+                    Value::Null => k.clone(),
+                    Value::String(s) => format!("{k}={s}"),
+                    other => format!("{k}={other}"),
+                };
+                argv.extend(["-e".into(), pair]);
             }
         }
         Value::Array(l) => {
@@ -57,9 +62,12 @@ pub(crate) fn exec_in(c: &Client, container: &str, spec: &Value) -> Result<(), C
         _ => {}
     }
     argv.push(container.to_string());
+    // The model has split string commands into words already (no shell, as docker
+    // compose).
     match &spec["command"] {
-        Value::String(s) => argv.extend(["/bin/sh".into(), "-c".into(), s.clone()]),
-        Value::Array(l) => argv.extend(l.iter().filter_map(|v| v.as_str().map(str::to_string))),
+        Value::Array(l) if !l.is_empty() => {
+            argv.extend(l.iter().filter_map(|v| v.as_str().map(str::to_string)))
+        }
         _ => return Err(CliError::new(format!("{container}: no command to run"))),
     }
     let code = crate::containers::exec(c, parse_as("exec", argv)?)?;
@@ -212,33 +220,29 @@ pub struct WaitArgs {
 }
 
 /// `wait`: blocks until the services' containers stop; the exit code is the last one
-/// reported, as docker compose does.
+/// reported, as docker compose does. With `--down-project`, the first stop takes the
+/// project down.
 pub fn wait(c: &Client, p: &Project, a: &WaitArgs) -> CmdResult {
     let list = containers(c, &p.name, &selected(p, &a.services)?, true, false)?;
-    let code = std::thread::scope(|scope| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        for ct in &list {
-            let tx = tx.clone();
-            scope.spawn(move || {
-                let id = ct["Id"].as_str().unwrap_or_default();
-                let r = c.post(&format!("/containers/{}/wait", enc_path(id)), None);
-                let _ = tx.send((id.to_string(), r));
-            });
+    let (tx, rx) = std::sync::mpsc::channel();
+    for ct in &list {
+        let (tx, c) = (tx.clone(), c.clone());
+        let id = ct["Id"].as_str().unwrap_or_default().to_string();
+        // Not scoped: with --down-project the others are left waiting when we go.
+        std::thread::spawn(move || {
+            let r = c.post(&format!("/containers/{}/wait", enc_path(&id)), None);
+            let _ = tx.send((id, r));
+        });
+    }
+    drop(tx);
+    let mut code = 0;
+    for (id, r) in rx {
+        code = r?["StatusCode"].as_i64().unwrap_or(0) as i32;
+        println!("container {id:?} exited with status code {code}");
+        if a.down_project {
+            super::up::down(c, p, &parse_as("down", Vec::new())?)?;
+            break;
         }
-        drop(tx);
-        let mut code = 0;
-        for (id, r) in rx {
-            let status = r.map_err(CliError::from)?;
-            code = status["StatusCode"].as_i64().unwrap_or(0) as i32;
-            println!("container {id:?} exited with status code {code}");
-            if a.down_project {
-                break;
-            }
-        }
-        Ok::<i32, CliError>(code)
-    })?;
-    if a.down_project {
-        super::up::down(c, p, &parse_as("down", Vec::new())?)?;
     }
     Ok(code)
 }
