@@ -652,6 +652,7 @@ fn post_start_and_pre_stop_hooks_run_in_the_container() {
   app:
     image: busybox
     command: sleep 60
+    stop_grace_period: 1s
     volumes: [log:/log]
     post_start:
       - command: {post_start}
@@ -666,24 +667,29 @@ volumes:
         )
         .unwrap();
     };
-    file(r#"["sh", "-c", "echo started by $$WHO > /log/hooks"]"#);
+    file(r#"["sh", "-c", "echo started by $$WHO >> /log/hooks"]"#);
     compose_ok(&d, &dir, &["up", "-d"]);
     let log = compose_ok(&d, &dir, &["exec", "-T", "app", "cat", "/log/hooks"]);
     assert_eq!(log, "started by post");
+    let log = || {
+        docker_ok(
+            &d,
+            &[
+                "run",
+                "--rm",
+                "-v",
+                "hooks_log:/log",
+                "busybox",
+                "cat",
+                "/log/hooks",
+            ],
+        )
+    };
     compose_ok(&d, &dir, &["stop"]);
-    let log = docker_ok(
-        &d,
-        &[
-            "run",
-            "--rm",
-            "-v",
-            "hooks_log:/log",
-            "busybox",
-            "cat",
-            "/log/hooks",
-        ],
-    );
-    assert_eq!(log, "started by post\nstopping pre");
+    assert_eq!(log(), "started by post\nstopping pre");
+    // A restart starts it: post_start again.
+    compose_ok(&d, &dir, &["restart"]);
+    assert_eq!(log(), "started by post\nstopping pre\nstarted by post");
 
     // A failing hook fails `up`, saying which.
     // A string is split into words (no shell), as docker compose does.
@@ -694,6 +700,11 @@ volumes:
         err(&o).contains("post_start hook of hooks-app-1"),
         "{}",
         err(&o)
+    );
+    // The container it replaced had its pre_stop.
+    assert_eq!(
+        log(),
+        "started by post\nstopping pre\nstarted by post\nstopping pre"
     );
     compose_ok(&d, &dir, &["down", "-v", "-t", "0"]);
     assert!(docker_ok(&d, &["ps", "-aq"]).is_empty());

@@ -620,7 +620,11 @@ fn converge(
             .unwrap_or(0);
         let name = name_of(ct);
         let id = ct["Id"].as_str().unwrap_or("").to_string();
+        let running = ct["State"] == "running";
         if n == 0 || n > scale || numbers_taken.contains(&n) {
+            if running {
+                run_hooks(c, p, svc, &name, "pre_stop")?;
+            }
             say("Container", &name, "Removing");
             c.json("DELETE", &format!("/containers/{id}?force=1"), None)
                 .map_err(api)?;
@@ -630,6 +634,9 @@ fn converge(
         numbers_taken.push(n);
         let changed = ct["Labels"][label::HASH].as_str() != Some(hash.as_str());
         if (changed && !a.no_recreate) || a.force_recreate {
+            if running {
+                run_hooks(c, p, svc, &name, "pre_stop")?;
+            }
             say("Container", &name, "Recreate");
             let t = a.timeout.map_or(String::new(), |t| format!("?t={t}"));
             let _ = c.post(&format!("/containers/{id}/stop{t}"), None);
@@ -1230,6 +1237,9 @@ pub fn stop(c: &Client, p: &Project, a: &StopArgs, action: &str) -> CmdResult {
                     None,
                 )
                 .map_err(api)?;
+                if action == "restart" {
+                    run_hooks(c, p, svc, &name, "post_start")?;
+                }
                 say("Container", &name, done);
             }
         }
