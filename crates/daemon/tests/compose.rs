@@ -537,6 +537,10 @@ fn watch_syncs_execs_and_rebuilds_as_files_change() {
     let dir = d.dir.path().join("dev");
     std::fs::create_dir_all(dir.join("web/src")).unwrap();
     std::fs::create_dir_all(dir.join("web/conf")).unwrap();
+    std::fs::create_dir_all(dir.join("web/src/node_modules")).unwrap();
+    std::fs::create_dir_all(dir.join("shared")).unwrap();
+    // The context's .dockerignore speaks for paths inside the context only.
+    std::fs::write(dir.join("web/.dockerignore"), "**/*.md\n").unwrap();
     let dockerfile = |v: &str| {
         std::fs::write(
             dir.join("web/Dockerfile"),
@@ -555,7 +559,10 @@ fn watch_syncs_execs_and_rebuilds_as_files_change() {
         - action: sync
           path: ./web/src
           target: /app
-          ignore: ["*.tmp"]
+          ignore: ["*.tmp", "node_modules/"]
+        - action: sync
+          path: ./shared
+          target: /shared
         - action: sync+exec
           path: ./web/conf
           target: /etc/web
@@ -601,11 +608,19 @@ fn watch_syncs_execs_and_rebuilds_as_files_change() {
     std::fs::create_dir_all(dir.join("web/src/sub")).unwrap();
     std::fs::write(dir.join("web/src/sub/b.txt"), "two").unwrap();
     std::fs::write(dir.join("web/src/skip.tmp"), "no").unwrap();
+    std::fs::write(dir.join("web/src/node_modules/dep.js"), "no").unwrap();
+    std::fs::write(dir.join("web/src/notes.md"), "no").unwrap();
+    std::fs::write(dir.join("shared/notes.md"), "outside the context").unwrap();
     eventually(15, "synced files", || {
         cat("/app/a.txt").as_deref() == Some("one")
             && cat("/app/sub/b.txt").as_deref() == Some("two")
     });
-    assert_eq!(cat("/app/skip.tmp"), None);
+    eventually(15, "synced outside the context", || {
+        cat("/shared/notes.md").as_deref() == Some("outside the context")
+    });
+    for ignored in ["/app/skip.tmp", "/app/node_modules/dep.js", "/app/notes.md"] {
+        assert_eq!(cat(ignored), None, "{ignored}");
+    }
 
     // A deleted file goes in the container too.
     std::fs::remove_file(dir.join("web/src/a.txt")).unwrap();

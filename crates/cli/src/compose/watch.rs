@@ -77,10 +77,12 @@ impl Rule {
         if !rel.is_empty() && self.ignore.excludes(&rel) {
             return false;
         }
+        // The context's `.dockerignore` speaks only for paths inside the context.
         match &self.context_ignore {
-            Some((ctx, ig)) => changed
-                .strip_prefix(ctx)
-                .is_ok_and(|r| !ig.excludes(&r.to_string_lossy())),
+            Some((ctx, ig)) => match changed.strip_prefix(ctx) {
+                Ok(r) if !r.as_os_str().is_empty() => !ig.excludes(&r.to_string_lossy()),
+                _ => true,
+            },
             None => true,
         }
     }
@@ -182,6 +184,8 @@ fn context_ignore(s: &Value) -> Option<(PathBuf, Ignore)> {
 struct Watcher {
     fd: OwnedFd,
     dirs: HashMap<i32, PathBuf>,
+    /// Said once: the kernel's limit on watches was reached.
+    warned: bool,
 }
 
 impl Watcher {
@@ -191,10 +195,13 @@ impl Watcher {
         Ok(Watcher {
             fd,
             dirs: HashMap::new(),
+            warned: false,
         })
     }
 
-    fn watch_tree(&mut self, path: &Path) {
+    /// Watches `path`'s directory and those under it that `skip` does not rule out
+    /// (`.git`, `node_modules` when ignored: no watch is spent on them).
+    fn watch_tree(&mut self, path: &Path, skip: &dyn Fn(&Path) -> bool) {
         let dir = if path.is_dir() {
             path
         } else {
@@ -210,8 +217,23 @@ impl Watcher {
             | WatchFlags::MOVED_FROM
             | WatchFlags::MOVED_TO
             | WatchFlags::ATTRIB;
-        if let Ok(wd) = inotify::add_watch(&self.fd, dir, flags) {
-            self.dirs.insert(wd, dir.to_path_buf());
+        match inotify::add_watch(&self.fd, dir, flags) {
+            Ok(wd) => {
+                self.dirs.insert(wd, dir.to_path_buf());
+            }
+            Err(e) if !self.warned => {
+                self.warned = true;
+                let hint = if e == rustix::io::Errno::NOSPC {
+                    " (raise fs.inotify.max_user_watches)"
+                } else {
+                    ""
+                };
+                eprintln!(
+                    "watch: cannot watch {} and maybe more: {e}{hint}",
+                    dir.display()
+                );
+            }
+            Err(_) => {}
         }
         if !path.is_dir() {
             return;
@@ -219,15 +241,19 @@ impl Watcher {
         for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
             let p = entry.path();
             // Not through symlinks: a link to `/` must not watch the whole host.
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                self.watch_tree(&p);
+            if entry.file_type().is_ok_and(|t| t.is_dir()) && !skip(&p) {
+                self.watch_tree(&p, skip);
             }
         }
     }
 
     /// Waits up to `timeout` for changes; returns the paths that changed (new
     /// directories are watched from then on).
-    fn changes(&mut self, timeout: Duration) -> Result<Vec<PathBuf>, CliError> {
+    fn changes(
+        &mut self,
+        timeout: Duration,
+        skip: &dyn Fn(&Path) -> bool,
+    ) -> Result<Vec<PathBuf>, CliError> {
         let ts = rustix::time::Timespec {
             tv_sec: timeout.as_secs() as i64,
             tv_nsec: i64::from(timeout.subsec_nanos()),
@@ -251,6 +277,9 @@ impl Watcher {
                 Err(rustix::io::Errno::AGAIN) => break,
                 Err(e) => return Err(CliError::new(format!("inotify: {e}"))),
             };
+            if ev.events().contains(ReadFlags::QUEUE_OVERFLOW) {
+                eprintln!("watch: too many changes at once: some were missed; save again to sync");
+            }
             let (Some(dir), Some(name)) = (self.dirs.get(&ev.wd()), ev.file_name()) else {
                 continue;
             };
@@ -264,8 +293,8 @@ impl Watcher {
             }
             out.push(path);
         }
-        for d in new_dirs {
-            self.watch_tree(&d);
+        for d in new_dirs.into_iter().filter(|d| !skip(d)) {
+            self.watch_tree(&d, skip);
         }
         Ok(out)
     }
@@ -308,14 +337,16 @@ pub(crate) fn spawn(c: &Client, p: &Project, rules: Rules) -> std::thread::JoinH
 
 fn run(c: &Client, p: &Project, rules: &[Rule]) -> CmdResult {
     let mut w = Watcher::new()?;
+    // A directory no rule wants (ignored) is not watched at all.
+    let skip = |dir: &Path| !rules.iter().any(|r| r.wants(dir));
     for r in rules {
-        w.watch_tree(&r.path);
+        w.watch_tree(&r.path, &skip);
     }
     eprintln!("Watch enabled");
     let mut pending: BTreeSet<PathBuf> = BTreeSet::new();
     let mut last_change = Instant::now();
     loop {
-        let changed = w.changes(QUIET_PERIOD)?;
+        let changed = w.changes(QUIET_PERIOD, &skip)?;
         if !changed.is_empty() {
             pending.extend(changed);
             last_change = Instant::now();
