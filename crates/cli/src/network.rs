@@ -120,7 +120,6 @@ pub fn parse_publish(spec: &str) -> Result<Vec<(String, String, String)>, CliErr
         .collect())
 }
 
-/// Writes the network flags into a create request body.
 /// The user-defined network `run` names, if any: the engine accepts a container on a
 /// network that does not exist yet (compose makes them in either order) and fails its
 /// start, so `run` looks first and leaves nothing behind.
@@ -131,6 +130,7 @@ pub fn named_user_network(a: &NetArgs) -> Option<&str> {
         .filter(|n| !n.starts_with("container:"))
 }
 
+/// Writes the network flags into a create request body.
 pub fn apply(a: &NetArgs, body: &mut Value) -> Result<(), CliError> {
     let host = &mut body["HostConfig"];
     let mut bindings = serde_json::Map::new();

@@ -445,6 +445,17 @@ fn the_other_subcommands_act_on_the_services_containers() {
         "copied in"
     );
 
+    // Without --index, into every replica.
+    compose_ok(&d, &dir, &["cp", "note.txt", "web:/all.txt"]);
+    for index in ["1", "2"] {
+        let got = compose_ok(
+            &d,
+            &dir,
+            &["exec", "-T", "--index", index, "web", "cat", "/all.txt"],
+        );
+        assert_eq!(got, "copied in", "replica {index}");
+    }
+
     // `commit` and `export` of the same container.
     compose_ok(
         &d,

@@ -101,8 +101,9 @@ pub fn attach(c: &Client, p: &Project, a: &AttachArgs) -> CmdResult {
 /// `cp` flags.
 #[derive(clap::Args)]
 pub struct CpArgs {
-    /// Index of the container if service has multiple replicas
-    #[arg(long = "index", default_value_t = 1)]
+    /// Index of the container if service has multiple replicas (0: every replica when
+    /// copying in, the first when copying out)
+    #[arg(long = "index", default_value_t = 0)]
     index: u32,
     /// Archive mode (copy all uid/gid information)
     #[arg(short = 'a', long = "archive")]
@@ -116,29 +117,63 @@ pub struct CpArgs {
     dest: String,
 }
 
-/// `SERVICE:path` → `container:path`; a local path as it is (docker's rule: a `/`
-/// before the colon, or a leading `.`, makes it local).
-fn to_container_path(c: &Client, p: &Project, arg: &str, index: u32) -> Result<String, CliError> {
-    match arg.split_once(':') {
-        Some((svc, path)) if !svc.is_empty() && !svc.contains('/') && !arg.starts_with('.') => {
-            Ok(format!("{}:{path}", container_of(c, p, svc, index, true)?))
-        }
-        _ => Ok(arg.to_string()),
+/// `SERVICE:path` → `container:path` for each container meant (`index` 0: all of the
+/// service's); a local path as it is (docker's rule: a `/` before the colon, or a
+/// leading `.`, makes it local).
+fn to_container_paths(
+    c: &Client,
+    p: &Project,
+    arg: &str,
+    index: u32,
+) -> Result<Vec<String>, CliError> {
+    let Some((svc, path)) = arg
+        .split_once(':')
+        .filter(|(svc, _)| !svc.is_empty() && !svc.contains('/') && !arg.starts_with('.'))
+    else {
+        return Ok(vec![arg.to_string()]);
+    };
+    if index != 0 {
+        return Ok(vec![format!(
+            "{}:{path}",
+            container_of(c, p, svc, index, true)?
+        )]);
     }
+    selected(p, &[svc.to_string()])?;
+    let all: Vec<String> = containers(c, &p.name, &[svc.to_string()], true, false)?
+        .iter()
+        .map(|ct| format!("{}:{path}", name_of(ct)))
+        .collect();
+    if all.is_empty() {
+        return Err(CliError::new(format!("service {svc:?} has no container")));
+    }
+    Ok(all)
 }
 
-/// `cp`: the plain `cp` with the service's container in place of the service.
+/// `cp`: the plain `cp` with the service's containers in place of the service.
 pub fn cp(c: &Client, p: &Project, a: &CpArgs) -> CmdResult {
-    let mut argv = Vec::new();
+    let mut flags = Vec::new();
     if a.archive {
-        argv.push("-a".to_string());
+        flags.push("-a".to_string());
     }
     if a.follow {
-        argv.push("-L".into());
+        flags.push("-L".into());
     }
-    argv.push(to_container_path(c, p, &a.src, a.index)?);
-    argv.push(to_container_path(c, p, &a.dest, a.index)?);
-    crate::files::cp(c, parse_as("cp", argv)?)
+    // Out of the first container meant; into every one.
+    let src = to_container_paths(c, p, &a.src, a.index)?.remove(0);
+    let dests = if src == "-" {
+        to_container_paths(c, p, &a.dest, a.index.max(1))?
+    } else {
+        to_container_paths(c, p, &a.dest, a.index)?
+    };
+    for dest in dests {
+        let mut argv = flags.clone();
+        argv.extend([src.clone(), dest]);
+        let code = crate::files::cp(c, parse_as("cp", argv)?)?;
+        if code != 0 {
+            return Ok(code);
+        }
+    }
+    Ok(0)
 }
 
 /// `export` flags.
@@ -278,6 +313,10 @@ pub fn events(c: &Client, p: &Project, a: &EventsArgs) -> CmdResult {
         let Some(service) = attrs[label::SERVICE].as_str() else {
             return;
         };
+        // One-off containers (`run`) are not the services', as docker compose sees it.
+        if attrs[label::ONEOFF] == "True" {
+            return;
+        }
         if !services.iter().any(|s| s == service) {
             return;
         }
@@ -310,8 +349,19 @@ fn event_line(m: &Value, service: &str, as_json: bool) -> String {
     if as_json {
         let attributes: serde_json::Map<String, Value> =
             attrs.into_iter().map(|(k, v)| (k, json!(v))).collect();
+        // Go's RFC3339Nano: no trailing zeros in the fraction.
+        let (whole, frac) = stamp
+            .trim_end_matches('Z')
+            .split_once('.')
+            .unwrap_or((&stamp, ""));
+        let frac = frac.trim_end_matches('0');
+        let time = if frac.is_empty() {
+            format!("{whole}Z")
+        } else {
+            format!("{whole}.{frac}Z")
+        };
         return json!({
-            "time": stamp, "type": "container", "service": service,
+            "time": time, "type": "container", "service": service,
             "id": id, "action": action, "attributes": attributes,
         })
         .to_string();
@@ -348,5 +398,9 @@ mod tests {
             json!({"image": "busybox", "name": "p-web-1"})
         );
         assert_eq!(j["time"], "2023-11-14T22:13:20.123456789Z");
+        let mut round = m.clone();
+        round["timeNano"] = json!(1_700_000_000_120_000_000_i64);
+        let j: Value = serde_json::from_str(&event_line(&round, "web", true)).unwrap();
+        assert_eq!(j["time"], "2023-11-14T22:13:20.12Z");
     }
 }

@@ -313,7 +313,6 @@ pub fn logs(c: &Client, p: &Project, a: &LogsArgs) -> CmdResult {
     Ok(0)
 }
 
-/// The container `index` of a service.
 /// `exec`: the plain `exec` against the service's container.
 pub fn exec(c: &Client, p: &Project, a: ExecArgs) -> CmdResult {
     let name = super::passthrough::container_of(c, p, &a.service, a.index, false)?;
