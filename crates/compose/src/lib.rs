@@ -309,31 +309,12 @@ pub fn load(opts: &Options) -> Result<Project> {
             .unwrap_or_else(|| opts.working_dir.clone()),
     };
     let shell = &opts.environment;
-    let mut dotenv: BTreeMap<String, String> = BTreeMap::new();
-    let env_files: Vec<PathBuf> = if opts.env_files.is_empty() {
-        let default = project_dir.join(".env");
-        if default.is_file() {
-            vec![default]
-        } else {
-            Vec::new()
-        }
-    } else {
-        opts.env_files
-            .iter()
-            .map(|f| absolute_path(&opts.working_dir, f))
-            .collect()
-    };
-    for f in &env_files {
-        let text = std::fs::read_to_string(f)
-            .map_err(|e| Error(format!("couldn't read env file {}: {e}", f.display())))?;
-        let outer = |k: &str| shell.get(k).cloned().or_else(|| dotenv.get(k).cloned());
-        let vars = env::parse(&text, &outer).map_err(|e| Error(format!("{}: {e}", f.display())))?;
-        for (k, v) in vars {
-            dotenv.insert(k, v.unwrap_or_default());
-        }
-    }
-    let mut variables = dotenv.clone();
-    variables.extend(shell.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let env_files: Vec<PathBuf> = opts
+        .env_files
+        .iter()
+        .map(|f| absolute_path(&opts.working_dir, f))
+        .collect();
+    let variables = variables(&project_dir, &env_files, shell)?;
     let lookup = |k: &str| variables.get(k).cloned();
     let loader = Loader {
         project_dir: project_dir.clone(),
@@ -344,6 +325,7 @@ pub fn load(opts: &Options) -> Result<Project> {
         let doc = loader.file(f, &mut Vec::new())?;
         merged = merge_files(&merged, &doc);
     }
+    include(&mut merged, &project_dir, shell, &mut files.clone())?;
     let name = opts
         .project_name
         .clone()
@@ -394,6 +376,134 @@ pub fn load(opts: &Options) -> Result<Project> {
     };
     project.settle()?;
     Ok(project)
+}
+
+/// The variables interpolation sees: the env files (`.env` in `dir` when none are
+/// given), the shell's environment over them.
+fn variables(
+    dir: &Path,
+    env_files: &[PathBuf],
+    shell: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>> {
+    let default = dir.join(".env");
+    let files: Vec<PathBuf> = if env_files.is_empty() {
+        default.is_file().then_some(default).into_iter().collect()
+    } else {
+        env_files.to_vec()
+    };
+    let mut dotenv: BTreeMap<String, String> = BTreeMap::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| Error(format!("couldn't read env file {}: {e}", f.display())))?;
+        let outer = |k: &str| shell.get(k).cloned().or_else(|| dotenv.get(k).cloned());
+        let vars = env::parse(&text, &outer).map_err(|e| Error(format!("{}: {e}", f.display())))?;
+        for (k, v) in vars {
+            dotenv.insert(k, v.unwrap_or_default());
+        }
+    }
+    dotenv.extend(shell.iter().map(|(k, v)| (k.clone(), v.clone())));
+    Ok(dotenv)
+}
+
+/// Strings from a string or a list of them.
+fn one_or_many(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|x| x.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The resources an `include` may add.
+const INCLUDED: [&str; 5] = ["services", "networks", "volumes", "configs", "secrets"];
+
+/// `include:`: each entry's files are loaded as a project of their own (relative paths
+/// and `.env` from their directory or `project_directory`, `env_file` for their
+/// variables), includes of their own first, and their resources added to `doc`; a
+/// resource defined on both sides is an error, as in docker compose.
+fn include(
+    doc: &mut Value,
+    dir: &Path,
+    shell: &BTreeMap<String, String>,
+    stack: &mut Vec<PathBuf>,
+) -> Result<()> {
+    let Some(entries) = doc.as_object_mut().and_then(|m| m.remove("include")) else {
+        return Ok(());
+    };
+    for entry in entries.as_array().into_iter().flatten() {
+        let (paths, project_dir, env_files) = match entry {
+            Value::String(p) => (vec![p.clone()], None, Vec::new()),
+            Value::Object(m) => (
+                one_or_many(m.get("path")),
+                m.get("project_directory").and_then(Value::as_str),
+                one_or_many(m.get("env_file")),
+            ),
+            other => return Err(Error(format!("include: invalid entry {other}"))),
+        };
+        if paths.is_empty() {
+            return Err(Error("include: an entry needs a path".into()));
+        }
+        let files: Vec<PathBuf> = paths
+            .iter()
+            .map(|p| absolute_path(dir, Path::new(p)))
+            .collect();
+        if let Some(f) = files.iter().find(|f| stack.contains(f)) {
+            return Err(Error(format!(
+                "include cycle: {} includes itself",
+                f.display()
+            )));
+        }
+        let sub_dir = match project_dir {
+            Some(d) => absolute_path(dir, Path::new(d)),
+            None => files[0]
+                .parent()
+                .map_or_else(|| dir.to_path_buf(), Path::to_path_buf),
+        };
+        let env_files: Vec<PathBuf> = env_files
+            .iter()
+            .map(|f| absolute_path(dir, Path::new(f)))
+            .collect();
+        let vars = variables(&sub_dir, &env_files, shell)?;
+        let lookup = |k: &str| vars.get(k).cloned();
+        let loader = Loader {
+            project_dir: sub_dir.clone(),
+            lookup: &lookup,
+        };
+        let mut sub = json!({});
+        for f in &files {
+            sub = merge_files(&sub, &loader.file(f, &mut Vec::new())?);
+        }
+        let depth = stack.len();
+        stack.extend(files.iter().cloned());
+        include(&mut sub, &sub_dir, shell, stack)?;
+        stack.truncate(depth);
+        // Their secret and config files are theirs: relative to their directory.
+        for kind in ["secrets", "configs"] {
+            for (_, v) in sub[kind].as_object_mut().into_iter().flatten() {
+                if let Some(f) = v["file"].as_str() {
+                    v["file"] = json!(normalize::absolute(&sub_dir, f));
+                }
+            }
+        }
+        for kind in INCLUDED {
+            for (name, v) in sub[kind].as_object().into_iter().flatten() {
+                if doc[kind].get(name).is_some() {
+                    return Err(Error(format!(
+                        "{kind}.{name} from {} conflicts with one already defined",
+                        files[0].display()
+                    )));
+                }
+                if !doc[kind].is_object() {
+                    doc[kind] = json!({});
+                }
+                doc[kind][name] = v.clone();
+            }
+        }
+    }
+    Ok(())
 }
 
 fn absolute_path(dir: &Path, p: &Path) -> PathBuf {

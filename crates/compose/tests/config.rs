@@ -125,3 +125,73 @@ fn bad_files_get_one_line_naming_file_and_key() {
         "services.web.extends: circular reference to web"
     );
 }
+
+/// Writes `files` (path, text) under a new directory.
+fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn included_files_bring_their_resources_with_their_own_paths_and_variables() {
+    let dir = tree(&[
+        (
+            "compose.yaml",
+            "include:\n  - db/compose.yaml\n  - path: cache.yaml\n    env_file: cache.env\nservices:\n  web:\n    image: web:${TAG}\n    depends_on: [db]\n",
+        ),
+        (".env", "TAG=1\n"),
+        (
+            "db/compose.yaml",
+            "services:\n  db:\n    build: .\n    image: db:${DB_TAG}\n    secrets: [pw]\nsecrets:\n  pw:\n    file: ./pw.txt\nvolumes:\n  data: {}\n",
+        ),
+        ("db/.env", "DB_TAG=15\n"),
+        (
+            "cache.yaml",
+            "services:\n  cache:\n    image: cache:${CACHE_TAG}\n",
+        ),
+        ("cache.env", "CACHE_TAG=7\n"),
+    ]);
+    let d = dir.path();
+    let p = load(&options(d, &["compose.yaml"], &[])).unwrap();
+    assert_eq!(p.services["web"]["image"], "web:1");
+    assert_eq!(p.services["db"]["image"], "db:15");
+    assert_eq!(
+        p.services["db"]["build"]["context"],
+        d.join("db").display().to_string()
+    );
+    assert_eq!(
+        p.secrets["pw"]["file"],
+        d.join("db/pw.txt").display().to_string()
+    );
+    assert!(p.volumes.contains_key("data"));
+    assert_eq!(p.services["cache"]["image"], "cache:7");
+
+    // A resource on both sides, and a file that includes itself, are refused.
+    let dir = tree(&[
+        (
+            "compose.yaml",
+            "include: [other.yaml]\nservices:\n  web:\n    image: a\n",
+        ),
+        ("other.yaml", "services:\n  web:\n    image: b\n"),
+    ]);
+    let e = load(&options(dir.path(), &["compose.yaml"], &[]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("services.web from") && e.contains("conflicts"),
+        "{e}"
+    );
+    let dir = tree(&[
+        ("compose.yaml", "include: [a.yaml]\nservices: {}\n"),
+        ("a.yaml", "include: [compose.yaml]\nservices: {}\n"),
+    ]);
+    let e = load(&options(dir.path(), &["compose.yaml"], &[]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("include cycle"), "{e}");
+}
