@@ -394,6 +394,32 @@ pub fn service(
             s.insert(key.into(), string_map(&v, false));
         }
     }
+    // `label_file`s are read (KEY=VALUE lines) under the `labels` given inline.
+    if let Some(files) = s.remove("label_file") {
+        let mut labels = Map::new();
+        for file in files
+            .as_array()
+            .cloned()
+            .unwrap_or_else(|| vec![files.clone()])
+        {
+            let full = absolute(dir, file.as_str().unwrap_or(""));
+            let text = std::fs::read_to_string(&full)
+                .map_err(|e| format!("{path}.label_file: {full}: {e}"))?;
+            let pairs = crate::env::parse(&text, &|_| None).map_err(|e| format!("{full}: {e}"))?;
+            for (k, v) in pairs {
+                labels.insert(k, json!(v.unwrap_or_default()));
+            }
+        }
+        for (k, v) in s
+            .get("labels")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            labels.insert(k.clone(), v.clone());
+        }
+        s.insert("labels".into(), Value::Object(labels));
+    }
     for key in ["command", "entrypoint"] {
         if let Some(v) = s.get(key).cloned() {
             s.insert(

@@ -599,5 +599,153 @@ fn host_config(p: &Project, s: &Value) -> Result<Value, CliError> {
             "Config": l.get("options").cloned().unwrap_or(json!({})),
         });
     }
+    kernel_settings(s, &mut host)?;
     Ok(host)
+}
+
+/// A duration in microseconds: a number is taken as microseconds, a string as a Go
+/// duration (`400ms`).
+fn micros(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => berth_types::time::parse_go_duration(s).map(|secs| (secs * 1e6) as i64),
+        _ => None,
+    }
+}
+
+/// Block I/O, namespaces, runtime and storage settings.
+fn kernel_settings(s: &Value, host: &mut Value) -> Result<(), CliError> {
+    let blkio = &s["blkio_config"];
+    if let Some(w) = blkio["weight"].as_i64() {
+        host["BlkioWeight"] = json!(w);
+    }
+    let weights: Vec<Value> = blkio["weight_device"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|d| json!({"Path": d["path"], "Weight": d["weight"]}))
+        .collect();
+    if !weights.is_empty() {
+        host["BlkioWeightDevice"] = json!(weights);
+    }
+    for (key, api, is_bytes) in [
+        ("device_read_bps", "BlkioDeviceReadBps", true),
+        ("device_write_bps", "BlkioDeviceWriteBps", true),
+        ("device_read_iops", "BlkioDeviceReadIOps", false),
+        ("device_write_iops", "BlkioDeviceWriteIOps", false),
+    ] {
+        let mut list = Vec::new();
+        for d in blkio[key].as_array().into_iter().flatten() {
+            let rate = if is_bytes {
+                bytes(&d["rate"])?
+            } else {
+                d["rate"].as_i64()
+            };
+            list.push(json!({"Path": d["path"], "Rate": rate.unwrap_or(0)}));
+        }
+        if !list.is_empty() {
+            host[api] = json!(list);
+        }
+    }
+    for (key, api) in [
+        ("cgroup", "CgroupnsMode"),
+        ("uts", "UTSMode"),
+        ("runtime", "Runtime"),
+    ] {
+        if let Some(v) = s[key].as_str() {
+            host[api] = json!(v);
+        }
+    }
+    if let Some(o) = s["storage_opt"].as_object() {
+        host["StorageOpt"] = json!(o);
+    }
+    for (key, api) in [
+        ("cpu_rt_period", "CpuRealtimePeriod"),
+        ("cpu_rt_runtime", "CpuRealtimeRuntime"),
+    ] {
+        if let Some(v) = micros(&s[key]) {
+            host[api] = json!(v);
+        }
+    }
+    for (key, api) in [("cpu_count", "CpuCount"), ("cpu_percent", "CpuPercent")] {
+        if let Some(v) = s[key].as_i64() {
+            host[api] = json!(v);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A project from one compose file's text (and a label file beside it).
+    fn project(text: &str) -> Project {
+        let dir = std::env::temp_dir().join(format!(
+            "berth-compose-create-{}",
+            berth_types::id::random_hex(8).unwrap()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("compose.yaml"), text).unwrap();
+        std::fs::write(dir.join("labels.env"), "team=a\nowner=x\n").unwrap();
+        let opts = berth_compose::Options {
+            working_dir: dir.clone(),
+            ..Default::default()
+        };
+        let p = berth_compose::load(&opts).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        p
+    }
+
+    #[test]
+    fn kernel_settings_and_label_files_reach_the_create_body() {
+        let p = project(
+            r#"services:
+  app:
+    image: busybox
+    label_file: labels.env
+    labels: {owner: y}
+    cgroup: private
+    uts: host
+    runtime: runc
+    storage_opt: {size: 1G}
+    cpu_rt_runtime: 400ms
+    cpu_rt_period: 1000000
+    blkio_config:
+      weight: 300
+      weight_device: [{path: /dev/sda, weight: 400}]
+      device_read_bps: [{path: /dev/sdb, rate: 12mb}]
+      device_write_iops: [{path: /dev/sdb, rate: 30}]
+    deploy:
+      restart_policy: {condition: any}
+"#,
+        );
+        let b = body(&p, "app", 1, false).unwrap();
+        let h = &b["HostConfig"];
+        assert_eq!(b["Labels"]["team"], "a");
+        assert_eq!(b["Labels"]["owner"], "y");
+        assert_eq!(h["CgroupnsMode"], "private");
+        assert_eq!(h["UTSMode"], "host");
+        assert_eq!(h["Runtime"], "runc");
+        assert_eq!(h["StorageOpt"], json!({"size": "1G"}));
+        assert_eq!(h["CpuRealtimeRuntime"], 400_000);
+        assert_eq!(h["CpuRealtimePeriod"], 1_000_000);
+        assert_eq!(h["BlkioWeight"], 300);
+        assert_eq!(
+            h["BlkioWeightDevice"],
+            json!([{"Path": "/dev/sda", "Weight": 400}])
+        );
+        assert_eq!(
+            h["BlkioDeviceReadBps"],
+            json!([{"Path": "/dev/sdb", "Rate": 12 * 1024 * 1024}])
+        );
+        assert_eq!(
+            h["BlkioDeviceWriteIOps"],
+            json!([{"Path": "/dev/sdb", "Rate": 30}])
+        );
+        assert_eq!(
+            h["RestartPolicy"],
+            json!({"Name": "always", "MaximumRetryCount": 0})
+        );
+    }
 }

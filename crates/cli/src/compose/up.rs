@@ -926,8 +926,22 @@ fn attach_until_done(
     for id in ids {
         let (id, tx) = (id.clone(), tx.clone());
         let host = c.clone();
+        // `attach: false`: its output is not shown, its end still counts.
+        let quiet = c
+            .get(&format!("/containers/{id}/json"))
+            .ok()
+            .and_then(|i| {
+                i["Config"]["Labels"][label::SERVICE]
+                    .as_str()
+                    .map(str::to_string)
+            })
+            .is_some_and(|svc| p.services.get(&svc).is_some_and(|s| s["attach"] == false));
         std::thread::spawn(move || {
-            let _ = super::show::follow_logs(&host, &id, width, true, None);
+            if quiet {
+                let _ = host.post(&format!("/containers/{id}/wait"), None);
+            } else {
+                let _ = super::show::follow_logs(&host, &id, width, true, None);
+            }
             let _ = tx.send(id);
         });
     }
