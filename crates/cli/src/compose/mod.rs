@@ -252,6 +252,15 @@ pub(crate) fn containers(
     Ok(out)
 }
 
+/// An inspected container's name without the slash.
+pub(crate) fn inspected_name(info: &Value) -> String {
+    info["Name"]
+        .as_str()
+        .unwrap_or("")
+        .trim_start_matches('/')
+        .to_string()
+}
+
 /// A listed container's name without the slash.
 pub(crate) fn name_of(ct: &Value) -> String {
     ct["Names"][0]

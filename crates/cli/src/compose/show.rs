@@ -230,11 +230,7 @@ pub(crate) fn follow_logs(
 ) -> Result<(), CliError> {
     let info = c.get(&format!("/containers/{id}/json"))?;
     let tty = info["Config"]["Tty"].as_bool().unwrap_or(false);
-    let name = info["Name"]
-        .as_str()
-        .unwrap_or("")
-        .trim_start_matches('/')
-        .to_string();
+    let name = super::inspected_name(&info);
     let mut q = format!("stdout=1&stderr=1&follow={}", u8::from(follow));
     if let Some(a) = extra {
         if let Some(t) = &a.tail {

@@ -730,11 +730,7 @@ fn wait_for_dependencies(c: &Client, p: &Project, svc: &str) -> Result<(), CliEr
 fn start_ids(c: &Client, p: &Project, ids: &[String]) -> Result<(), CliError> {
     for id in ids {
         let info = c.get(&format!("/containers/{id}/json")).map_err(api)?;
-        let name = info["Name"]
-            .as_str()
-            .unwrap_or("")
-            .trim_start_matches('/')
-            .to_string();
+        let name = super::inspected_name(&info);
         if info["State"]["Running"].as_bool() == Some(true) {
             continue;
         }
@@ -856,11 +852,7 @@ fn wait_running(c: &Client, ids: &[String], timeout: Option<u64>) -> Result<(), 
     for id in ids {
         loop {
             let info = c.get(&format!("/containers/{id}/json")).map_err(api)?;
-            let name = info["Name"]
-                .as_str()
-                .unwrap_or("")
-                .trim_start_matches('/')
-                .to_string();
+            let name = super::inspected_name(&info);
             let state = &info["State"];
             let health = state["Health"]["Status"].as_str();
             if state["Status"] == "exited" {
@@ -914,13 +906,7 @@ fn attach_until_done(
     let width = ids
         .iter()
         .filter_map(|id| c.get(&format!("/containers/{id}/json")).ok())
-        .map(|i| {
-            i["Name"]
-                .as_str()
-                .unwrap_or("")
-                .trim_start_matches('/')
-                .len()
-        })
+        .map(|i| super::inspected_name(&i).len())
         .max()
         .unwrap_or(0);
     for id in ids {
