@@ -405,16 +405,14 @@ fn variables(
     Ok(dotenv)
 }
 
-/// Strings from a string or a list of them.
+/// Strings from a string or a list of them (normalize's rule).
 fn one_or_many(v: Option<&Value>) -> Vec<String> {
-    match v {
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(a)) => a
-            .iter()
-            .filter_map(|x| x.as_str().map(str::to_string))
-            .collect(),
-        _ => Vec::new(),
-    }
+    v.map(normalize::list_of_strings)
+        .and_then(|l| l.as_array().cloned())
+        .into_iter()
+        .flatten()
+        .filter_map(|x| x.as_str().map(str::to_string))
+        .collect()
 }
 
 /// The resources an `include` may add.

@@ -305,7 +305,8 @@ fn depends_on(v: &Value) -> Value {
     Value::Object(out)
 }
 
-fn list_of_strings(v: &Value) -> Value {
+/// A string or a list of scalars as a list of strings.
+pub(crate) fn list_of_strings(v: &Value) -> Value {
     match v {
         Value::String(s) => json!([s]),
         Value::Array(a) => Value::Array(
@@ -397,11 +398,11 @@ pub fn service(
     // `label_file`s are read (KEY=VALUE lines) under the `labels` given inline.
     if let Some(files) = s.remove("label_file") {
         let mut labels = Map::new();
-        for file in files
-            .as_array()
-            .cloned()
-            .unwrap_or_else(|| vec![files.clone()])
-        {
+        let files = list_of_strings(&files);
+        let Some(files) = files.as_array() else {
+            return Err(format!("{path}.label_file: give a file or a list of files"));
+        };
+        for file in files {
             let full = absolute(dir, file.as_str().unwrap_or(""));
             let text = std::fs::read_to_string(&full)
                 .map_err(|e| format!("{path}.label_file: {full}: {e}"))?;
