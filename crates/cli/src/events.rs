@@ -75,16 +75,22 @@ pub fn events(c: &Client, a: EventsArgs) -> CmdResult {
     }
 }
 
-/// The docker CLI's line: time, type, action, actor, then `(k=v, ...)` sorted.
-fn pretty(m: &Value) -> String {
+/// When an event message happened (`timeNano`, or `time` from older daemons), as
+/// RFC 3339 with nanoseconds.
+pub fn event_time(m: &Value) -> String {
     let nanos = m["timeNano"]
         .as_i64()
         .filter(|n| *n != 0)
         .unwrap_or_else(|| m["time"].as_i64().unwrap_or(0) * 1_000_000_000);
     let when = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(nanos.max(0) as u64);
+    berth_types::time::rfc3339(when)
+}
+
+/// The docker CLI's line: time, type, action, actor, then `(k=v, ...)` sorted.
+fn pretty(m: &Value) -> String {
     let mut line = format!(
         "{} {} {} {}",
-        berth_types::time::rfc3339(when),
+        event_time(m),
         m["Type"].as_str().unwrap_or(""),
         m["Action"].as_str().unwrap_or(""),
         m["Actor"]["ID"].as_str().unwrap_or("")

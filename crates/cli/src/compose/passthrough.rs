@@ -330,12 +330,7 @@ pub fn events(c: &Client, p: &Project, a: &EventsArgs) -> CmdResult {
 /// One event as docker compose prints it: `time container action id (k=v, ...)` with
 /// its own labels left out, or the same as a JSON object.
 fn event_line(m: &Value, service: &str, as_json: bool) -> String {
-    let nanos = m["timeNano"]
-        .as_i64()
-        .filter(|n| *n != 0)
-        .unwrap_or_else(|| m["time"].as_i64().unwrap_or(0) * 1_000_000_000);
-    let when = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(nanos.max(0) as u64);
-    let stamp = berth_types::time::rfc3339(when);
+    let stamp = crate::events::event_time(m);
     let mut attrs: Vec<(String, String)> = m["Actor"]["Attributes"]
         .as_object()
         .into_iter()

@@ -903,25 +903,28 @@ fn attach_until_done(
         )
     };
     let (tx, rx) = std::sync::mpsc::channel::<String>();
-    let width = ids
+    // Each container inspected once: its name sets the prefix width, its service
+    // whether it is shown.
+    let infos: Vec<Value> = ids
         .iter()
-        .filter_map(|id| c.get(&format!("/containers/{id}/json")).ok())
-        .map(|i| super::inspected_name(&i).len())
+        .map(|id| {
+            c.get(&format!("/containers/{id}/json"))
+                .unwrap_or(Value::Null)
+        })
+        .collect();
+    let width = infos
+        .iter()
+        .map(|i| super::inspected_name(i).len())
         .max()
         .unwrap_or(0);
-    for id in ids {
+    for (id, info) in ids.iter().zip(&infos) {
         let (id, tx) = (id.clone(), tx.clone());
         let host = c.clone();
         // `attach: false`: its output is not shown, its end still counts.
-        let quiet = c
-            .get(&format!("/containers/{id}/json"))
-            .ok()
-            .and_then(|i| {
-                i["Config"]["Labels"][label::SERVICE]
-                    .as_str()
-                    .map(str::to_string)
-            })
-            .is_some_and(|svc| p.services.get(&svc).is_some_and(|s| s["attach"] == false));
+        let quiet = info["Config"]["Labels"][label::SERVICE]
+            .as_str()
+            .and_then(|svc| p.services.get(svc))
+            .is_some_and(|s| s["attach"] == false);
         std::thread::spawn(move || {
             if quiet {
                 let _ = host.post(&format!("/containers/{id}/wait"), None);

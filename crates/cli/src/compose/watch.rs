@@ -415,7 +415,7 @@ fn apply(
                     c.post(&format!("/containers/{}/restart", enc_path(&name)), None)?;
                     eprintln!("service {:?} restarted", r.service);
                 }
-                Action::SyncExec(e) => exec_after_sync(c, &name, e)?,
+                Action::SyncExec(e) => exec_in(c, &name, e)?,
                 Action::Sync | Action::Rebuild => {}
             }
         }
@@ -465,9 +465,4 @@ fn sync(c: &Client, container: &str, r: &Rule, paths: &[&Path]) -> Result<(), Cl
         exec_in(c, container, &json!({"command": cmd}))?;
     }
     Ok(())
-}
-
-/// `sync+exec`'s command, its output shown.
-fn exec_after_sync(c: &Client, container: &str, e: &Value) -> Result<(), CliError> {
-    exec_in(c, container, e)
 }
