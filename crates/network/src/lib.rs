@@ -234,6 +234,16 @@ fn valid_name(name: &str) -> bool {
     !name.is_empty() && !name.chars().any(|c| c.is_control() || c == '/')
 }
 
+/// A network's IPv6 subnet: the one given, or with IPv6 asked for and none given, a
+/// unique local /64 derived from the network's id.
+fn ipv6_subnet(given: Option<Subnet6>, enabled: bool, id: &str) -> Option<Subnet6> {
+    match (given, enabled) {
+        (Some(s), _) => Some(s),
+        (None, true) => Some(Subnet6::unique_local(id)),
+        (None, false) => None,
+    }
+}
+
 /// Daemon-level settings.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -432,11 +442,7 @@ impl NetworkService {
             let id = bridge_rec
                 .map(|n| n.id.clone())
                 .map_or_else(|| random_hex(32), Ok)?;
-            let subnet6 = match (self.config.ipv6, fixed6) {
-                (true, Some(s)) => Some(s),
-                (true, None) => Some(Subnet6::unique_local(&id)),
-                (false, _) => None,
-            };
+            let subnet6 = ipv6_subnet(fixed6, self.config.ipv6, &id);
             let mut options = BTreeMap::new();
             options.insert(
                 "com.docker.network.bridge.name".into(),
@@ -977,11 +983,7 @@ impl NetworkService {
             .filter(|s| !s.is_empty())
             .map(|s| s.parse().map_err(Error::InvalidInput))
             .transpose()?;
-        let subnet6 = match (subnet6, req.enable_ipv6) {
-            (Some(s), _) => Some(s),
-            (None, true) => Some(Subnet6::unique_local(&id)),
-            (None, false) => None,
-        };
+        let subnet6 = ipv6_subnet(subnet6, req.enable_ipv6, &id);
         let gateway6: Option<Ipv6Addr> =
             match (subnet6, req.gateway6.as_deref().filter(|g| !g.is_empty())) {
                 (Some(s), Some(g)) => {
