@@ -923,19 +923,22 @@ impl Builder {
     /// A canceled build kills it.
     fn run_container(&self, cid: &str, opts: &BuildOptions, out: Output<'_>) -> Result<i32> {
         self.containers.start(cid, &mut |_| {})?;
-        let finished = std::sync::atomic::AtomicBool::new(false);
+        // The watcher looks at the flag every 100 ms and leaves as soon as the step ends
+        // (the sender dropped), so a step never waits out a sleep.
+        let (finished, ended) = std::sync::mpsc::channel::<()>();
         std::thread::scope(|scope| {
-            scope.spawn(|| {
-                while !finished.load(std::sync::atomic::Ordering::Relaxed) {
+            scope.spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    ended.recv_timeout(std::time::Duration::from_millis(100))
+                {
                     if cancelled(opts) {
                         let _ = self.containers.kill(cid, SIGKILL);
                         return;
                     }
-                    std::thread::sleep(std::time::Duration::from_millis(100));
                 }
             });
             let code = self.stream_until_exit(cid, out);
-            finished.store(true, std::sync::atomic::Ordering::Relaxed);
+            drop(finished);
             code
         })
     }
